@@ -1,0 +1,38 @@
+# Everything a new user or CI needs: `make test` bootstraps its own environment on a fresh
+# machine (a pinned uv in .uv/, the locked dependencies in .venv/), then lints, type-checks
+# and runs the tests.
+SHELL := /bin/bash
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+UV := .uv/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.PHONY: setup lint types unit test clean
+
+$(UV):
+	$(PYTHON) -m venv .uv
+	.uv/bin/pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
+$(VENV)/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --all-groups --python $(PYTHON)
+	touch $@
+
+setup: $(VENV)/.synced ## Create .venv with the tap and its dev tools
+
+lint: setup ## ruff: style and common bugs
+	$(BIN)/ruff check tap_usersnap tests
+	$(BIN)/ruff format --check tap_usersnap tests
+
+types: setup ## mypy
+	$(BIN)/mypy tap_usersnap tests
+
+unit: setup ## the test suite alone
+	$(BIN)/pytest
+
+test: lint types unit ## lint, types, then every test
+
+clean:
+	rm -rf .uv $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,40 @@
+"""What can go wrong, as exception types the retry loop and the CLI can tell apart."""
+
+from __future__ import annotations
+
+import typing as t
+
+from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
+
+from tap_usersnap.retry import parse_retry_after
+
+if t.TYPE_CHECKING:
+    import requests
+
+
+class UsersnapError(FatalAPIError):
+    """A failure the tap explains in one line; the CLI prints it without a traceback."""
+
+
+class CredentialsRejectedError(UsersnapError):
+    """Usersnap refused the JWT even after re-signing it."""
+
+
+class ProjectNotFoundError(UsersnapError):
+    """Usersnap does not know the project (deleted, or not visible to this key)."""
+
+
+class PaginationError(UsersnapError):
+    """The API's paging answers make no sense; stopping beats looping or losing data."""
+
+
+class RateLimitedError(RetriableAPIError):
+    """A 429: wait what ``Retry-After`` says, then try again."""
+
+    def __init__(self, message: str, response: requests.Response) -> None:
+        super().__init__(message, response)
+        self.retry_after = parse_retry_after(response.headers.get("Retry-After"))
+
+
+class TokenRejectedError(RetriableAPIError):
+    """A 401: re-sign the token once and try again."""

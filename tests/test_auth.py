@@ -1,0 +1,103 @@
+"""The JWT authenticator: claims, caching, re-signing, and what the fake API accepts."""
+
+from __future__ import annotations
+
+import jwt
+import pytest
+import requests
+
+from tap_usersnap.auth import (
+    CLOCK_SKEW_SECONDS,
+    REFRESH_MARGIN_SECONDS,
+    TOKEN_LIFETIME_SECONDS,
+    UsersnapJWTAuthenticator,
+)
+from tests.fake_api import ApiError, FakeUsersnap
+
+SECRET = "s3cr3t-" + "x" * 64
+
+
+class Clock:
+    """A clock the test moves by hand: no sleeping."""
+
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_token_is_hs256_with_kid_and_short_expiry() -> None:
+    clock = Clock()
+    token = UsersnapJWTAuthenticator("my-jwt-id", SECRET, clock=clock).token
+
+    header = jwt.get_unverified_header(token)
+    assert header["alg"] == "HS256"
+    assert header["kid"] == "my-jwt-id"
+    claims = jwt.decode(token, SECRET, algorithms=["HS256"], options={"verify_exp": False})
+    assert claims["exp"] == int(clock.now) + TOKEN_LIFETIME_SECONDS
+    assert claims["iat"] == int(clock.now) - CLOCK_SKEW_SECONDS
+    assert claims["exp"] - claims["iat"] <= 10 * 60
+
+
+def test_token_is_cached_until_close_to_expiry_then_resigned() -> None:
+    clock = Clock()
+    auth = UsersnapJWTAuthenticator("kid", SECRET, clock=clock)
+    first = auth.token
+
+    clock.now += TOKEN_LIFETIME_SECONDS - REFRESH_MARGIN_SECONDS - 1
+    assert auth.token == first
+
+    clock.now += 1
+    second = auth.token
+    assert second != first
+    claims = jwt.decode(second, SECRET, algorithms=["HS256"], options={"verify_exp": False})
+    assert claims["exp"] == int(clock.now) + TOKEN_LIFETIME_SECONDS
+
+
+def test_no_request_ever_carries_a_token_near_expiry() -> None:
+    """Over a simulated two-hour run, every token sent has over a minute left."""
+    clock = Clock()
+    auth = UsersnapJWTAuthenticator("kid", SECRET, clock=clock)
+    for _ in range(2 * 60 * 60 // 7):
+        clock.now += 7
+        claims = jwt.decode(auth.token, SECRET, algorithms=["HS256"], options={"verify_exp": False})
+        assert claims["exp"] - clock.now >= 60
+
+
+def test_invalidate_forces_a_new_signature() -> None:
+    clock = Clock()
+    auth = UsersnapJWTAuthenticator("kid", SECRET, clock=clock)
+    first = auth.token
+    clock.now += 1
+    auth.invalidate()
+    assert auth.token != first
+
+
+def test_request_gets_bearer_header() -> None:
+    auth = UsersnapJWTAuthenticator("kid", SECRET)
+    prepared = requests.Request("GET", "http://127.0.0.1/x").prepare()
+    auth(prepared)
+    assert prepared.headers["Authorization"] == f"Bearer {auth.token}"
+
+
+def test_repr_never_shows_secret_or_token() -> None:
+    auth = UsersnapJWTAuthenticator("kid", SECRET)
+    token = auth.token
+    assert SECRET not in repr(auth)
+    assert token not in repr(auth)
+
+
+def test_fake_accepts_our_token_and_rejects_wrong_ones() -> None:
+    fake = FakeUsersnap(jwt_id="kid", jwt_secret=SECRET)
+    good = UsersnapJWTAuthenticator("kid", SECRET).token
+    assert fake.authenticate(f"Bearer {good}") == good
+
+    wrong_kid = UsersnapJWTAuthenticator("other", SECRET).token
+    wrong_secret = UsersnapJWTAuthenticator("kid", SECRET + "!").token
+    hs512 = jwt.encode({"iat": 1, "exp": 2**31}, SECRET, algorithm="HS512", headers={"kid": "kid"})
+    expired = UsersnapJWTAuthenticator("kid", SECRET, clock=Clock(1_000_000.0)).token
+    for token in (wrong_kid, wrong_secret, hs512, expired, "not-a-jwt"):
+        with pytest.raises(ApiError) as caught:
+            fake.authenticate(f"Bearer {token}")
+        assert caught.value.status == 401

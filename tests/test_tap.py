@@ -1,0 +1,99 @@
+"""The command line a user meets: settings, discovery, bad input and bad credentials."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.fake_api import FakeUsersnap
+from tests.singer_run import bookmarks, run_cli
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        ({"jwt_id": None}, "jwt_id"),
+        ({"jwt_secret": None}, "jwt_secret"),
+        ({"page_size": 0}, "page_size"),
+        ({"page_size": 101}, "page_size"),
+        ({"start_date": "last tuesday"}, "start_date"),
+        ({"api_url": "ftp://platform.usersnap.com/v0.1"}, "api_url"),
+        ({"project_ids": "abc"}, "project_ids"),
+    ],
+)
+def test_bad_setting_fails_before_any_request_naming_it(
+    fake: FakeUsersnap, overrides: dict, named: str
+) -> None:
+    config = {k: v for k, v in {**fake.config(), **overrides}.items() if v is not None}
+    result = run_cli(config=config)
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if "ERROR" in line]
+    assert any(named in line for line in errors), result.stderr
+    assert fake.requests == []
+
+
+def test_bad_credentials_fail_with_one_clear_line_and_no_secret(fake: FakeUsersnap) -> None:
+    config = fake.config(jwt_secret="wrong-secret-" + "z" * 40)
+    result = run_cli(config=config)
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if "ERROR" in line]
+    assert len(errors) == 1, result.stderr
+    assert "Usersnap rejected the credentials (401)" in errors[0]
+    assert "Traceback" not in result.stderr
+    assert config["jwt_secret"] not in result.output
+    assert fake.jwt_secret not in result.output
+    for request in fake.requests:
+        assert request.token
+        assert request.token not in result.output
+
+
+def test_full_then_incremental_sync_through_the_cli(fake: FakeUsersnap) -> None:
+    first = run_cli(config=fake.config(page_size=5))
+    assert first.returncode == 0, first.stderr
+    assert set(first.ids()) == fake.all_feedback_ids()
+
+    project_id = next(iter(fake.projects))
+    new = fake.add_feedback(project_id)
+    second = run_cli(config=fake.config(page_size=5), state=first.final_state)
+    assert second.returncode == 0, second.stderr
+    assert new["feedback_id"] in second.ids()
+    assert len(second.ids()) == len(fake.projects) + 1
+    assert bookmarks(second.final_state)[project_id] == new["created_at"]
+    assert fake.jwt_secret not in first.output + second.output
+
+
+def test_config_from_environment(fake: FakeUsersnap) -> None:
+    env = {
+        "TAP_USERSNAP_JWT_ID": fake.jwt_id,
+        "TAP_USERSNAP_JWT_SECRET": fake.jwt_secret,
+        "TAP_USERSNAP_API_URL": fake.url,
+        "TAP_USERSNAP_PROJECT_IDS": json.dumps([next(iter(fake.projects))]),
+    }
+    result = run_cli("--config", "ENV", env=env)
+    assert result.returncode == 0, result.stderr
+    assert len(result.ids("projects", "project_id")) == 1
+
+
+def test_discover_lists_both_streams_with_keys() -> None:
+    result = run_cli("--discover", config={"jwt_id": "x", "jwt_secret": "y"})
+    assert result.returncode == 0, result.stderr
+    streams = {s["tap_stream_id"]: s for s in json.loads(result.stdout)["streams"]}
+    assert set(streams) == {"projects", "feedback"}
+    assert streams["feedback"]["key_properties"] == ["feedback_id"]
+    assert streams["feedback"]["replication_key"] == "created_at"
+    assert streams["projects"]["key_properties"] == ["project_id"]
+
+
+def test_about_lists_the_settings_and_marks_the_secret() -> None:
+    result = run_cli("--about", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    settings = json.loads(result.stdout)["settings"]
+    properties = settings["properties"]
+    assert {"jwt_id", "jwt_secret", "api_url", "project_ids", "start_date", "page_size"} <= set(
+        properties
+    )
+    assert properties["jwt_secret"]["secret"] is True
+    assert properties["page_size"]["default"] == 100
+    assert properties["api_url"]["default"] == "https://platform.usersnap.com/v0.1"
+    assert set(settings["required"]) == {"jwt_id", "jwt_secret"}
