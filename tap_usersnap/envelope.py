@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import typing as t
 from urllib.parse import urlsplit
 
+import msgspec
 from singer_sdk.exceptions import RetriableAPIError
 
 if t.TYPE_CHECKING:
@@ -18,7 +18,8 @@ MAX_QUOTED_MESSAGE = 200
 def read_envelope(response: requests.Response) -> dict[str, t.Any]:
     """Parse a response body once and keep it on the response for every later reader.
 
-    The records, ``has_more`` and the next cursor all come from the same parsed body.
+    The records, ``has_more`` and the next cursor all come from the same parsed body;
+    msgspec parses it several times faster than the standard library.
 
     Raises:
         RetriableAPIError: The body is not a JSON object (an HTML error page, a cut-off
@@ -28,8 +29,8 @@ def read_envelope(response: requests.Response) -> dict[str, t.Any]:
     if cached is not None:
         return t.cast("dict[str, t.Any]", cached)
     try:
-        envelope = json.loads(response.content)
-    except ValueError:
+        envelope = msgspec.json.decode(response.content)
+    except msgspec.DecodeError:
         envelope = None
     if not isinstance(envelope, dict):
         kind = response.headers.get("Content-Type", "unknown content type")

@@ -12,6 +12,18 @@ import dataclasses
 import datetime as dt
 import email.utils
 import random
+import threading
+import time
+
+
+def sleep(seconds: float) -> None:
+    """The one place the tap waits; tests swap it (and :func:`monotonic`) for a fake clock."""
+    time.sleep(seconds)
+
+
+def monotonic() -> float:
+    """The clock the waits are measured on."""
+    return time.monotonic()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,3 +70,26 @@ def parse_retry_after(value: str | None, *, now: dt.datetime | None = None) -> f
         when = when.replace(tzinfo=dt.timezone.utc)
     now = now or dt.datetime.now(dt.timezone.utc)
     return max((when - now).total_seconds(), 0.0)
+
+
+class RateLimitGate:
+    """Shared by every request of a run: after a 429, all readers wait out its Retry-After.
+
+    With several projects read at once, one 429 pauses them all, so the tap backs off as a
+    whole instead of letting the other threads keep hitting the limit.
+    """
+
+    def __init__(self) -> None:
+        self._opens_at = 0.0
+        self._lock = threading.Lock()
+
+    def close_for(self, seconds: float) -> None:
+        """Let no request through for ``seconds`` from now (never shortening a pause)."""
+        with self._lock:
+            self._opens_at = max(self._opens_at, monotonic() + seconds)
+
+    def wait(self) -> None:
+        """Return when requests may be sent again."""
+        remaining = self._opens_at - monotonic()
+        if remaining > 0:
+            sleep(remaining)

@@ -13,7 +13,9 @@ from singer_sdk.exceptions import ConfigValidationError
 
 from tap_usersnap.auth import UsersnapJWTAuthenticator
 from tap_usersnap.errors import UsersnapError
+from tap_usersnap.retry import RateLimitGate
 from tap_usersnap.streams import FeedbackStream, ProjectsStream
+from tap_usersnap.writer import BufferedMsgSpecWriter
 
 if t.TYPE_CHECKING:
     from tap_usersnap.client import UsersnapStream
@@ -25,6 +27,7 @@ class TapUsersnap(Tap):
     """Extracts Usersnap projects and feedback through the Usersnap REST API v0.1."""
 
     name = "tap-usersnap"
+    message_writer_class = BufferedMsgSpecWriter
 
     config_jsonschema = th.PropertiesList(
         th.Property(
@@ -72,6 +75,14 @@ class TapUsersnap(Tap):
             description="Items per request (the API's limit, 1 to 100).",
         ),
         th.Property(
+            "concurrency",
+            th.IntegerType(minimum=1, maximum=16),
+            default=4,
+            title="Concurrency",
+            description="How many projects are read at once; each also fetches its next page "
+            "while the current one is written. 1 reads one page at a time. A 429 pauses all.",
+        ),
+        th.Property(
             "request_timeout",
             th.NumberType(minimum=1),
             default=60,
@@ -89,6 +100,11 @@ class TapUsersnap(Tap):
     def jwt_authenticator(self) -> UsersnapJWTAuthenticator:
         """The tap's one authenticator, shared by every stream."""
         return UsersnapJWTAuthenticator(self.config["jwt_id"], self.config["jwt_secret"])
+
+    @functools.cached_property
+    def rate_limit_gate(self) -> RateLimitGate:
+        """One 429 pauses every request of the run, whichever thread sends it."""
+        return RateLimitGate()
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         """Also check what JSON Schema alone does not: that start_date is a date-time."""

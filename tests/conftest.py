@@ -24,9 +24,25 @@ def empty_fake() -> t.Iterator[FakeUsersnap]:
         yield api
 
 
+class FakeClock:
+    """Stands in for the tap's clock: a wait is recorded and passes at once."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.waits: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.now += seconds
+
+    def monotonic(self) -> float:
+        return self.now
+
+
 @pytest.fixture
 def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """Record the tap's retry waits instead of sleeping through them."""
-    waits: list[float] = []
-    monkeypatch.setattr("tap_usersnap.client.time.sleep", waits.append)
-    return waits
+    clock = FakeClock()
+    monkeypatch.setattr("tap_usersnap.retry.sleep", clock.sleep)
+    monkeypatch.setattr("tap_usersnap.retry.monotonic", clock.monotonic)
+    return clock.waits

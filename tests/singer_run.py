@@ -61,11 +61,12 @@ def run_sync(
     catalog: dict[str, t.Any] | None = None,
 ) -> SyncResult:
     """Sync in this process (fast; lets tests patch sleeps and clocks)."""
-    buffer = io.StringIO()
+    buffer = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")  # the tap writes bytes
     tap = TapUsersnap(config=config, state=copy.deepcopy(state), catalog=catalog)
     with contextlib.redirect_stdout(buffer):
         tap.sync_all()
-    return SyncResult(parse_messages(buffer.getvalue()))
+    buffer.flush()
+    return SyncResult(parse_messages(buffer.buffer.getvalue().decode("utf-8")))
 
 
 def bookmarks(state: dict[str, t.Any]) -> dict[str, str]:
