@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import typing as t
@@ -27,6 +28,15 @@ TIMESTAMP_EXAMPLE = "2024-03-01T12:00:00.000000Z"
 
 #: Marks the end of a page in the record loop (an object no API item can be).
 PAGE_END: dict[str, t.Any] = {}
+#: Partition state key of the edit scan's high-water mark (newest ``updated_at`` seen).
+UPDATED_AT_MARK = "updated_at_mark"
+#: Context flag of the edit scan's requests.
+EDIT_SCAN = "edit_scan"
+
+
+def changed_at(item: dict[str, t.Any]) -> str:
+    """When an item last changed, in the bookmark format (never-edited items: created)."""
+    return t.cast("str", normalise_timestamp(item.get("updated_at") or item["created_at"]))
 
 
 def normalise_timestamp(value: str | None) -> str | None:
@@ -80,6 +90,23 @@ class ProjectsStream(UsersnapStream):
             yield dict(project)
 
 
+def _is_edit(item: dict[str, t.Any], since: str, created_before: str | None) -> bool:
+    """Changed since the mark, and not new (new items come with the ``created_at`` pass)."""
+    if changed_at(item) < since:
+        return False
+    created = normalise_timestamp(item["created_at"])
+    return created_before is None or (created is not None and created < created_before)
+
+
+@dataclasses.dataclass
+class FeedbackPage:
+    """One page of a project's feedback, as handed from the read-ahead feed to the sync."""
+
+    items: list[dict[str, t.Any]]
+    #: Set on the page that ends the edit scan: the project's new ``updated_at`` mark.
+    updated_at_mark: str | None = None
+
+
 class FeedbackStream(UsersnapStream):
     """Feedback items, oldest first, incrementally by ``created_at``, one partition per project.
 
@@ -87,6 +114,9 @@ class FeedbackStream(UsersnapStream):
     ``created_at gte <bookmark>`` and ordered by ``created_at`` ascending, so the bookmark
     can advance record by record and a resumed run loses nothing. Items created at the
     bookmark's instant are read again (the target upserts on ``feedback_id``).
+
+    With ``capture_edits`` (the default), each project's read starts with an edit scan:
+    see :meth:`_edited_pages`.
     """
 
     name = "feedback"
@@ -98,8 +128,9 @@ class FeedbackStream(UsersnapStream):
     records_key = "feedbacks"
     schema = StreamSchema(SCHEMAS)
 
-    _feed: PageFeed[str, list[dict[str, t.Any]]] | None = None
+    _feed: PageFeed[str, FeedbackPage] | None = None
     _starts: dict[str, str | None]
+    _marks: dict[str, str | None]
 
     @property
     def partitions(self) -> list[dict[str, t.Any]]:
@@ -118,21 +149,32 @@ class FeedbackStream(UsersnapStream):
 
         Every finished page is a resume point: the bookmark has advanced past its items.
         """
-        project_id = (context or {})["project_id"]
+        project_id = (context or {}).get("project_id")
+        if project_id is None:  # no projects in scope: the SDK still calls once, with none
+            return
         feed = self._page_feed()
         try:
             for page in feed.pages(project_id):
-                yield from page
+                yield from page.items
+                if page.updated_at_mark is not None:
+                    self.get_context_state({"project_id": project_id})[UPDATED_AT_MARK] = (
+                        page.updated_at_mark
+                    )
+                    self.state_manager.is_flushed = False
                 self._write_state_message()
         except BaseException:
             feed.close()
             raise
 
-    def _page_feed(self) -> PageFeed[str, list[dict[str, t.Any]]]:
+    def _page_feed(self) -> PageFeed[str, FeedbackPage]:
         """Created once per run, in this thread, before any worker reads the state."""
         if self._feed is None:
             keys = [partition["project_id"] for partition in self.partitions]
             self._starts = {key: self._start_of({"project_id": key}) for key in keys}
+            self._marks = {
+                key: self.get_context_state({"project_id": key}).get(UPDATED_AT_MARK)
+                for key in keys
+            }
             self._feed = PageFeed(
                 keys, self._fetch_pages, concurrency=int(self.config["concurrency"])
             )
@@ -151,26 +193,71 @@ class FeedbackStream(UsersnapStream):
         candidates = [parse_timestamp(v) for v in (bookmark, self.config.get("start_date")) if v]
         return format_timestamp(max(candidates)) if candidates else None
 
-    def _fetch_pages(self, project_id: str) -> t.Iterator[list[dict[str, t.Any]]]:
-        """One project's pages, through the SDK's request loop (paging, retries, metrics)."""
+    def _fetch_pages(self, project_id: str) -> t.Iterator[FeedbackPage]:
+        """One project's pages: the edit scan (if on), then new feedback from the bookmark."""
+        if self.config.get("capture_edits"):
+            yield from self._edited_pages(project_id)
+        for items in self._pages({"project_id": project_id}):
+            yield FeedbackPage(items)
+
+    def _edited_pages(self, project_id: str) -> t.Iterator[FeedbackPage]:
+        """Items edited since the project's ``updated_at`` mark, then the new mark.
+
+        The API cannot filter on ``updated_at`` but can sort by it, newest first: the scan
+        reads until it passes the old mark, usually one request. Items created since the
+        bookmark are left to the ``created_at`` pass. The new mark is the newest
+        ``updated_at`` when the scan began, so an edit made during the run is after it and
+        is caught next time. A first run only takes the mark (one item).
+        """
+        since = self._marks.get(project_id)
+        created_before = self._starts.get(project_id)
+        context = {"project_id": project_id, EDIT_SCAN: True}
+        new_mark = None
+        for items in self._pages(context):
+            if new_mark is None and items:
+                new_mark = changed_at(items[0])
+            if since is None:
+                break
+            yield FeedbackPage([i for i in items if _is_edit(i, since, created_before)])
+            if not items or changed_at(items[-1]) < since:
+                break
+        yield FeedbackPage([], updated_at_mark=new_mark or since)
+
+    def _pages(self, context: Context) -> t.Iterator[list[dict[str, t.Any]]]:
+        """Pages through the SDK's request loop (paging, retries, metrics)."""
         page: list[dict[str, t.Any]] = []
-        for item in self.request_records({"project_id": project_id}):
+        for item in self.request_records(context):
             if item is PAGE_END:
                 yield page
                 page = []
             else:
                 page.append(item)
 
+    def get_url_params(
+        self,
+        context: Context | None,
+        next_page_token: str | None,
+    ) -> dict[str, t.Any]:
+        """A first run's edit scan needs only the newest item; every other read full pages."""
+        params = super().get_url_params(context, next_page_token)
+        context = context or {}
+        if context.get(EDIT_SCAN) and self._marks.get(context["project_id"]) is None:
+            params["limit"] = 1
+        return params
+
     def prepare_request_payload(
         self,
         context: Context | None,
         next_page_token: str | None,
     ) -> dict[str, t.Any]:
-        """Oldest first, from the bookmark (or ``start_date``) on, when there is one."""
+        """New feedback oldest first from the bookmark; or, for the edit scan, newest edit first."""
+        context = context or {}
+        if context.get(EDIT_SCAN):
+            return {"order_by": {"order_by_type": "updated_at", "direction": "desc"}}
         body: dict[str, t.Any] = {
             "order_by": {"order_by_type": "created_at", "direction": "asc"},
         }
-        project_id = (context or {})["project_id"]
+        project_id = context["project_id"]
         if project_id not in self._starts:  # a context outside the partitions: read inline
             self._starts[project_id] = self._start_of({"project_id": project_id})
         start = self._starts[project_id]
@@ -182,6 +269,18 @@ class FeedbackStream(UsersnapStream):
         """A page's items, then :data:`PAGE_END`, so pages survive the SDK's record loop."""
         yield from super().parse_response(response)
         yield PAGE_END
+
+    def _increment_stream_state(
+        self, latest_record: dict[str, t.Any], *, context: Context | None = None
+    ) -> None:
+        """Edits re-emitted by the edit scan are older than the bookmark: they must not move it.
+
+        Overrides a private SDK hook: the SDK would otherwise take them as a sort error.
+        """
+        bookmark = self.get_context_state(context).get("replication_key_value")
+        if bookmark and latest_record["created_at"] < bookmark:
+            return
+        super()._increment_stream_state(latest_record, context=context)
 
     def post_process(self, row: Record, context: Context | None = None) -> Record | None:
         """Add ``project_name``; normalise timestamps so bookmarks compare correctly."""

@@ -75,6 +75,15 @@ class TapUsersnap(Tap):
             description="Items per request (the API's limit, 1 to 100).",
         ),
         th.Property(
+            "capture_edits",
+            th.BooleanType,
+            default=True,
+            title="Capture edits",
+            description="On incremental runs, also re-emit feedback edited since the last run "
+            "(status, priority, labels, assignee ...), found by a scan newest-edit-first that "
+            "stops at the last run's mark: usually one extra request per project.",
+        ),
+        th.Property(
             "concurrency",
             th.IntegerType(minimum=1, maximum=16),
             default=4,

@@ -129,7 +129,9 @@ class FakeUsersnap:
         server.daemon_threads = True
         server.fake = self  # type: ignore[attr-defined]
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self
 
@@ -283,6 +285,15 @@ class FakeUsersnap:
     def requests_to(self, pattern: str) -> list[RecordedRequest]:
         """Recorded requests whose ``METHOD path`` matches a regex."""
         return [r for r in self.requests if re.search(pattern, f"{r.method} {r.path}")]
+
+    def filter_requests(self, order_by_type: str) -> list[RecordedRequest]:
+        """Recorded ``feedbacks/filter`` requests that sorted by ``order_by_type``."""
+        return [
+            r
+            for r in self.requests_to(r"POST .*/feedbacks/filter$")
+            if isinstance(r.body, dict)
+            and (r.body.get("order_by") or {}).get("order_by_type") == order_by_type
+        ]
 
     def _take_fault(self, method: str, path: str) -> Fault | None:
         target = f"{method} {path}"

@@ -55,7 +55,7 @@ def test_feedback_records_carry_every_field_of_the_spec(fake: FakeUsersnap) -> N
 
 def test_feedback_is_read_oldest_first_with_the_filter_endpoint(fake: FakeUsersnap) -> None:
     run_sync(fake.config(start_date="2024-01-01T00:00:00Z"))
-    filters = fake.requests_to(r"POST /projects/[^/]+/feedbacks/filter$")
+    filters = fake.filter_requests("created_at")
     assert len(filters) == len(fake.projects)
     assert filters[0].body == {
         "order_by": {"order_by_type": "created_at", "direction": "asc"},
@@ -80,7 +80,7 @@ def test_bookmark_per_project_is_max_created_at(fake: FakeUsersnap) -> None:
     assert bookmarks(result.final_state) == expected
 
 
-def test_second_run_emits_only_new_feedback_with_one_request_per_project(
+def test_second_run_emits_only_new_feedback_with_two_requests_per_project(
     fake: FakeUsersnap,
 ) -> None:
     first = run_sync(fake.config(page_size=5))
@@ -98,7 +98,9 @@ def test_second_run_emits_only_new_feedback_with_one_request_per_project(
         if i["created_at"] == last_before[pid]
     }
     assert set(second.ids()) == expected
-    assert len(fake.requests_to("/filter$")) == len(fake.projects)
+    # One page of new feedback and one page of the edit scan per project, no rescan.
+    assert len(fake.filter_requests("created_at")) == len(fake.projects)
+    assert len(fake.filter_requests("updated_at")) == len(fake.projects)
     assert bookmarks(second.final_state)[project_id] == new["created_at"]
 
 
@@ -124,7 +126,7 @@ def test_ties_across_a_page_boundary_and_at_the_bookmark_are_not_lost(
 
 def test_state_is_written_after_every_page(fake: FakeUsersnap) -> None:
     result = run_sync(fake.config(page_size=5))
-    pages = len(fake.requests_to("/filter$"))
+    pages = len(fake.filter_requests("created_at"))
     assert pages == 3 * 3  # 12 items per project, 5 per page
     progress = [
         bookmarks(s).get(next(iter(fake.projects)))
@@ -185,3 +187,10 @@ def test_projects_listing_follows_has_more(fake: FakeUsersnap) -> None:
     result = run_sync(fake.config(page_size=2))
     assert sorted(result.ids("projects", "project_id")) == sorted(fake.projects)
     assert len(fake.requests_to("GET /projects$")) == 2
+
+
+def test_a_workspace_without_projects_syncs_nothing(empty_fake: FakeUsersnap) -> None:
+    result = run_sync(empty_fake.config())
+    assert result.records("projects") == []
+    assert result.records("feedback") == []
+    assert empty_fake.requests_to("/filter$") == []
