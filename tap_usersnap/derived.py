@@ -4,8 +4,9 @@ Usersnap returns a submitted form as ``ordered_inputs`` (one entry per input, wi
 ``text_value``, ``boolean_value`` and ``value``) and tags as ``labels`` objects. Analysts want
 plain columns, so the tap adds, beside the untouched raw fields:
 
-- ``conversation``: what the user typed, in form order, one ``{label, text}`` turn per
-  text input that holds text;
+- ``conversation``: what the user typed, in form order: one string per text input that
+  holds more than whitespace, unchanged (plain strings, which target-postgres stores as ``text[]``;
+  which question each text answers stays in the raw ``ordered_inputs``);
 - ``label_names``: the labels' names, in the API's order;
 - ``input_values``: every other answered input (yes/no, rating, number, single choice)
   keyed by its label: booleans stay booleans, a value becomes a number only when the number
@@ -28,13 +29,6 @@ InputValue = bool | int | float | str
 _DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 
 
-class ConversationTurn(t.TypedDict):
-    """One text input the user filled in: which question, and what they wrote."""
-
-    label: str | None
-    text: str
-
-
 def derived_fields(item: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
     """The analysis-ready fields of one raw feedback item (never ``None``; empty if no data)."""
     inputs = form_order(item.get("ordered_inputs"))
@@ -53,10 +47,10 @@ def form_order(inputs: t.Any) -> list[dict[str, t.Any]]:
     return sorted(entries, key=lambda entry: _order_key(entry.get("order")))
 
 
-def conversation(inputs: list[dict[str, t.Any]]) -> list[ConversationTurn]:
-    """One turn per text input that holds more than whitespace, in the order given."""
+def conversation(inputs: list[dict[str, t.Any]]) -> list[str]:
+    """The text of every text input that holds more than whitespace, in the order given."""
     return [
-        ConversationTurn(label=entry.get("label"), text=entry["text_value"])
+        entry["text_value"]
         for entry in inputs
         if _kind(entry) == "text" and entry["text_value"].strip()
     ]

@@ -139,10 +139,10 @@ class FeedbackStream(UsersnapStream):
 class ProjectAssigneesStream(UsersnapStream):
     """Who feedback can be assigned to in each project: ``GET /projects/{api_key}/assignees``.
 
-    One partition per project of the shared projects listing (so ``project_ids`` applies and
-    ``GET /projects`` is not repeated): the endpoint is keyed by the project's ``api_key``,
-    which only the listing knows. Full table, as the API has no change marker for users.
-    A project whose endpoint answers 404, or that has no assignees, emits nothing.
+    One partition per project of the shared projects listing, so ``project_ids`` applies and
+    ``GET /projects`` is not repeated; the listing also gives each project's ``api_key``,
+    which keys this endpoint. Full table, as the API has no change marker for users. A
+    project whose endpoint answers 404, or that has no assignees, emits nothing.
     """
 
     name = "project_assignees"
@@ -150,30 +150,36 @@ class ProjectAssigneesStream(UsersnapStream):
     primary_keys = ("project_id", "user_id")
     replication_key = None
     records_key = "users"
-    #: Full table has no bookmark, so one stream-level state instead of one per project
-    #: (which would also copy every api_key into the state).
+    #: Full table has no bookmark: one stream-level state, not an entry per project.
     state_partitioning_keys: t.ClassVar[list[str]] = []
     schema = StreamSchema(SCHEMAS)
 
     @property
     def partitions(self) -> list[dict[str, t.Any]]:
-        """``{project_id, api_key}`` of every project in scope that has an api_key."""
-        return self._partitions
+        """``{project_id}`` of every project in scope that has an api_key.
+
+        The api_key itself stays out of the context, so the SDK's metrics and logs, which
+        print every context, do not repeat it; :meth:`get_url` looks it up.
+        """
+        return [{"project_id": project_id} for project_id in self._api_keys]
 
     @functools.cached_property
-    def _partitions(self) -> list[dict[str, t.Any]]:
+    def _api_keys(self) -> dict[str, str]:
         projects = t.cast("ProjectsStream", self._tap.streams["projects"]).listing()
-        partitions = []
+        api_keys = {}
         for project in projects:
             if project.get("api_key"):
-                partitions.append(
-                    {"project_id": project["project_id"], "api_key": project["api_key"]}
-                )
+                api_keys[project["project_id"]] = project["api_key"]
             else:
                 self.logger.info(
                     "Project %s has no api_key: no assignees to read", project["project_id"]
                 )
-        return partitions
+        return api_keys
+
+    def get_url(self, context: Context | None) -> str:
+        """The endpoint of the context's project, keyed by that project's api_key."""
+        project_id = (context or {})["project_id"]
+        return super().get_url({"api_key": self._api_keys[project_id]})
 
     def get_url_params(
         self,
@@ -185,7 +191,7 @@ class ProjectAssigneesStream(UsersnapStream):
 
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
         """The project's assignees; a 404 or an empty list is logged, not an error."""
-        if not context or not context.get("api_key"):
+        if not context:
             return  # no project in scope: the SDK still calls once, with an empty context
         project_id = context["project_id"]
         count = 0
@@ -207,6 +213,6 @@ class ProjectAssigneesStream(UsersnapStream):
         super().validate_response(response)
 
     def post_process(self, row: Record, context: Context | None = None) -> Record | None:
-        """Add ``project_id`` (the key's other half); the api_key stays in the projects stream."""
+        """Add ``project_id``, the key's other half (the api_key is in the projects stream)."""
         row["project_id"] = (context or {})["project_id"]
         return row
