@@ -38,3 +38,7 @@ class RateLimitedError(RetriableAPIError):
 
 class TokenRejectedError(RetriableAPIError):
     """A 401: re-sign the token once and try again."""
+
+
+class EndpointNotFoundError(UsersnapError):
+    """A 404: the endpoint does not exist for this resource (e.g. a project's assignees)."""

@@ -14,7 +14,7 @@ from singer_sdk.exceptions import ConfigValidationError
 from tap_usersnap.auth import UsersnapJWTAuthenticator
 from tap_usersnap.errors import UsersnapError
 from tap_usersnap.retry import RateLimitGate
-from tap_usersnap.streams import FeedbackStream, ProjectsStream
+from tap_usersnap.streams import FeedbackStream, ProjectAssigneesStream, ProjectsStream
 from tap_usersnap.writer import BufferedMsgSpecWriter
 
 if t.TYPE_CHECKING:
@@ -24,7 +24,7 @@ DEFAULT_API_URL = "https://platform.usersnap.com/v0.1"
 
 
 class TapUsersnap(Tap):
-    """Extracts Usersnap projects and feedback through the Usersnap REST API v0.1."""
+    """Extracts Usersnap projects, feedback and assignees through the Usersnap REST API v0.1."""
 
     name = "tap-usersnap"
     message_writer_class = BufferedMsgSpecWriter
@@ -102,8 +102,8 @@ class TapUsersnap(Tap):
     ).to_dict()
 
     def discover_streams(self) -> list[UsersnapStream]:
-        """The streams, in sync order: projects first, so feedback reuses its listing."""
-        return [ProjectsStream(self), FeedbackStream(self)]
+        """The streams, in sync order: projects first, so the others reuse its listing."""
+        return [ProjectsStream(self), FeedbackStream(self), ProjectAssigneesStream(self)]
 
     @functools.cached_property
     def jwt_authenticator(self) -> UsersnapJWTAuthenticator:

@@ -79,7 +79,9 @@ def test_discover_lists_both_streams_with_keys() -> None:
     result = run_cli("--discover", config={"jwt_id": "x", "jwt_secret": "y"})
     assert result.returncode == 0, result.stderr
     streams = {s["tap_stream_id"]: s for s in json.loads(result.stdout)["streams"]}
-    assert set(streams) == {"projects", "feedback"}
+    assert set(streams) == {"projects", "feedback", "project_assignees"}
+    assert streams["project_assignees"]["key_properties"] == ["project_id", "user_id"]
+    assert streams["project_assignees"].get("replication_key") is None
     assert streams["feedback"]["key_properties"] == ["feedback_id"]
     assert streams["feedback"]["replication_key"] == "created_at"
     assert streams["projects"]["key_properties"] == ["project_id"]
