@@ -11,6 +11,7 @@ from singer_sdk import SchemaDirectory, StreamSchema
 
 from tap_usersnap import schemas
 from tap_usersnap.client import UsersnapStream
+from tap_usersnap.errors import ProjectNotFoundError
 
 if t.TYPE_CHECKING:
     import requests
@@ -95,6 +96,19 @@ class FeedbackStream(UsersnapStream):
     @property
     def _projects_stream(self) -> ProjectsStream:
         return t.cast("ProjectsStream", self._tap.streams["projects"])
+
+    def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
+        """A project's feedback; a project Usersnap no longer knows is skipped, not fatal.
+
+        A project deleted mid-run must not cost the other projects their sync: it is
+        logged by name, the rest continue, and the tap fails at the end (see ``sync_all``).
+        """
+        try:
+            yield from super().get_records(context)
+        except ProjectNotFoundError as exc:
+            project_id = str((context or {}).get("project_id"))
+            self.logger.error("%s; skipping it, the other projects continue", exc)  # noqa: TRY400
+            self._tap.skipped_projects.append(project_id)
 
     def prepare_request_payload(
         self,
