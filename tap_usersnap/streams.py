@@ -132,13 +132,46 @@ class FeedbackStream(UsersnapStream):
         self._write_state_message()
 
     def post_process(self, row: Record, context: Context | None = None) -> Record | None:
-        """Add ``project_name``; normalise timestamps so bookmarks compare correctly."""
+        """Add ``project_name``; normalise timestamps so bookmarks compare correctly.
+
+        An item this run already emitted for the project is dropped: a page that repeats
+        items of an earlier page must neither duplicate them nor, being older than the
+        bookmark, trip the SDK's sort check and end the run.
+        """
+        if self._is_repeat(row, context):
+            return None
         project_id = row.get("project_id") or (context or {}).get("project_id")
         row["project_id"] = project_id
         row["created_at"] = normalise_timestamp(row.get("created_at"))
         row["updated_at"] = normalise_timestamp(row.get("updated_at"))
         row["project_name"] = self._project_names.get(project_id)
         return row
+
+    def _is_repeat(self, row: Record, context: Context | None) -> bool:
+        """Whether this run already emitted the item for the partition being read."""
+        partition = (context or {}).get("project_id")
+        emitted = self._emitted_ids
+        if partition not in emitted:
+            emitted.clear()  # partitions are read one after another: keep one id set
+            emitted[partition] = set()
+        feedback_id = row.get("feedback_id")
+        if feedback_id is None:
+            return False
+        if feedback_id in emitted[partition]:
+            self.logger.info(
+                "Skipped feedback %s of project %s: already read in this run (repeated by "
+                "the API on a later page)",
+                feedback_id,
+                partition,
+            )
+            return True
+        emitted[partition].add(feedback_id)
+        return False
+
+    @functools.cached_property
+    def _emitted_ids(self) -> dict[t.Any, set[str]]:
+        """Feedback ids emitted in this run, for the current partition only."""
+        return {}
 
     @functools.cached_property
     def _project_names(self) -> dict[str | None, str | None]:
