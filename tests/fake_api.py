@@ -42,6 +42,10 @@ API_PREFIX = "/v0.1"
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 100
 
+#: Bound at import: tests that patch ``time.sleep`` to skip the tap's retry waits must not
+#: also skip the fake's stalls and latency.
+_sleep = time.sleep
+
 FaultKind = t.Literal["status", "reset", "stall", "truncate", "raw", "call", "mangle"]
 #: Rewrites a real JSON answer (a deep copy of it) for a ``mangle`` fault.
 Transform = t.Callable[[dict[str, t.Any], "RecordedRequest"], dict[str, t.Any]]
@@ -140,7 +144,10 @@ class FakeUsersnap:
         server = _QuietServer(("127.0.0.1", port), _Handler)
         server.fake = self  # type: ignore[attr-defined]
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, daemon=True)
+        # A short poll interval: stop() waits for it, and every test stops a fake.
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
         self._thread.start()
         return self
 
@@ -623,6 +630,9 @@ class _QuietServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out as two writes; with Nagle's algorithm on, each answer would
+    # wait for the client's delayed ACK (about 40 ms).
+    disable_nagle_algorithm = True
     server: ThreadingHTTPServer
 
     def log_message(self, format: str, *args: t.Any) -> None:
@@ -662,7 +672,7 @@ class _Handler(BaseHTTPRequestHandler):
         with fake._lock:
             fake.requests.append(record)
         if fake.latency_seconds:
-            time.sleep(fake.latency_seconds)
+            _sleep(fake.latency_seconds)
         fault = fake._take_fault(method, path)
         if fault is not None and self._serve_fault(fault, record):
             return
@@ -706,7 +716,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve_fault(self, fault: Fault, record: RecordedRequest) -> bool:
         """Serve a fault; False means "then answer normally" (a stall, a call, a mangle)."""
         if fault.kind == "stall":
-            time.sleep(fault.seconds)
+            _sleep(fault.seconds)
             return False
         if fault.kind == "call":
             if fault.action is not None:
