@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: setup lint types unit test clean
+.PHONY: setup lint types unit report reliability test clean
 
 $(UV):
 	$(PYTHON) -m venv .uv
@@ -23,16 +23,23 @@ $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 setup: $(VENV)/.synced ## Create .venv with the tap and its dev tools
 
 lint: setup ## ruff: style and common bugs
-	$(BIN)/ruff check tap_usersnap tests
-	$(BIN)/ruff format --check tap_usersnap tests
+	$(BIN)/ruff check tap_usersnap tests scripts
+	$(BIN)/ruff format --check tap_usersnap tests scripts
 
 types: setup ## mypy
-	$(BIN)/mypy tap_usersnap tests
+	$(BIN)/mypy tap_usersnap tests scripts
 
-unit: setup ## the test suite alone
+unit: setup ## the test suite alone (it writes the reliability figures to build/)
 	$(BIN)/pytest
 
-test: lint types unit ## lint, types, then every test
+report: setup ## docs/reliability.md and the README's table, from the last test run
+	$(BIN)/python scripts/reliability_report.py
+
+reliability: setup ## the fault suite and the crash-and-resume trials alone, then their figures
+	$(BIN)/pytest tests/test_faults.py tests/test_crash_resume.py
+	$(BIN)/python scripts/reliability_report.py
+
+test: lint types unit report ## lint, types, every test, then the reliability figures
 
 clean:
 	rm -rf .uv $(VENV) .pytest_cache .mypy_cache .ruff_cache

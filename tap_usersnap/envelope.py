@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import typing as t
 from urllib.parse import urlsplit
 
@@ -31,7 +32,7 @@ def read_envelope(response: requests.Response) -> dict[str, t.Any]:
     try:
         envelope = msgspec.json.decode(response.content)
     except msgspec.DecodeError:
-        envelope = None
+        envelope = _decode_leniently(response.content)
     if not isinstance(envelope, dict):
         kind = response.headers.get("Content-Type", "unknown content type")
         msg = (
@@ -41,6 +42,19 @@ def read_envelope(response: requests.Response) -> dict[str, t.Any]:
         raise RetriableAPIError(msg, response)
     response.__dict__["_usersnap_envelope"] = envelope
     return envelope
+
+
+def _decode_leniently(content: bytes) -> t.Any:
+    r"""The standard library's reading, which also takes what msgspec refuses.
+
+    Text cut at a length limit can end in half an emoji: a lone surrogate escape
+    (``\ud83d``) is valid JSON to the standard library (kept as is), not to msgspec.
+    ``None`` if the body is not JSON at all.
+    """
+    try:
+        return json.loads(content)
+    except ValueError:
+        return None
 
 
 def envelope_data(response: requests.Response) -> dict[str, t.Any]:

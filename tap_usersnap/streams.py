@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime as dt
 import functools
@@ -15,7 +16,7 @@ from tap_usersnap import schemas
 from tap_usersnap.client import UsersnapStream
 from tap_usersnap.derived import derived_fields
 from tap_usersnap.envelope import describe_request
-from tap_usersnap.errors import EndpointNotFoundError
+from tap_usersnap.errors import EndpointNotFoundError, ProjectNotFoundError
 from tap_usersnap.prefetch import PageFeed
 
 if t.TYPE_CHECKING:
@@ -102,6 +103,28 @@ def _is_edit(item: dict[str, t.Any], since: str, created_before: str | None) -> 
     return created_before is None or (created is not None and created < created_before)
 
 
+class RecentIds:
+    """The ids of a project's last few pages: an item the API repeats is emitted once.
+
+    Bounded, so memory stays flat on projects of any size; a repeat from further back is
+    emitted again, which a target that upserts on ``feedback_id`` absorbs.
+    """
+
+    def __init__(self, size: int = 1000) -> None:
+        self._order: collections.deque[str] = collections.deque(maxlen=size)
+        self._ids: set[str] = set()
+
+    def is_new(self, item_id: str) -> bool:
+        """True the first time an id is seen (within the window); remembers it."""
+        if item_id in self._ids:
+            return False
+        if len(self._order) == self._order.maxlen:
+            self._ids.discard(self._order[0])
+        self._order.append(item_id)
+        self._ids.add(item_id)
+        return True
+
+
 @dataclasses.dataclass
 class FeedbackPage:
     """One page of a project's feedback, as handed from the read-ahead feed to the sync."""
@@ -157,15 +180,27 @@ class FeedbackStream(UsersnapStream):
         if project_id is None:  # no projects in scope: the SDK still calls once, with none
             return
         feed = self._page_feed()
+        recent = RecentIds()
         try:
             for page in feed.pages(project_id):
-                yield from page.items
+                for item in page.items:
+                    if recent.is_new(item["feedback_id"]):
+                        yield item
+                    else:
+                        self.logger.info(
+                            "Skipped feedback %s of project %s: already read in this run "
+                            "(the API repeated it on a later page)",
+                            item["feedback_id"],
+                            project_id,
+                        )
                 if page.updated_at_mark is not None:
                     self.get_context_state({"project_id": project_id})[UPDATED_AT_MARK] = (
                         page.updated_at_mark
                     )
                     self.state_manager.is_flushed = False
                 self._write_state_message()
+        except ProjectNotFoundError as exc:
+            self._tap.skip_project(project_id, exc, self.logger)
         except BaseException:
             feed.close()
             raise
@@ -366,6 +401,9 @@ class ProjectAssigneesStream(UsersnapStream):
                 yield record
         except EndpointNotFoundError as exc:
             self.logger.info("Project %s has no assignees endpoint (%s); skipped", project_id, exc)
+            return
+        except ProjectNotFoundError as exc:
+            self._tap.skip_project(project_id, exc, self.logger)
             return
         if count == 0:
             self.logger.info("Project %s has no assignees", project_id)

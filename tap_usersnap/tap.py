@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import logging
 import sys
 import typing as t
 
@@ -12,7 +13,7 @@ from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
 
 from tap_usersnap.auth import UsersnapJWTAuthenticator
-from tap_usersnap.errors import UsersnapError
+from tap_usersnap.errors import ProjectNotFoundError, UsersnapError
 from tap_usersnap.retry import RateLimitGate
 from tap_usersnap.streams import FeedbackStream, ProjectAssigneesStream, ProjectsStream
 from tap_usersnap.writer import BufferedMsgSpecWriter
@@ -109,6 +110,37 @@ class TapUsersnap(Tap):
     def jwt_authenticator(self) -> UsersnapJWTAuthenticator:
         """The tap's one authenticator, shared by every stream."""
         return UsersnapJWTAuthenticator(self.config["jwt_id"], self.config["jwt_secret"])
+
+    @functools.cached_property
+    def skipped_projects(self) -> list[str]:
+        """Projects Usersnap did not know during this run (400 SITE_NOT_FOUND), in order."""
+        return []
+
+    def skip_project(self, project_id: str, error: Exception, logger: logging.Logger) -> None:
+        """Log a project Usersnap does not know and go on; :meth:`sync_all` fails at the end.
+
+        A project deleted mid-run must not cost the other projects their sync.
+        """
+        logger.error("%s; skipping it, the other projects continue", error)
+        if project_id not in self.skipped_projects:
+            self.skipped_projects.append(project_id)
+
+    def sync_all(self) -> None:  # type: ignore[misc]  # the SDK has no after-sync hook
+        """Sync every stream, then fail if a project had to be skipped.
+
+        The failure comes last, so the other projects' records and state are delivered
+        first and nothing is skipped silently. (``sync_all`` is marked final; this override
+        only adds the check after the SDK's own sync.)
+        """
+        super().sync_all()
+        if self.skipped_projects:
+            names = ", ".join(repr(p) for p in self.skipped_projects)
+            msg = (
+                f"Skipped {len(self.skipped_projects)} Usersnap project(s) that do not exist "
+                f"or that this JWT key cannot see (deleted?): {names}; every other project was "
+                "synced. Check the project_ids setting if the project should exist"
+            )
+            raise ProjectNotFoundError(msg)
 
     @functools.cached_property
     def rate_limit_gate(self) -> RateLimitGate:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
-from singer_sdk.contrib.msgspec import MsgSpecWriter
+from singer_sdk.contrib.msgspec import MsgSpecWriter, enc_hook
 from singer_sdk.singerlib import RecordMessage
 from singer_sdk.singerlib.encoding.simple import Message
 
@@ -16,6 +17,18 @@ class BufferedMsgSpecWriter(MsgSpecWriter):
     SCHEMA and STATE keeps what matters: a target never waits for a STATE, and a STATE is
     never seen before the records it covers (a killed run resumes from the last one out).
     """
+
+    def serialize_message(self, message: Message) -> bytearray:
+        r"""The JSON line by msgspec; by the standard library where msgspec cannot encode.
+
+        A lone surrogate (half an emoji, as cut by a length limit) is one such value: it
+        is written as its escape (``\ud83d``), exactly as the API sent it.
+        """
+        try:
+            return super().serialize_message(message)
+        except UnicodeEncodeError:
+            line = json.dumps(message.to_dict(), default=enc_hook, separators=(",", ":"))
+            return bytearray((line + "\n").encode("ascii"))
 
     def write_message(self, message: Message) -> None:
         """Buffer records; flush the rest."""

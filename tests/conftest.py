@@ -1,4 +1,5 @@
-"""Shared fixtures: a fresh fake Usersnap API per test, and no real sleeping."""
+"""Shared fixtures: a fresh fake Usersnap API per test, no real sleeping, and the
+reliability suite's scorekeeping (written to build/reliability.json after the session)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,10 @@ import typing as t
 import pytest
 
 from tests.fake_api import FakeUsersnap
+from tests.reliability import RESULTS_PATH, FaultScenario, Scorecard, plant_canaries
+
+SCORECARD = pytest.StashKey[Scorecard]()
+REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
 
 
 @pytest.fixture
@@ -40,9 +45,75 @@ class FakeClock:
 
 
 @pytest.fixture
+def canary_fake() -> t.Iterator[FakeUsersnap]:
+    """Like ``fake``, but every comment carries a marker that must never reach a log."""
+    with FakeUsersnap() as api:
+        api.seed(projects=3, per_project=12)
+        plant_canaries(api)
+        yield api
+
+
+@pytest.fixture
 def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """Record the tap's retry waits instead of sleeping through them."""
     clock = FakeClock()
     monkeypatch.setattr("tap_usersnap.retry.sleep", clock.sleep)
     monkeypatch.setattr("tap_usersnap.retry.monotonic", clock.monotonic)
     return clock.waits
+
+
+@pytest.fixture
+def scorecard(request: pytest.FixtureRequest) -> Scorecard:
+    """The session's reliability figures."""
+    stash = request.config.stash
+    if SCORECARD not in stash:
+        stash[SCORECARD] = Scorecard()
+    return stash[SCORECARD]
+
+
+def _score(request: pytest.FixtureRequest, entries: list[dict[str, t.Any]]) -> None:
+    """Mark a test's entries survived if the test passed (a failed check is not survival)."""
+    report = request.node.stash.get(REPORTS, {}).get("call")
+    for entry in entries:
+        entry["test"] = request.node.nodeid
+        entry["survived"] = bool(report and report.passed)
+
+
+@pytest.fixture
+def scenario(
+    request: pytest.FixtureRequest,
+    canary_fake: FakeUsersnap,
+    caplog: pytest.LogCaptureFixture,
+    scorecard: Scorecard,
+) -> t.Iterator[FaultScenario]:
+    """Plays and checks fault scenarios, and scores them."""
+    entries: list[dict[str, t.Any]] = []
+    yield FaultScenario(canary_fake, caplog, entries)
+    _score(request, entries)
+    scorecard.scenarios.extend(entries)
+
+
+@pytest.fixture
+def trial_log(request: pytest.FixtureRequest, scorecard: Scorecard) -> t.Iterator[list[dict]]:
+    """Where a crash-and-resume trial puts its figures, scored like scenarios."""
+    entries: list[dict[str, t.Any]] = []
+    yield entries
+    _score(request, entries)
+    scorecard.trials.extend(entries)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> t.Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Keep each phase's report on the item, so fixtures can tell whether the test passed."""
+    report = yield
+    item.stash.setdefault(REPORTS, {})[report.when] = report
+    return report
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Write the reliability figures, when the session played any scenario or trial."""
+    card = session.config.stash.get(SCORECARD, None)
+    if card is not None and (card.scenarios or card.trials):
+        card.write(session.config.rootpath / RESULTS_PATH)

@@ -7,7 +7,11 @@ endpoint's semantics (created_at/state/email filters, created_at/updated_at orde
 cursor pagination with ``limit``/``after``, ``has_more`` and ``next``).
 
 Faults are injected with :meth:`FakeUsersnap.inject`; every request is recorded in
-:attr:`FakeUsersnap.requests` so tests can assert on what the tap asked for.
+:attr:`FakeUsersnap.requests` so tests can assert on what the tap asked for. Besides answers
+that replace the real one (``status``, ``reset``, ``truncate``, ``raw``), a fault can delay it
+(``stall``), run an action first, such as deleting a project or revoking the key mid-run
+(``call``), or rewrite the real answer, such as dropping the cursor or repeating items
+(``mangle``).
 
 Run ``python -m tests.fake_api`` to serve realistic sample data for a demo.
 """
@@ -15,6 +19,7 @@ Run ``python -m tests.fake_api`` to serve realistic sample data for a demo.
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import datetime as dt
 import json
@@ -22,6 +27,7 @@ import random
 import re
 import secrets
 import socket
+import sys
 import threading
 import time
 import typing as t
@@ -36,7 +42,10 @@ API_PREFIX = "/v0.1"
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 100
 
-FaultKind = t.Literal["status", "reset", "stall", "truncate", "raw"]
+
+FaultKind = t.Literal["status", "reset", "stall", "truncate", "raw", "call", "mangle"]
+#: Rewrites a real JSON answer (a deep copy of it) for a ``mangle`` fault.
+Transform = t.Callable[[dict[str, t.Any], "RecordedRequest"], dict[str, t.Any]]
 
 
 def utc_iso(moment: dt.datetime) -> str:
@@ -68,6 +77,8 @@ class Fault:
 
     ``match`` is a regex searched in ``METHOD path`` (e.g. ``"POST .*/filter"``); ``skip``
     lets that many matching requests through first, so a fault can strike mid-run.
+    ``action`` (kind ``call``) runs before the real answer; ``transform`` (kind ``mangle``)
+    rewrites a successful real answer.
     """
 
     kind: FaultKind
@@ -78,6 +89,8 @@ class Fault:
     headers: dict[str, str] = dataclasses.field(default_factory=dict)
     body: bytes | None = None
     seconds: float = 0.0
+    action: t.Callable[[], None] | None = None
+    transform: Transform | None = None
 
 
 class ApiError(Exception):
@@ -125,12 +138,12 @@ class FakeUsersnap:
 
     def start(self, port: int = 0) -> FakeUsersnap:
         """Serve on 127.0.0.1 (a free port unless one is given) in a daemon thread."""
-        server = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
-        server.daemon_threads = True
+        server = _QuietServer(("127.0.0.1", port), _Handler)
         server.fake = self  # type: ignore[attr-defined]
         self._server = server
+        # A short poll interval: stop() waits for it, and every test stops a fake.
         self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+            target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
         )
         self._thread.start()
         return self
@@ -611,8 +624,21 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
 ]
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """Ignores clients that hang up (after a stall, the tap has given up and gone)."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: t.Any, client_address: t.Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out as two writes; with Nagle's algorithm on, each answer would
+    # wait for the client's delayed ACK (about 40 ms).
+    disable_nagle_algorithm = True
     server: ThreadingHTTPServer
 
     def log_message(self, format: str, *args: t.Any) -> None:
@@ -662,7 +688,10 @@ class _Handler(BaseHTTPRequestHandler):
         except ApiError as error:
             self._send_json(error.status, error.envelope(), record)
             return
-        self._send_json(200, {"status": True, "data": data}, record)
+        payload = {"status": True, "data": data}
+        if fault is not None and fault.transform is not None:
+            payload = fault.transform(copy.deepcopy(payload), record)
+        self._send_json(200, payload, record)
 
     def _route(self, method: str, full_path: str, params: dict[str, str], body: t.Any) -> t.Any:
         if not full_path.startswith(API_PREFIX + "/"):
@@ -691,9 +720,15 @@ class _Handler(BaseHTTPRequestHandler):
         return fake.list_assignees(arg)
 
     def _serve_fault(self, fault: Fault, record: RecordedRequest) -> bool:
-        """Serve a fault; False means "then answer normally" (a stall that ends)."""
+        """Serve a fault; False means "then answer normally" (a stall, a call, a mangle)."""
         if fault.kind == "stall":
             time.sleep(fault.seconds)
+            return False
+        if fault.kind == "call":
+            if fault.action is not None:
+                fault.action()
+            return False
+        if fault.kind == "mangle":
             return False
         if fault.kind == "reset":
             record.status = -1

@@ -8,12 +8,15 @@ import dataclasses
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import typing as t
 from pathlib import Path
 
+from tap_usersnap.errors import UsersnapError
 from tap_usersnap.tap import TapUsersnap
 
 
@@ -25,6 +28,8 @@ class SyncResult:
     stderr: str = ""
     returncode: int = 0
     stdout: str = ""
+    #: The failure that ended an in-process run started with ``check=False``.
+    error: UsersnapError | None = None
 
     def records(self, stream: str) -> list[dict[str, t.Any]]:
         return [
@@ -42,6 +47,10 @@ class SyncResult:
     def final_state(self) -> dict[str, t.Any]:
         return self.states[-1]
 
+    def resume_state(self, previous: dict[str, t.Any] | None) -> dict[str, t.Any] | None:
+        """The state to resume from: the last STATE printed, else the one this run got."""
+        return self.states[-1] if self.states else previous
+
     def schema(self, stream: str) -> dict[str, t.Any]:
         return next(m for m in self.messages if m["type"] == "SCHEMA" and m["stream"] == stream)
 
@@ -52,27 +61,55 @@ class SyncResult:
 
 
 def parse_messages(text: str) -> list[dict[str, t.Any]]:
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+    # Split on newlines only: JSON may carry U+2028 and friends raw, which splitlines() splits.
+    return [json.loads(line) for line in text.split("\n") if line.strip()]
 
 
 def run_sync(
     config: dict[str, t.Any],
     state: dict[str, t.Any] | None = None,
     catalog: dict[str, t.Any] | None = None,
+    *,
+    check: bool = True,
 ) -> SyncResult:
-    """Sync in this process (fast; lets tests patch sleeps and clocks)."""
+    """Sync in this process (fast; lets tests patch sleeps and clocks).
+
+    With ``check=False`` a :class:`UsersnapError` (what the CLI turns into exit code 1) is
+    kept on the result with everything printed before it, instead of being raised.
+    """
     buffer = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")  # the tap writes bytes
     tap = TapUsersnap(config=config, state=copy.deepcopy(state), catalog=catalog)
+    error: UsersnapError | None = None
     with contextlib.redirect_stdout(buffer):
-        tap.sync_all()
+        try:
+            tap.sync_all()
+        except UsersnapError as exc:
+            if check:
+                raise
+            error = exc
     buffer.flush()
-    return SyncResult(parse_messages(buffer.buffer.getvalue().decode("utf-8")))
+    output = buffer.buffer.getvalue().decode("utf-8")
+    return SyncResult(parse_messages(output), returncode=int(bool(error)), error=error)
 
 
 def bookmarks(state: dict[str, t.Any]) -> dict[str, str]:
     """``{project_id: replication_key_value}`` of the feedback stream's partitions."""
-    partitions = state["bookmarks"]["feedback"].get("partitions", [])
+    partitions = state["bookmarks"].get("feedback", {}).get("partitions", [])
     return {p["context"]["project_id"]: p.get("replication_key_value") for p in partitions}
+
+
+def _command(tmp: str, args: t.Sequence[str], config: dict | None, state: dict | None) -> list[str]:
+    """The console script with ``args`` and, if given, config and state files in ``tmp``."""
+    command = [str(Path(sys.executable).with_name("tap-usersnap")), *args]
+    if config is not None:
+        path = Path(tmp, "config.json")
+        path.write_text(json.dumps(config))
+        command += ["--config", str(path)]
+    if state is not None:
+        path = Path(tmp, "state.json")
+        path.write_text(json.dumps(state))
+        command += ["--state", str(path)]
+    return command
 
 
 def run_cli(
@@ -84,15 +121,7 @@ def run_cli(
 ) -> SyncResult:
     """Run the ``tap-usersnap`` console script as a user would."""
     with tempfile.TemporaryDirectory() as tmp:
-        command = [str(Path(sys.executable).with_name("tap-usersnap")), *args]
-        if config is not None:
-            path = Path(tmp, "config.json")
-            path.write_text(json.dumps(config))
-            command += ["--config", str(path)]
-        if state is not None:
-            path = Path(tmp, "state.json")
-            path.write_text(json.dumps(state))
-            command += ["--state", str(path)]
+        command = _command(tmp, args, config, state)
         completed = subprocess.run(
             command,
             capture_output=True,
@@ -104,3 +133,51 @@ def run_cli(
     informational = {"--about", "--discover"} & set(args)
     messages = [] if informational else parse_messages(completed.stdout)
     return SyncResult(messages, completed.stderr, completed.returncode, completed.stdout)
+
+
+def run_cli_killed(
+    *,
+    after_lines: int,
+    config: dict[str, t.Any],
+    state: dict[str, t.Any] | None = None,
+    timeout: float = 60,
+) -> SyncResult:
+    """Run the tap and SIGKILL it as soon as it has printed ``after_lines`` lines.
+
+    The result holds exactly those lines: what a target had received at the instant of
+    the kill (the tap flushes every message). Lines still in the pipe are dropped as if
+    never delivered, which is the harder case for resuming, and keeps trials repeatable.
+    If the tap finishes first, the result is the whole run.
+    """
+    with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryFile("w+") as stderr:
+        process = subprocess.Popen(
+            _command(tmp, [], config, state),
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
+        hung = threading.Event()
+
+        def give_up() -> None:
+            hung.set()
+            process.kill()
+
+        watchdog = threading.Timer(timeout, give_up)
+        watchdog.start()
+        lines: list[str] = []
+        try:
+            assert process.stdout is not None
+            for line in process.stdout:
+                lines.append(line)
+                if len(lines) >= after_lines:
+                    process.send_signal(signal.SIGKILL)
+                    break
+            process.stdout.close()
+            returncode = process.wait()
+        finally:
+            watchdog.cancel()
+        if hung.is_set():
+            raise TimeoutError(f"the tap printed {len(lines)} lines, then hung for {timeout}s")
+        stderr.seek(0)
+        text = "".join(line for line in lines if line.endswith("\n"))
+        return SyncResult(parse_messages(text), stderr.read(), returncode, text)
