@@ -19,6 +19,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import json
+import math
 import os
 import platform
 import subprocess
@@ -38,6 +39,7 @@ from benchmarks.measure import (
 from benchmarks.report import (
     COLUMNS,
     GOAL_COLUMNS,
+    README_COLUMNS,
     ClientResult,
     Goal,
     ScenarioResult,
@@ -375,12 +377,23 @@ def render(bench: Bench, goals: list[Goal], meta: dict[str, t.Any]) -> tuple[str
     )
     markdown = "\n\n".join(
         [
-            markdown_table(COLUMNS, rows),
+            markdown_table(COLUMNS, rows, keep=README_COLUMNS),
             markdown_table(GOAL_COLUMNS, goal_rows(goals)),
             "\n".join(f"_{note}_  " for note in notes),
         ]
     )
     return text, markdown + "\n"
+
+
+def json_safe(value: t.Any) -> t.Any:
+    """NaN (a figure that was not measured) as null, so the file is strict JSON."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(item) for item in value]
+    return value
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -469,7 +482,9 @@ def main(argv: list[str] | None = None) -> int:
         },
         "goals": [dataclasses.asdict(goal) | {"verdict": goal.verdict} for goal in goals],
     }
-    (options.output_dir / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
+    (options.output_dir / f"{name}.json").write_text(
+        json.dumps(json_safe(results), indent=2, allow_nan=False) + "\n"
+    )
     (options.output_dir / f"{name}.md").write_text(markdown)
     print(f"\nwrote {options.output_dir / name}.json and .md")
     if any(result.errors for s in bench.scenarios.values() for result in s.clients.values()):
