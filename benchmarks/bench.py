@@ -308,6 +308,8 @@ def machine() -> dict[str, t.Any]:
 
 
 def git_revision() -> str:
+    """The tap code's revision, ``-dirty`` when tap_usersnap/ has uncommitted changes."""
+
     def git(*args: str) -> str:
         completed = subprocess.run(
             ["git", *args],
@@ -318,7 +320,8 @@ def git_revision() -> str:
         )
         return completed.stdout.strip()
 
-    revision = git("rev-parse", "--short", "HEAD") or "unknown"
+    # The last commit that changed the tap's code names the code measured.
+    revision = git("log", "-1", "--format=%h", "--", "tap_usersnap") or "unknown"
     return revision + ("-dirty" if git("status", "--porcelain", "--", "tap_usersnap") else "")
 
 
@@ -358,7 +361,7 @@ def render(bench: Bench, goals: list[Goal], meta: dict[str, t.Any]) -> tuple[str
     """The console report and the markdown snippet for the README."""
     rows = table_rows(bench.scenarios.values())
     notes = [
-        f"tap-usersnap {meta['revision']}, extra tap config {json.dumps(meta['tap_config'])}; "
+        f"tap_usersnap/ at {meta['revision']}, extra tap config {json.dumps(meta['tap_config'])}; "
         f"{meta['machine']['cores']} cores ({meta['machine']['cpu']}), "
         f"Python {meta['machine']['python']}",
         f"medians of {meta['plan']['repeat']} runs for the tap and the goal baselines "
@@ -398,7 +401,7 @@ def json_safe(value: t.Any) -> t.Any:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="small data, one run: a smoke test")
     parser.add_argument("--repeat", type=int, default=3, help="runs of the tap and goal baselines")
