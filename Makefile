@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: setup lint types unit report reliability test clean
+.PHONY: setup lint types unit report reliability test bench bench-quick clean
 
 $(UV):
 	$(PYTHON) -m venv .uv
@@ -23,11 +23,11 @@ $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 setup: $(VENV)/.synced ## Create .venv with the tap and its dev tools
 
 lint: setup ## ruff: style and common bugs
-	$(BIN)/ruff check tap_usersnap tests scripts
-	$(BIN)/ruff format --check tap_usersnap tests scripts
+	$(BIN)/ruff check tap_usersnap tests scripts benchmarks
+	$(BIN)/ruff format --check tap_usersnap tests scripts benchmarks
 
 types: setup ## mypy
-	$(BIN)/mypy tap_usersnap tests scripts
+	$(BIN)/mypy tap_usersnap tests scripts benchmarks
 
 unit: setup ## the test suite alone (it writes the reliability figures to build/)
 	$(BIN)/pytest
@@ -40,6 +40,13 @@ reliability: setup ## the fault suite and the crash-and-resume trials alone, the
 	$(BIN)/python scripts/reliability_report.py
 
 test: lint types unit report ## lint, types, every test, then the reliability figures
+
+BENCH_ARGS ?=
+bench: setup ## issue 5's benchmark: tap vs a plain requests loop (a few minutes; BENCH_ARGS=--help)
+	$(BIN)/python -m benchmarks.bench $(BENCH_ARGS)
+
+bench-quick: setup ## the benchmark on small data, one run each: a smoke test (~15 s)
+	$(BIN)/python -m benchmarks.bench --quick $(BENCH_ARGS)
 
 clean:
 	rm -rf .uv $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -14,17 +14,24 @@ that replace the real one (``status``, ``reset``, ``truncate``, ``raw``), a faul
 (``mangle``).
 
 Run ``python -m tests.fake_api`` to serve realistic sample data for a demo.
+
+For the benchmark (``benchmarks/``), :meth:`FakeUsersnap.seed_benchmark` adds large projects
+whose filter pages are pre-rendered JSON (:class:`PrerenderedFeedback`), so the server is never
+the bottleneck; ``python -m tests.fake_api --prerendered eager --control`` serves them from a
+process of its own.
 """
 
 from __future__ import annotations
 
 import argparse
+import bisect
 import copy
 import dataclasses
 import datetime as dt
 import json
 import random
 import re
+import resource
 import secrets
 import socket
 import sys
@@ -133,6 +140,12 @@ class FakeUsersnap:
         self._thread: threading.Thread | None = None
         self._clock = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
         self._numbers: dict[str, int] = {}
+        # Benchmark switches (see :meth:`seed_benchmark`): off by default, so every test
+        # sees the full per-request behaviour.
+        self.record_requests = True
+        self.cache_verified_tokens = False
+        self._verified_tokens: dict[str, float] = {}
+        self.prerendered: PrerenderedFeedback | None = None
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -268,6 +281,44 @@ class FakeUsersnap:
         """Fill the fake with realistic sample data (see :class:`SampleData`)."""
         SampleData(self, random.Random(seed)).fill(projects=projects, per_project=per_project)
 
+    def seed_benchmark(
+        self,
+        *,
+        projects: int = 5,
+        per_project: int = 10_000,
+        item_bytes: int = 1900,
+        eager: bool = True,
+        seed: int = 11,
+    ) -> list[str]:
+        """Add benchmark-sized projects whose feedback is served from pre-rendered pages.
+
+        Also switches the fake to benchmark speed: requests are no longer recorded and a
+        verified token is not verified again. ``eager`` renders every default page now
+        (the server then only copies bytes); otherwise pages are rendered on request and
+        not kept, so 200k items cost the server little memory. Returns the project ids.
+        """
+        if self.prerendered is None:
+            self.prerendered = PrerenderedFeedback(self, item_bytes=item_bytes, seed=seed)
+        self.record_requests = False
+        self.cache_verified_tokens = True
+        project_ids = self.prerendered.add_projects(projects, per_project)
+        if eager:
+            self.prerendered.render_all()
+        else:
+            self.prerendered.cache_pages = False
+        return project_ids
+
+    def prerendered_page(
+        self, method: str, full_path: str, params: dict[str, str], body: t.Any
+    ) -> bytes | None:
+        """The response body for a filter request on a benchmark project, else None."""
+        if self.prerendered is None or method != "POST":
+            return None
+        found = _PRERENDERED_ROUTE.match(full_path.removeprefix(API_PREFIX))
+        if found is None or not self.prerendered.serves(found.group(1)):
+            return None
+        return self.prerendered.page(found.group(1), body, params)
+
     def _tick(self) -> str:
         """A strictly increasing clock, so generated data is deterministic."""
         with self._lock:
@@ -328,6 +379,8 @@ class FakeUsersnap:
         if not header or not header.startswith("Bearer "):
             raise ApiError(401, "Authorization header missing", "WRONG_AUTH")
         token = header.removeprefix("Bearer ").strip()
+        if self._token_still_verified(token):
+            return token
         try:
             head = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -337,7 +390,7 @@ class FakeUsersnap:
         if head.get("kid") != self.jwt_id or self.revoked:
             raise ApiError(401, "Authorization failed", "WRONG_AUTH")
         try:
-            jwt.decode(
+            claims = jwt.decode(
                 token,
                 self.jwt_secret,
                 algorithms=["HS256"],
@@ -347,7 +400,22 @@ class FakeUsersnap:
             raise ApiError(401, "Authorization failed", "WRONG_AUTH") from exc
         if not self.rest_api_enabled:
             raise ApiError(403, "REST API is not enabled for this plan", "FORBIDDEN")
+        if self.cache_verified_tokens:
+            with self._lock:
+                self._verified_tokens[token] = float(claims["exp"])
         return token
+
+    def _token_still_verified(self, token: str) -> bool:
+        """With ``cache_verified_tokens``: a token already verified and not yet expired.
+
+        Verifying a JWT costs the server more than sending a pre-rendered page; the
+        benchmark skips it for a token it has already checked. Revocation and the plan
+        switch still apply.
+        """
+        if not self.cache_verified_tokens or self.revoked or not self.rest_api_enabled:
+            return False
+        expires = self._verified_tokens.get(token)
+        return expires is not None and time.time() < expires
 
     def list_projects(self, params: dict[str, str]) -> dict[str, t.Any]:
         limit = _limit(params, default=self.projects_page_limit)
@@ -523,6 +591,231 @@ class SampleData:
         }
 
 
+@dataclasses.dataclass
+class _BenchProject:
+    """One benchmark project: its item ids in created_at order, and where each one is."""
+
+    ordinal: int
+    ids: list[str]
+    positions: dict[str, int]
+
+
+class PrerenderedFeedback:
+    """Benchmark-sized feedback, rendered to JSON once so the server is never the bottleneck.
+
+    Item ``i`` of a project is a deterministic function of ``(project, i)``: a realistic
+    :class:`SampleData` item (one of a pool of templates) padded to about ``item_bytes``
+    of JSON, with its own id, number and timestamps. ``created_at`` grows with ``i``, so
+    the created_at-ascending listing is the item order and a ``created_at gte``/``gt``
+    filter is a binary search: resumed runs are served too. Only the filter endpoint is
+    served from here; other feedback endpoints see these projects as empty.
+    """
+
+    TEMPLATES = 256
+    BASE_TIME = dt.datetime(2023, 1, 1, tzinfo=dt.timezone.utc)
+    STEP = dt.timedelta(seconds=61)
+    FILLER = (
+        "Steps to reproduce: open the monthly report, choose last quarter, add the region "
+        "filter, press Export and wait. Expected a CSV download; got a spinner instead. "
+    )
+
+    def __init__(self, fake: FakeUsersnap, *, item_bytes: int = 1900, seed: int = 11) -> None:
+        self.fake = fake
+        self.item_bytes = item_bytes
+        self.cache_pages = True
+        self.page_size = MAX_LIMIT
+        self.rng = random.Random(seed)
+        self.projects: dict[str, _BenchProject] = {}
+        self._templates = [self._template() for _ in range(self.TEMPLATES)]
+        self._pages: dict[tuple[str, int, int], bytes] = {}
+
+    @property
+    def total_items(self) -> int:
+        return sum(len(p.ids) for p in self.projects.values())
+
+    def serves(self, project_id: str) -> bool:
+        return project_id in self.projects
+
+    def add_projects(self, count: int, per_project: int) -> list[str]:
+        added = []
+        for _ in range(count):
+            ordinal = len(self.projects)
+            name = SampleData.PROJECTS[ordinal % len(SampleData.PROJECTS)]
+            project = self.fake.add_project(f"{name} (benchmark {ordinal + 1})")
+            project["feedback_count"] = project["open_feedback_count"] = per_project
+            ids = [
+                str(uuid.UUID(int=self.rng.getrandbits(128), version=4)) for _ in range(per_project)
+            ]
+            positions = {feedback_id: n for n, feedback_id in enumerate(ids)}
+            self.projects[project["project_id"]] = _BenchProject(ordinal, ids, positions)
+            added.append(project["project_id"])
+        return added
+
+    def ids(self, project_id: str) -> list[str]:
+        return list(self.projects[project_id].ids)
+
+    def created_at(self, project_id: str, index: int) -> str:
+        return utc_iso(self._created(self.projects[project_id].ordinal, index))
+
+    def item(self, project_id: str, index: int) -> dict[str, t.Any]:
+        """Item ``index`` (0-based, oldest first) of a benchmark project."""
+        project = self.projects[project_id]
+        template = self._templates[(index * 31 + project.ordinal * 7) % self.TEMPLATES]
+        created = self._created(project.ordinal, index)
+        feedback_id = project.ids[index]
+        return {
+            **template,
+            "feedback_id": feedback_id,
+            "feedback_number": index + 1,
+            "public_link": f"https://app.usersnap.com/l/feedback/{feedback_id}",
+            "project_id": project_id,
+            "created_at": utc_iso(created),
+            "updated_at": utc_iso(created + dt.timedelta(minutes=index % 90)),
+        }
+
+    def render_all(self) -> None:
+        """Render every page of the default listing (no filter, ``page_size`` items)."""
+        for project_id, project in self.projects.items():
+            for start in range(0, len(project.ids), self.page_size):
+                self._page_bytes(project_id, 0, start, self.page_size)
+
+    def page(self, project_id: str, body: t.Any, params: dict[str, str]) -> bytes:
+        """The envelope for one filter request, as :meth:`FakeUsersnap.filter_feedback`."""
+        project = self.projects[project_id]
+        if (
+            isinstance(body, dict)
+            and not body.get("query")
+            and body.get("order_by")
+            == {
+                "order_by_type": "updated_at",
+                "direction": "desc",
+            }
+        ):
+            return self._newest_updates(project_id, params)
+        first = self._first_index(project, body)
+        start = first
+        after = params.get("after")
+        if after:
+            position = project.positions.get(after)
+            if position is None or position < first:
+                raise ApiError(400, "Invalid cursor", "INVALID_CURSOR", {"after": after})
+            start = position + 1
+        return self._page_bytes(project_id, first, start, _limit(params))
+
+    def _page_bytes(self, project_id: str, first: int, start: int, limit: int) -> bytes:
+        key = (project_id, start, limit)
+        cacheable = first == 0
+        rendered = self._pages.get(key) if cacheable else None
+        if rendered is None:
+            rendered = self._render(project_id, first, start, limit)
+            if cacheable and self.cache_pages:
+                with self.fake._lock:
+                    self._pages[key] = rendered
+        return rendered
+
+    def _render(self, project_id: str, first: int, start: int, limit: int) -> bytes:
+        total = len(self.projects[project_id].ids)
+        stop = min(start + limit, total)
+        items = [self.item(project_id, n) for n in range(start, stop)]
+        return _page_bytes(items, has_more=stop < total, count=total - first, limit=limit)
+
+    def _newest_updates(self, project_id: str, params: dict[str, str]) -> bytes:
+        """``order_by updated_at desc``, as the tap's edit scan asks: rendered per request.
+
+        Sorting a project's items costs the server some milliseconds, once per project
+        and run (a first run asks for one item).
+        """
+        project = self.projects[project_id]
+
+        def updated(n: int) -> tuple[str, str]:
+            return self.item(project_id, n)["updated_at"], project.ids[n]
+
+        order = sorted(range(len(project.ids)), key=updated, reverse=True)
+        start = 0
+        if after := params.get("after"):
+            position = project.positions.get(after)
+            if position is None:
+                raise ApiError(400, "Invalid cursor", "INVALID_CURSOR", {"after": after})
+            start = order.index(position) + 1
+        limit = _limit(params)
+        items = [self.item(project_id, n) for n in order[start : start + limit]]
+        has_more = start + limit < len(order)
+        return _page_bytes(items, has_more=has_more, count=len(order), limit=limit)
+
+    def _first_index(self, project: _BenchProject, body: t.Any) -> int:
+        """Where the filtered, created_at-ascending listing starts."""
+        if not isinstance(body, dict):
+            raise ApiError(400, "Request body must be a JSON object", "INVALID_REQUEST")
+        order = body.get("order_by") or {"order_by_type": "created_at", "direction": "desc"}
+        if (
+            order.get("order_by_type", "created_at") != "created_at"
+            or order.get("direction", "desc") != "asc"
+        ):
+            raise _prerendered_unsupported("an order other than created_at ascending")
+        first = 0
+        for condition in body.get("query") or []:
+            operator = condition.get("operator")
+            if condition.get("filter_type") != "created_at" or operator not in {"gte", "gt"}:
+                raise _prerendered_unsupported(f"the filter {condition!r}")
+            try:
+                bound = parse_iso(str(condition.get("value")))
+            except ValueError as exc:
+                raise ApiError(
+                    400, "created_at filter needs an ISO 8601 date-time", "INVALID_REQUEST"
+                ) from exc
+            search = bisect.bisect_left if operator == "gte" else bisect.bisect_right
+            found = search(
+                range(len(project.ids)), bound, key=lambda n: self._created(project.ordinal, n)
+            )
+            first = max(first, found)
+        return first
+
+    def _created(self, ordinal: int, index: int) -> dt.datetime:
+        """Strictly increasing per project; projects interleave a millisecond apart."""
+        return (
+            self.BASE_TIME
+            + self.STEP * index
+            + dt.timedelta(milliseconds=ordinal, microseconds=index * 7 % 1000)
+        )
+
+    def _template(self) -> dict[str, t.Any]:
+        """A realistic item padded (a longer comment, session notes) to ``item_bytes``."""
+        fields = SampleData(self.fake, self.rng).feedback_fields()
+        fields.pop("comment")
+        fields["custom_data"] = {**fields["custom_data"], "session_notes": ""}
+        template: dict[str, t.Any] = {
+            "feedback_id": str(uuid.UUID(int=0)),
+            "feedback_number": 10_000,
+            "public_link": f"https://app.usersnap.com/l/feedback/{uuid.UUID(int=0)}",
+            "project_id": str(uuid.UUID(int=0)),
+            "created_at": utc_iso(self.BASE_TIME),
+            "updated_at": utc_iso(self.BASE_TIME),
+            "assignee_id": None,
+            "is_demo": False,
+            "screen_recording": None,
+            **fields,
+        }
+        missing = max(0, self.item_bytes - len(json.dumps(template)))
+        comment_extra = missing // 4  # the comment appears twice: text_value and value
+        first_input = template["ordered_inputs"][0]
+        longer = f"{first_input['text_value']} {_filler(self.FILLER, comment_extra)}"
+        template["ordered_inputs"][0] = {**first_input, "text_value": longer, "value": longer}
+        notes_length = max(0, self.item_bytes - len(json.dumps(template)))
+        template["custom_data"]["session_notes"] = _filler(self.FILLER, notes_length)
+        return template
+
+
+def _filler(text: str, length: int) -> str:
+    """ASCII text of exactly ``length`` characters (one JSON byte each)."""
+    return (text * (length // len(text) + 1))[:length]
+
+
+def _prerendered_unsupported(what: str) -> ApiError:
+    return ApiError(
+        400, f"The pre-rendered benchmark data does not serve {what}", "INVALID_REQUEST"
+    )
+
+
 def _text_input(order: int, label: str, text: str) -> dict[str, t.Any]:
     return {
         "order": order,
@@ -531,6 +824,20 @@ def _text_input(order: int, label: str, text: str) -> dict[str, t.Any]:
         "text_value": text,
         "value": text,
     }
+
+
+def _page_bytes(items: list[dict[str, t.Any]], *, has_more: bool, count: int, limit: int) -> bytes:
+    """A rendered feedback list envelope with ``next`` pointing after its last item."""
+    data: dict[str, t.Any] = {"has_more": has_more, "count": count, "feedbacks": items}
+    data["next"] = None
+    if items:
+        last = items[-1]["feedback_id"]
+        data["next"] = {
+            "query_string": f"limit={limit}&after={last}",
+            "limit": limit,
+            "after": last,
+        }
+    return json.dumps({"status": True, "data": data}).encode()
 
 
 def _site_not_found(site_id: str) -> ApiError:
@@ -614,6 +921,8 @@ def _like(actual: str, pattern: str, *, case: bool) -> bool:
     return re.match(regex, actual, 0 if case else re.IGNORECASE) is not None
 
 
+_PRERENDERED_ROUTE = re.compile(r"^/projects/([^/]+)/feedbacks/filter$")
+
 _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("GET", re.compile(r"^/projects$"), "projects"),
     ("POST", re.compile(r"^/projects/([^/]+)/feedbacks/filter$"), "filter"),
@@ -675,8 +984,9 @@ class _Handler(BaseHTTPRequestHandler):
         record = RecordedRequest(
             method, path, params, body, auth.removeprefix("Bearer ") if auth else None
         )
-        with fake._lock:
-            fake.requests.append(record)
+        if fake.record_requests:
+            with fake._lock:
+                fake.requests.append(record)
         if fake.latency_seconds:
             time.sleep(fake.latency_seconds)
         fault = fake._take_fault(method, path)
@@ -684,6 +994,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         try:
             fake.authenticate(auth)
+            rendered = fake.prerendered_page(method, split.path, params, body)
+            if rendered is not None:
+                self._send_bytes(200, rendered, record)
+                return
             data = self._route(method, split.path, params, body)
         except ApiError as error:
             self._send_json(error.status, error.envelope(), record)
@@ -772,7 +1086,9 @@ class _Handler(BaseHTTPRequestHandler):
         return True
 
     def _send_json(self, status: int, payload: t.Any, record: RecordedRequest) -> None:
-        body = json.dumps(payload).encode()
+        self._send_bytes(status, json.dumps(payload).encode(), record)
+
+    def _send_bytes(self, status: int, body: bytes, record: RecordedRequest) -> None:
         record.status = status
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -782,20 +1098,62 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def main() -> None:
-    """Serve sample data until interrupted (for the demo and manual poking)."""
+    """Serve sample data until interrupted (for the demo and manual poking).
+
+    ``--prerendered`` serves benchmark data instead; ``--control`` takes commands on stdin
+    (``latency <ms>``, ``cpu``) and stops at end of input, so a parent process that dies
+    never leaves the server behind.
+    """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--projects", type=int, default=3)
     parser.add_argument("--per-project", type=int, default=100)
+    parser.add_argument(
+        "--prerendered",
+        choices=("eager", "lazy"),
+        help="benchmark data: every page rendered up front (eager) or on request (lazy)",
+    )
+    parser.add_argument("--item-bytes", type=int, default=1900, help="JSON size of an item")
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="delay per request")
+    parser.add_argument("--control", action="store_true", help="read commands from stdin")
     args = parser.parse_args()
     fake = FakeUsersnap()
-    fake.seed(projects=args.projects, per_project=args.per_project)
+    if args.prerendered:
+        fake.seed_benchmark(
+            projects=args.projects,
+            per_project=args.per_project,
+            item_bytes=args.item_bytes,
+            eager=args.prerendered == "eager",
+        )
+    else:
+        fake.seed(projects=args.projects, per_project=args.per_project)
+    fake.latency_seconds = args.latency_ms / 1000
     fake.start(args.port)
     print(json.dumps(fake.config()), flush=True)
     try:
-        threading.Event().wait()
+        if args.control:
+            _serve_commands(fake, sys.stdin, sys.stdout)
+        else:
+            threading.Event().wait()
     except KeyboardInterrupt:
-        fake.stop()
+        pass
+    fake.stop()
+
+
+def _serve_commands(fake: FakeUsersnap, commands: t.TextIO, answers: t.TextIO) -> None:
+    """Answer one JSON line per command until end of input."""
+    for line in commands:
+        command, *rest = line.split() or [""]
+        if command == "latency":
+            fake.latency_seconds = float(rest[0]) / 1000
+            answer: dict[str, t.Any] = {"latency_ms": fake.latency_seconds * 1000}
+        elif command == "cpu":
+            usage = resource.getrusage(resource.RUSAGE_SELF)
+            answer = {"cpu_s": usage.ru_utime + usage.ru_stime, "maxrss_kb": usage.ru_maxrss}
+        else:
+            answer = {"error": f"unknown command {command!r}"}
+        answers.write(json.dumps(answer) + "\n")
+        answers.flush()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,127 @@
+"""The fake's benchmark mode answers like the real filter endpoint, only faster."""
+
+from __future__ import annotations
+
+import json
+import time
+import typing as t
+
+import jwt
+import pytest
+import requests
+
+from tests.fake_api import ApiError, FakeUsersnap, PrerenderedFeedback
+
+ASCENDING = {"order_by": {"order_by_type": "created_at", "direction": "asc"}}
+
+
+@pytest.fixture(scope="module")
+def bench() -> t.Iterator[FakeUsersnap]:
+    """Shared by the module's tests, which only read from it."""
+    with FakeUsersnap() as api:
+        api.seed(projects=1, per_project=3)
+        api.seed_benchmark(projects=2, per_project=250, item_bytes=1900)
+        yield api
+
+
+def token(fake: FakeUsersnap) -> str:
+    now = int(time.time())
+    return jwt.encode(
+        {"iat": now, "exp": now + 300},
+        fake.jwt_secret,
+        algorithm="HS256",
+        headers={"kid": fake.jwt_id},
+    )
+
+
+def post_filter(
+    fake: FakeUsersnap, project_id: str, body: t.Any, **params: t.Any
+) -> requests.Response:
+    return requests.post(
+        f"{fake.url}/projects/{project_id}/feedbacks/filter",
+        params=params,
+        json=body,
+        headers={"Authorization": f"Bearer {token(fake)}"},
+        timeout=10,
+    )
+
+
+def data_of(fake: FakeUsersnap) -> PrerenderedFeedback:
+    assert fake.prerendered is not None
+    return fake.prerendered
+
+
+def test_pages_chain_through_every_item_in_order(bench: FakeUsersnap) -> None:
+    project_id = next(iter(data_of(bench).projects))
+    seen: list[str] = []
+    params: dict[str, t.Any] = {"limit": 100}
+    while True:
+        response = post_filter(bench, project_id, ASCENDING, **params)
+        assert response.status_code == 200
+        data = response.json()["data"]
+        assert data["count"] == 250
+        seen += [item["feedback_id"] for item in data["feedbacks"]]
+        if not data["has_more"]:
+            break
+        params["after"] = data["next"]["after"]
+    assert seen == data_of(bench).ids(project_id)
+
+
+def test_items_have_the_requested_size(bench: FakeUsersnap) -> None:
+    project_id = next(iter(data_of(bench).projects))
+    sizes = [len(json.dumps(data_of(bench).item(project_id, n))) for n in range(250)]
+    assert all(1880 <= size <= 1920 for size in sizes), (min(sizes), max(sizes))
+
+
+@pytest.mark.parametrize(("operator", "first"), [("gte", 200), ("gt", 201)])
+def test_created_at_filters_start_at_the_bound(
+    bench: FakeUsersnap, operator: str, first: int
+) -> None:
+    project_id = next(iter(data_of(bench).projects))
+    bound = data_of(bench).created_at(project_id, 200)
+    query = [{"filter_type": "created_at", "operator": operator, "value": bound}]
+    response = post_filter(bench, project_id, {**ASCENDING, "query": query}, limit=100)
+    data = response.json()["data"]
+    assert [i["feedback_id"] for i in data["feedbacks"]] == data_of(bench).ids(project_id)[first:]
+    assert data["count"] == 250 - first
+    assert data["has_more"] is False
+
+
+@pytest.mark.parametrize(
+    ("body", "params", "errortype"),
+    [
+        (ASCENDING, {"after": "not-an-id"}, "INVALID_CURSOR"),
+        ({"order_by": {"order_by_type": "created_at", "direction": "desc"}}, {}, "INVALID_REQUEST"),
+        (
+            {**ASCENDING, "query": [{"filter_type": "state", "operator": "eq", "value": "open"}]},
+            {},
+            "INVALID_REQUEST",
+        ),
+        (ASCENDING, {"limit": "101"}, "INVALID_REQUEST"),
+    ],
+)
+def test_what_it_cannot_serve_is_a_clear_400(
+    bench: FakeUsersnap, body: t.Any, params: dict[str, str], errortype: str
+) -> None:
+    project_id = next(iter(data_of(bench).projects))
+    response = post_filter(bench, project_id, body, **params)
+    assert response.status_code == 400
+    assert response.json()["errortype"] == errortype
+
+
+def test_other_projects_are_still_served_by_the_full_fake(bench: FakeUsersnap) -> None:
+    sample = next(p for p in bench.projects if not data_of(bench).serves(p))
+    response = post_filter(bench, sample, ASCENDING, limit=100)
+    assert len(response.json()["data"]["feedbacks"]) == 3
+
+
+def test_a_cached_token_is_still_refused_once_revoked() -> None:
+    fake = FakeUsersnap()
+    fake.seed_benchmark(projects=1, per_project=10)
+    assert fake.cache_verified_tokens
+    signed = token(fake)
+    assert fake.authenticate(f"Bearer {signed}") == signed
+    assert signed in fake._verified_tokens
+    fake.revoked = True
+    with pytest.raises(ApiError, match="Authorization failed"):
+        fake.authenticate(f"Bearer {signed}")
