@@ -247,3 +247,30 @@ def test_bad_credentials_fail_in_one_line_and_leave_loaded_rows_alone(
     assert fake.jwt_secret not in output
     assert snapshot(warehouse) == before
     assert bookmarks(meltano.state(STATE_ID)) == bookmarks(state_before)
+
+
+def test_a_run_that_fails_midway_keeps_its_pages_and_the_next_run_finishes(
+    fake: FakeUsersnap, meltano: MeltanoProject, warehouse: PostgresCluster
+) -> None:
+    """The tap's STATE after every page reaches Meltano, so a failed run is resumed, not redone."""
+    first_project = next(iter(fake.feedback))
+    fake.inject("status", status=403, match="POST .*/filter$", skip=2)  # 3rd page fails
+
+    failed = run_pipeline(meltano, fake, warehouse, check=False, TAP_USERSNAP_PAGE_SIZE="5")
+
+    assert failed.returncode != 0
+    oldest_ten = sorted(fake.feedback[first_project], key=lambda i: i["created_at"])[:10]
+    loaded = {fid for (fid,) in warehouse.query("SELECT feedback_id FROM usersnap.feedback")}
+    assert loaded == {i["feedback_id"] for i in oldest_ten}
+    assert bookmarks(meltano.state(STATE_ID)) == {first_project: oldest_ten[-1]["created_at"]}
+
+    asked_before = len(fake.requests)
+    run_pipeline(meltano, fake, warehouse, TAP_USERSNAP_PAGE_SIZE="5")
+
+    resumed = next(
+        r for r in fake.requests[asked_before:] if first_project in r.path and r.method == "POST"
+    )
+    assert resumed.body["query"][0]["value"] == oldest_ten[-1]["created_at"]
+    assert warehouse.query(
+        "SELECT count(*), count(DISTINCT feedback_id) FROM usersnap.feedback"
+    ) == [(len(fake.all_feedback_ids()), len(fake.all_feedback_ids()))]
