@@ -1,16 +1,22 @@
 # Everything a new user or CI needs: `make test` bootstraps its own environment on a fresh
-# machine (a pinned uv in .uv/, the locked dependencies in .venv/), then lints, type-checks
-# and runs the tests.
+# machine (a pinned uv in .uv/, the locked dependencies in .venv/, Meltano in .meltano-venv/),
+# then lints, type-checks and runs the tests; `make demo` runs the tap through Meltano into a
+# local DuckDB file against a sample API.
 SHELL := /bin/bash
 PYTHON ?= python3
 UV_VERSION := 0.13.8
 UV := .uv/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
+# Meltano is a tool that runs the tap as a subprocess from a venv of its own, so it gets its
+# own venv too: in .venv its pins would constrain the tap's libraries (sqlalchemy < 2.1).
+MELTANO_VENV := .meltano-venv
+CODE := tap_usersnap tests scripts benchmarks demo
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
+export MELTANO_SEND_ANONYMOUS_USAGE_STATS := false
 
-.PHONY: setup lint types unit report reliability test bench bench-quick clean
+.PHONY: setup meltano-venv meltano-lock lint types unit report reliability test bench bench-quick demo clean
 
 $(UV):
 	$(PYTHON) -m venv .uv
@@ -20,16 +26,29 @@ $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 	$(UV) sync --frozen --all-groups --python $(PYTHON)
 	touch $@
 
+$(MELTANO_VENV)/.installed: requirements/meltano.txt | $(UV)
+	$(UV) venv --quiet --clear --python $(PYTHON) $(MELTANO_VENV)
+	$(UV) pip install --quiet --python $(MELTANO_VENV)/bin/python --require-hashes \
+		-r requirements/meltano.txt
+	touch $@
+
 setup: $(VENV)/.synced ## Create .venv with the tap and its dev tools
 
+meltano-venv: $(MELTANO_VENV)/.installed ## Meltano, pinned with hashes, in .meltano-venv
+
+meltano-lock: | $(UV) ## Re-pin requirements/meltano.txt after editing requirements/meltano.in
+	$(UV) pip compile --quiet --universal --python-version 3.10 --generate-hashes \
+		--custom-compile-command "make meltano-lock" \
+		-o requirements/meltano.txt requirements/meltano.in
+
 lint: setup ## ruff: style and common bugs
-	$(BIN)/ruff check tap_usersnap tests scripts benchmarks
-	$(BIN)/ruff format --check tap_usersnap tests scripts benchmarks
+	$(BIN)/ruff check $(CODE)
+	$(BIN)/ruff format --check $(CODE)
 
 types: setup ## mypy
-	$(BIN)/mypy tap_usersnap tests scripts benchmarks
+	$(BIN)/mypy $(CODE)
 
-unit: setup ## the test suite alone (it writes the reliability figures to build/)
+unit: setup meltano-venv ## the test suite alone (end-to-end tests need Meltano; writes build/)
 	$(BIN)/pytest
 
 report: setup ## docs/reliability.md and the README's table, from the last test run
@@ -48,5 +67,8 @@ bench: setup ## issue 5's benchmark: tap vs a plain requests loop (a few minutes
 bench-quick: setup ## the benchmark on small data, one run each: a smoke test (~15 s)
 	$(BIN)/python -m benchmarks.bench --quick $(BENCH_ARGS)
 
+demo: setup meltano-venv ## sample Usersnap API -> meltano run tap-usersnap target-duckdb, twice
+	$(BIN)/python -m demo.run_demo
+
 clean:
-	rm -rf .uv $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .uv $(VENV) $(MELTANO_VENV) .pytest_cache .mypy_cache .ruff_cache

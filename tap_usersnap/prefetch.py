@@ -1,9 +1,11 @@
-"""Read ahead: several projects at once, and each project's next page while this one is written.
+"""Read several projects at once, handing their pages over as they arrive.
 
-The SDK syncs a stream's partitions one after another, one page at a time, so at any
-network latency its wall time is all waiting. :class:`PageFeed` runs the page fetching of
-the next few partitions in worker threads and hands their pages over in partition order,
-so the output (and the state) is exactly what a sequential run would produce.
+Left to the SDK, a stream's partitions are read one after another, one page at a time, so
+at any network latency the wall time is all waiting. :class:`PageFeed` fetches up to
+``concurrency`` projects in worker threads and yields each page as soon as it is in: pages
+of different projects interleave, while each project's pages keep their order (one worker
+reads a project from start to end). A bounded queue between the workers and the reader
+keeps memory flat however large the backfill: a worker waits while the reader is behind.
 """
 
 from __future__ import annotations
@@ -19,25 +21,26 @@ P = t.TypeVar("P")
 _POLL_SECONDS = 0.2
 
 
-class _End:
-    """Marks the end of one key's pages."""
+class Finished:
+    """Follows a key's last page: nothing more will come for it."""
 
 
-class _Failed:
-    """Carries a worker's exception to the consumer, at the point its key is read."""
+class Failed:
+    """Fetching a key's pages raised ``error``; it is the key's last item."""
 
-    def __init__(self, error: BaseException) -> None:
+    def __init__(self, error: Exception) -> None:
         self.error = error
 
 
-class PageFeed(t.Generic[K, P]):
-    """Fetches ``fetch(key)`` for up to ``concurrency`` keys at once, in key order.
+FINISHED = Finished()
 
-    Keys must be read with :meth:`pages` in the order given. Workers take keys in that
-    order, so the key being read always has a worker (no deadlock), and each key buffers at
-    most ``depth`` pages, so memory stays flat however long the backfill. A worker's error
-    is raised where its key is read, after every earlier key's pages. With a concurrency of
-    1 there are no threads: pages are fetched as they are read.
+
+class PageFeed(t.Generic[K, P]):
+    """Yields ``(key, page)`` for every page of every key, then ``(key, FINISHED)``.
+
+    A key whose fetching raised yields ``(key, Failed(error))`` last instead, and the
+    other keys go on: the reader decides whether that ends the run. With a concurrency of
+    1 there are no threads: keys are read in order, each page as it is fetched.
     """
 
     def __init__(
@@ -48,38 +51,42 @@ class PageFeed(t.Generic[K, P]):
         concurrency: int,
         depth: int = 2,
     ) -> None:
+        self._keys = list(keys)
         self._fetch = fetch
-        self._threaded = concurrency > 1
-        self._channels: dict[K, queue.Queue[P | _End | _Failed]] = {
-            key: queue.Queue(maxsize=depth) for key in keys
-        }
-        self._pending = collections.deque(keys)
+        self._concurrency = max(1, min(concurrency, len(self._keys)))
+        self._arrived: queue.Queue[tuple[K, P | Finished | Failed]] = queue.Queue(
+            maxsize=depth * self._concurrency
+        )
+        self._pending = collections.deque(self._keys)
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._workers = [
-            threading.Thread(target=self._work, name=f"page-feed-{n}", daemon=True)
-            for n in range(min(concurrency, len(keys)) if self._threaded else 0)
-        ]
-        for worker in self._workers:
-            worker.start()
 
-    def pages(self, key: K) -> t.Iterator[P]:
-        """The pages of ``key``, in order; raises what fetching them raised."""
-        if not self._threaded or key not in self._channels:
-            yield from self._fetch(key)
+    def __iter__(self) -> t.Iterator[tuple[K, P | Finished | Failed]]:
+        """Every key's pages, each key's in order; workers stop when the reader does."""
+        if self._concurrency == 1:
+            yield from self._in_order()
             return
-        channel = self._channels[key]
-        while True:
-            item = channel.get()
-            if isinstance(item, _End):
-                return
-            if isinstance(item, _Failed):
-                raise item.error
-            yield item
+        for n in range(self._concurrency):
+            threading.Thread(target=self._work, name=f"page-feed-{n}", daemon=True).start()
+        try:
+            remaining = len(self._keys)
+            while remaining:
+                key, item = self._arrived.get()
+                if isinstance(item, Finished | Failed):
+                    remaining -= 1
+                yield key, item
+        finally:
+            self._stop.set()
 
-    def close(self) -> None:
-        """Stop the workers (they finish the request in flight, then exit)."""
-        self._stop.set()
+    def _in_order(self) -> t.Iterator[tuple[K, P | Finished | Failed]]:
+        for key in self._keys:
+            try:
+                for page in self._fetch(key):
+                    yield key, page
+            except Exception as error:
+                yield key, Failed(error)
+            else:
+                yield key, FINISHED
 
     def _work(self) -> None:
         while not self._stop.is_set():
@@ -87,20 +94,20 @@ class PageFeed(t.Generic[K, P]):
                 if not self._pending:
                     return
                 key = self._pending.popleft()
-            channel = self._channels[key]
             try:
                 for page in self._fetch(key):
-                    if not self._put(channel, page):
+                    if not self._put(key, page):
                         return
-                self._put(channel, _End())
-            except BaseException as error:
-                self._put(channel, _Failed(error))
+            except Exception as error:
+                self._put(key, Failed(error))
+            else:
+                self._put(key, FINISHED)
 
-    def _put(self, channel: queue.Queue[P | _End | _Failed], item: P | _End | _Failed) -> bool:
-        """Wait for room in the channel, unless the feed is closed meanwhile."""
+    def _put(self, key: K, item: P | Finished | Failed) -> bool:
+        """Wait for room in the queue, unless the reader has stopped meanwhile."""
         while not self._stop.is_set():
             try:
-                channel.put(item, timeout=_POLL_SECONDS)
+                self._arrived.put((key, item), timeout=_POLL_SECONDS)
             except queue.Full:
                 continue
             return True

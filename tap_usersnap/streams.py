@@ -17,7 +17,7 @@ from tap_usersnap.client import UsersnapStream
 from tap_usersnap.derived import derived_fields
 from tap_usersnap.envelope import describe_request
 from tap_usersnap.errors import EndpointNotFoundError, ProjectNotFoundError
-from tap_usersnap.prefetch import PageFeed
+from tap_usersnap.prefetch import Failed, Finished, PageFeed
 
 if t.TYPE_CHECKING:
     import requests
@@ -95,12 +95,18 @@ class ProjectsStream(UsersnapStream):
             yield dict(project)
 
 
-def _is_edit(item: dict[str, t.Any], since: str, created_before: str | None) -> bool:
-    """Changed since the mark, and not new (new items come with the ``created_at`` pass)."""
+def _is_edit(item: dict[str, t.Any], since: str, window: tuple[str | None, str]) -> bool:
+    """Changed since the mark, and created inside what earlier runs already loaded.
+
+    ``window`` is ``(start_date or None, bookmark)``: items created at or after the
+    bookmark come with the ``created_at`` pass, items before ``start_date`` were never
+    wanted.
+    """
     if changed_at(item) < since:
         return False
-    created = normalise_timestamp(item["created_at"])
-    return created_before is None or (created is not None and created < created_before)
+    created = normalise_timestamp(item["created_at"]) or ""
+    lower, bookmark = window
+    return (lower is None or created >= lower) and created < bookmark
 
 
 class RecentIds:
@@ -132,6 +138,8 @@ class FeedbackPage:
     items: list[dict[str, t.Any]]
     #: Set on the page that ends the edit scan: the project's new ``updated_at`` mark.
     updated_at_mark: str | None = None
+    #: Items re-emitted by the edit scan: they must not move the ``created_at`` bookmark.
+    edits: bool = False
 
 
 class FeedbackStream(UsersnapStream):
@@ -155,80 +163,96 @@ class FeedbackStream(UsersnapStream):
     records_key = "feedbacks"
     schema = StreamSchema(SCHEMAS)
 
-    _feed: PageFeed[str, FeedbackPage] | None = None
     _starts: dict[str, str | None]
+    _edit_windows: dict[str, tuple[str | None, str] | None]
     _marks: dict[str, str | None]
+    #: The project of the page being emitted, and whether it holds re-emitted edits.
+    _emitting: tuple[str, bool] = ("", False)
 
     @property
-    def partitions(self) -> list[dict[str, t.Any]]:
-        """One partition per project: the ``project_ids`` setting, else every project."""
+    def partitions(self) -> None:
+        """None: the SDK reads the stream in one pass; :meth:`get_records` reads projects.
+
+        Projects are read concurrently, so not as SDK partitions, one after another. State
+        is still one partition per project (see :meth:`_increment_stream_state`).
+        """
+        return None
+
+    def project_ids(self) -> list[str]:
+        """The projects to read: the ``project_ids`` setting, else every project."""
         configured = self.config.get("project_ids")
         if configured:
-            return [{"project_id": project_id} for project_id in configured]
-        return [{"project_id": p["project_id"]} for p in self._projects_stream.listing()]
+            return list(configured)
+        return [p["project_id"] for p in self._projects_stream.listing()]
 
     @property
     def _projects_stream(self) -> ProjectsStream:
         return t.cast("ProjectsStream", self._tap.streams["projects"])
 
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
-        """A project's items, page by page, from the read-ahead feed; STATE after each page.
+        """Every project's items, page by page as they arrive; STATE after each page.
 
-        Every finished page is a resume point: the bookmark has advanced past its items.
+        Pages of different projects interleave; each project's come in created_at order.
+        Every page is a resume point for its project: its bookmark has advanced past the
+        page's items. A project Usersnap no longer knows is skipped by name (the run then
+        fails at the end); any other failure ends the run.
         """
-        project_id = (context or {}).get("project_id")
-        if project_id is None:  # no projects in scope: the SDK still calls once, with none
-            return
-        feed = self._page_feed()
-        recent = RecentIds()
-        try:
-            for page in feed.pages(project_id):
-                for item in page.items:
-                    if recent.is_new(item["feedback_id"]):
-                        yield item
-                    else:
-                        self.logger.info(
-                            "Skipped feedback %s of project %s: already read in this run "
-                            "(the API repeated it on a later page)",
-                            item["feedback_id"],
-                            project_id,
-                        )
-                if page.updated_at_mark is not None:
-                    self.get_context_state({"project_id": project_id})[UPDATED_AT_MARK] = (
-                        page.updated_at_mark
-                    )
-                    self.state_manager.is_flushed = False
-                self._write_state_message()
-        except ProjectNotFoundError as exc:
-            self._tap.skip_project(project_id, exc, self.logger)
-        except BaseException:
-            feed.close()
-            raise
+        project_ids = self.project_ids()
+        self._starts, self._edit_windows, self._marks = {}, {}, {}
+        for pid in project_ids:  # read once, here, before any worker thread needs them
+            state = self._saved_state(pid)
+            bookmark = None
+            if state.get("replication_key") == self.replication_key:
+                bookmark = state.get("replication_key_value")
+            self._starts[pid] = self._start_of(bookmark)
+            self._edit_windows[pid] = (self._start_of(None), bookmark) if bookmark else None
+            self._marks[pid] = state.get(UPDATED_AT_MARK)
+        concurrency = int(self.config["concurrency"])
+        feed = PageFeed(project_ids, self._fetch_pages, concurrency=concurrency)
+        recent: dict[str, RecentIds] = {}
+        for project_id, page in feed:
+            if isinstance(page, Finished):
+                recent.pop(project_id, None)
+            elif isinstance(page, Failed):
+                recent.pop(project_id, None)
+                if not isinstance(page.error, ProjectNotFoundError):
+                    raise page.error
+                self._tap.skip_project(project_id, page.error, self.logger)
+            else:
+                self._emitting = (project_id, page.edits)
+                yield from self._new_items(page, recent.setdefault(project_id, RecentIds()))
+                self._page_done(project_id, page)
 
-    def _page_feed(self) -> PageFeed[str, FeedbackPage]:
-        """Created once per run, in this thread, before any worker reads the state."""
-        if self._feed is None:
-            keys = [partition["project_id"] for partition in self.partitions]
-            self._starts = {key: self._start_of({"project_id": key}) for key in keys}
-            self._marks = {
-                key: self.get_context_state({"project_id": key}).get(UPDATED_AT_MARK)
-                for key in keys
-            }
-            self._feed = PageFeed(
-                keys, self._fetch_pages, concurrency=int(self.config["concurrency"])
-            )
-        return self._feed
+    def _saved_state(self, project_id: str) -> dict[str, t.Any]:
+        """A project's partition state as given, without adding an empty one if none."""
+        for partition in self.stream_state.get("partitions") or []:
+            if partition.get("context") == {"project_id": project_id}:
+                return t.cast("dict[str, t.Any]", partition)
+        return {}
 
-    def _start_of(self, context: Context) -> str | None:
-        """Where a project's read starts: its bookmark or ``start_date``, the later one.
+    def _new_items(self, page: FeedbackPage, recent: RecentIds) -> t.Iterator[dict[str, t.Any]]:
+        """The page's items, less any the API already gave in one of the last pages."""
+        for item in page.items:
+            if recent.is_new(item["feedback_id"]):
+                yield item
+            else:
+                self.logger.info(
+                    "Skipped feedback %s of project %s: already read in this run (the API "
+                    "repeated it on a later page)",
+                    item["feedback_id"],
+                    item.get("project_id"),
+                )
 
-        The SDK settles this per partition as it starts it; read-ahead threads need every
-        project's start before then, so it is computed up front from the same inputs.
-        """
-        state = self.get_context_state(context)
-        bookmark = None
-        if state.get("replication_key") == self.replication_key:
-            bookmark = state.get("replication_key_value")
+    def _page_done(self, project_id: str, page: FeedbackPage) -> None:
+        """Keep the edit scan's new mark, then write STATE: the page is a resume point."""
+        if page.updated_at_mark is not None:
+            state = self.get_context_state({"project_id": project_id})
+            state[UPDATED_AT_MARK] = page.updated_at_mark
+            self.state_manager.is_flushed = False
+        self._write_state_message()
+
+    def _start_of(self, bookmark: str | None) -> str | None:
+        """Where a project's read starts: its bookmark or ``start_date``, the later one."""
         candidates = [parse_timestamp(v) for v in (bookmark, self.config.get("start_date")) if v]
         return format_timestamp(max(candidates)) if candidates else None
 
@@ -243,21 +267,22 @@ class FeedbackStream(UsersnapStream):
         """Items edited since the project's ``updated_at`` mark, then the new mark.
 
         The API cannot filter on ``updated_at`` but can sort by it, newest first: the scan
-        reads until it passes the old mark, usually one request. Items created since the
-        bookmark are left to the ``created_at`` pass. The new mark is the newest
-        ``updated_at`` when the scan began, so an edit made during the run is after it and
-        is caught next time. A first run only takes the mark (one item).
+        reads until it passes the old mark, usually one request. Only items earlier runs
+        loaded are re-emitted (created before the bookmark); new ones come with the
+        ``created_at`` pass. The new mark is the newest ``updated_at`` when the scan began,
+        so an edit made during the run is after it and is caught next time. A project with
+        no mark or no bookmark yet only takes the mark (one item).
         """
         since = self._marks.get(project_id)
-        created_before = self._starts.get(project_id)
+        window = self._edit_windows.get(project_id)
         context = {"project_id": project_id, EDIT_SCAN: True}
         new_mark = None
         for items in self._pages(context):
             if new_mark is None and items:
                 new_mark = changed_at(items[0])
-            if since is None:
+            if since is None or window is None:  # only the mark: see _scans_edits
                 break
-            yield FeedbackPage([i for i in items if _is_edit(i, since, created_before)])
+            yield FeedbackPage([i for i in items if _is_edit(i, since, window)], edits=True)
             if not items or changed_at(items[-1]) < since:
                 break
         yield FeedbackPage([], updated_at_mark=new_mark or since)
@@ -270,6 +295,7 @@ class FeedbackStream(UsersnapStream):
                 yield page
                 page = []
             else:
+                item["project_id"] = item.get("project_id") or context["project_id"]
                 page.append(item)
 
     def get_url_params(
@@ -279,10 +305,13 @@ class FeedbackStream(UsersnapStream):
     ) -> dict[str, t.Any]:
         """A first run's edit scan needs only the newest item; every other read full pages."""
         params = super().get_url_params(context, next_page_token)
-        context = context or {}
-        if context.get(EDIT_SCAN) and self._marks.get(context["project_id"]) is None:
+        if context and context.get(EDIT_SCAN) and not self._scans_edits(context["project_id"]):
             params["limit"] = 1
         return params
+
+    def _scans_edits(self, project_id: str) -> bool:
+        """Whether the edit scan looks for edits, or (no mark or bookmark yet) only the mark."""
+        return self._marks.get(project_id) is not None and bool(self._edit_windows.get(project_id))
 
     def prepare_request_payload(
         self,
@@ -296,10 +325,7 @@ class FeedbackStream(UsersnapStream):
         body: dict[str, t.Any] = {
             "order_by": {"order_by_type": "created_at", "direction": "asc"},
         }
-        project_id = context["project_id"]
-        if project_id not in self._starts:  # a context outside the partitions: read inline
-            self._starts[project_id] = self._start_of({"project_id": project_id})
-        start = self._starts[project_id]
+        start = self._starts.get(context["project_id"])
         if start is not None:
             body["query"] = [{"filter_type": "created_at", "operator": "gte", "value": start}]
         return body
@@ -310,21 +336,29 @@ class FeedbackStream(UsersnapStream):
         yield PAGE_END
 
     def _increment_stream_state(
-        self, latest_record: dict[str, t.Any], *, context: Context | None = None
+        self,
+        latest_record: dict[str, t.Any],
+        *,
+        context: Context | None = None,
     ) -> None:
-        """Edits re-emitted by the edit scan are older than the bookmark: they must not move it.
+        """Advance the bookmark of the record's own project (one state partition each).
 
-        Overrides a private SDK hook: the SDK would otherwise take them as a sort error.
+        Overrides a private SDK hook: the SDK reads this stream in one pass (see
+        :attr:`partitions`) and would otherwise keep a single bookmark for all projects.
+        Edits re-emitted by the edit scan, and items the API gives out of order, leave it be.
         """
-        bookmark = self.get_context_state(context).get("replication_key_value")
-        if bookmark and latest_record["created_at"] < bookmark:
+        project_id, edits = self._emitting  # the record may have lost deselected fields
+        if edits:
             return
-        super()._increment_stream_state(latest_record, context=context)
+        partition = {"project_id": project_id}
+        bookmark = self.get_context_state(partition).get("replication_key_value")
+        if bookmark and latest_record["created_at"] < bookmark:
+            return  # an item the API gave out of order (or repeated): sent, bookmark kept
+        super()._increment_stream_state(latest_record, context=partition)
 
     def post_process(self, row: Record, context: Context | None = None) -> Record | None:
         """Add ``project_name`` and the derived fields; normalise timestamps for bookmarks."""
-        project_id = row.get("project_id") or (context or {}).get("project_id")
-        row["project_id"] = project_id
+        project_id = row["project_id"]
         row["created_at"] = normalise_timestamp(row.get("created_at"))
         row["updated_at"] = normalise_timestamp(row.get("updated_at"))
         row["project_name"] = self._project_names.get(project_id)

@@ -32,11 +32,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
-from urllib.parse import quote
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from types import TracebackType
+
+    from typing_extensions import Self  # typing.Self is 3.11+; the project supports 3.10
 
 __all__ = ["PostgresCluster", "PostgresClusterError", "find_pg_bindir"]
 
@@ -145,30 +146,6 @@ class PostgresCluster:
             "dbname": self.dbname,
         }
         return " ".join(f"{key}={_conninfo_quote(value)}" for key, value in params.items())
-
-    @property
-    def url(self) -> str:
-        """``postgresql://`` URL (libpq/psycopg; SQLAlchemy wants ``postgresql+psycopg://``)."""
-        return (
-            f"postgresql://{quote(self.user, safe='')}:{quote(self.password, safe='')}"
-            f"@{self.host}:{self.port}/{quote(self.dbname, safe='')}"
-        )
-
-    def target_postgres_config(self, default_target_schema: str = "public") -> dict[str, Any]:
-        """Config for meltanolabs-target-postgres pointing at this cluster."""
-        return {
-            "host": self.host,
-            "port": self.port,
-            "user": self.user,
-            "password": self.password,
-            "database": self.dbname,
-            "default_target_schema": default_target_schema,
-        }
-
-    @property
-    def running(self) -> bool:
-        """Whether start() succeeded and stop() has not run since."""
-        return self._running
 
     @property
     def tmpdir(self) -> Path | None:
@@ -367,7 +344,7 @@ def _smoke() -> None:
     started = time.monotonic()
     with PostgresCluster() as cluster:
         up = time.monotonic()
-        out.write(f"started in {up - started:.2f}s at {cluster.url}\n")
+        out.write(f"started in {up - started:.2f}s on {cluster.host}:{cluster.port}\n")
         out.write(f"{cluster.query('select version()')[0][0]}\n")
         out.write(f"{cluster.query('select current_database(), %s::int + 1', 41)}\n")
         tmp = cluster.tmpdir

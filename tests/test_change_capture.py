@@ -114,3 +114,35 @@ def test_capture_edits_off_reads_only_new_feedback(fake: FakeUsersnap) -> None:
     assert fake.filter_requests("updated_at") == []
     assert set(second.ids()) == at_bookmark(fake, first)
     assert "updated_at_mark" not in str(second.final_state)
+
+
+def test_a_mark_without_a_bookmark_loses_nothing(fake: FakeUsersnap) -> None:
+    """A run killed right after its edit scan leaves a mark but no bookmark yet."""
+    project_id = next(iter(fake.projects))
+    mark = newest_update(fake, project_id)
+    state = {
+        "bookmarks": {
+            "feedback": {
+                "partitions": [{"context": {"project_id": project_id}, "updated_at_mark": mark}]
+            }
+        }
+    }
+    result = run_sync(fake.config(page_size=5), state=state)
+    assert sorted(result.ids()) == sorted(fake.all_feedback_ids())
+    assert bookmarks(result.final_state)[project_id] == max(
+        i["created_at"] for i in fake.feedback[project_id]
+    )
+    scans = [r for r in fake.filter_requests("updated_at") if project_id in r.path]
+    assert [r.params["limit"] for r in scans] == ["1"]  # only the mark, no edits to look for
+
+
+def test_edits_before_start_date_are_not_re_emitted(fake: FakeUsersnap) -> None:
+    project_id = next(iter(fake.projects))
+    items = sorted(fake.feedback[project_id], key=lambda i: i["created_at"])
+    config = fake.config(start_date=items[6]["created_at"], project_ids=[project_id])
+    first = run_sync(config)
+    before_start = fake.update_feedback(items[2]["feedback_id"], status_type="done")
+    inside = fake.update_feedback(items[8]["feedback_id"], status_type="done")
+    second = run_sync(config, state=first.final_state)
+    assert inside["feedback_id"] in second.ids()
+    assert before_start["feedback_id"] not in second.ids()

@@ -3,9 +3,9 @@
 Each trial runs the console script against a long multi-project sync, kills it with SIGKILL
 as soon as it has printed a random number of lines, and resumes from the last STATE among
 those lines, several times, then lets a last run finish. The union of what the runs
-delivered must hold every feedback_id, and a resume may re-read at most one page of the
-project it was in plus the one item at each finished project's bookmark: the tap writes
-STATE after every page, so that is all a kill can cost.
+delivered must hold every feedback_id, and a resume may re-read at most the page it was in
+plus the item(s) at each other project's bookmark: the tap writes STATE after every page,
+so that is all a kill can cost.
 """
 
 from __future__ import annotations
@@ -29,23 +29,28 @@ from tests.reliability import (
 from tests.singer_run import SyncResult, run_cli, run_cli_killed
 
 PROJECTS = 4
-PER_PROJECT = 60
+PER_PROJECT = 150
 PAGE_SIZE = 7
 KILLS = 4
-#: A kill lands after 5 to 110 printed lines (a full run prints about 290).
+#: A kill lands after 5 to 110 printed lines. A full run prints about 690, and projects are
+#: read concurrently, so each resume has less left: four kills still land mid-sync.
 KILL_AFTER_LINES = (5, 110)
-#: What one resume may re-read: the page it was in, plus each finished project's last item.
-MOST_RE_READ = PAGE_SIZE + PROJECTS
+#: Items of the first project created in one instant, across its pages 1 and 2.
+TIED = 5
+#: What one resume may re-read: the page it was in, plus the item(s) at each other project's
+#: bookmark (read again on purpose, so that none sharing that instant is lost). Projects are
+#: read concurrently, so every project may have a bookmark when the kill comes.
+MOST_RE_READ = PAGE_SIZE + (PROJECTS - 1) + TIED
 
 
 @pytest.fixture
 def long_fake() -> t.Iterator[FakeUsersnap]:
-    """Four projects of 60 items, canaries planted, with ties across a page boundary."""
+    """Four projects of 150 items, canaries planted, with ties across a page boundary."""
     with FakeUsersnap() as api:
         api.seed(projects=PROJECTS, per_project=PER_PROJECT, seed=11)
         plant_canaries(api)
         first = api.feedback[next(iter(api.projects))]
-        for item in first[5:10]:  # five items created in the same instant: pages 1 and 2
+        for item in first[5 : 5 + TIED]:  # created in the same instant: pages 1 and 2
             item["created_at"] = first[5]["created_at"]
         yield api
 

@@ -1,0 +1,48 @@
+"""`make demo` end to end, on a small sample: Meltano into DuckDB, twice."""
+
+from __future__ import annotations
+
+import io
+import typing as t
+
+import duckdb
+
+from demo.run_demo import NEW_COMMENTS, run_demo
+
+if t.TYPE_CHECKING:
+    from tests.meltano_project import MeltanoProject
+
+PROJECTS, PER_PROJECT = 3, 20
+NEW = 2 * len(NEW_COMMENTS)
+
+
+def test_demo_loads_everything_then_only_what_is_new(meltano: MeltanoProject) -> None:
+    out = io.StringIO()
+
+    run_demo(meltano, out, projects=PROJECTS, per_project=PER_PROJECT)
+
+    printed = out.getvalue()
+    warehouse = meltano.root / "output" / "warehouse.duckdb"
+    with duckdb.connect(str(warehouse), read_only=True) as db:
+        rows, distinct = db.sql(
+            "SELECT count(*), count(DISTINCT feedback_id) FROM usersnap.feedback"
+        ).fetchone() or (0, 0)
+        comments = {
+            c
+            for (c,) in db.sql(
+                "SELECT ordered_inputs->0->>'text_value' FROM usersnap.feedback"
+            ).fetchall()
+        }
+        projects = db.sql("SELECT count(*) FROM usersnap.projects").fetchone()
+    assert rows == distinct == PROJECTS * PER_PROJECT + NEW
+    assert set(NEW_COMMENTS) <= comments
+    assert projects == (PROJECTS,)
+
+    assert f"{PROJECTS} projects, {PROJECTS * PER_PROJECT} feedback" in printed
+    for heading in ("Feedback per project:", "Top labels:", "Newest feedback:"):
+        assert heading in printed
+    # Run 2 read the new items and one per project at its bookmark's instant, nothing more.
+    assert f"Run 2 read {NEW + PROJECTS} items: the {NEW} new ones, plus {PROJECTS}" in printed
+    assert f"Rows now: {rows}, distinct feedback_id: {rows}: no duplicates." in printed
+    assert "新しいフィードバック" in printed
+    assert (meltano.root / "output" / "demo-run-2.log").read_text().count("Run completed") == 1

@@ -1,0 +1,102 @@
+"""meltano.yml and the Meltano Hub definition describe the tap as it is.
+
+A setting missing from a plugin definition cannot be set the Meltano way; a secret not marked
+sensitive is shown by ``meltano config``; an unpinned plugin makes ``meltano install`` change
+under our feet. These checks are cheap, so they run without Meltano.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import typing as t
+
+import pytest
+import yaml
+from singer_sdk.helpers.capabilities import BATCH_CONFIG, FLATTENING_CONFIG, STREAM_MAPS_CONFIG
+
+from tests.meltano_project import REPO
+from tests.singer_run import run_cli
+
+MELTANO_YML = yaml.safe_load((REPO / "meltano.yml").read_text())
+HUB = yaml.safe_load((REPO / "hub" / "tap-usersnap.yml").read_text())
+#: Settings every SDK tap gets; the rest are the tap's own. (Not read off
+#: ``TapUsersnap.config_jsonschema``: the SDK adds its settings to that dict in place.)
+SDK_SETTINGS = {
+    name
+    for builtin in (STREAM_MAPS_CONFIG, FLATTENING_CONFIG, BATCH_CONFIG)
+    for name in builtin["properties"]
+}
+
+#: Which Meltano setting kinds can carry each JSON Schema type of the tap's settings.
+KINDS: dict[str, set[str | None]] = {
+    "string": {"string", "password", None},
+    "integer": {"integer"},
+    "number": {"integer"},  # Meltano cannot pass `decimal` settings to plugins (Decimal JSON)
+    "boolean": {"boolean"},
+    "array": {"array"},
+    "object": {"object"},
+    "date-time": {"date_iso8601"},
+}
+
+
+@functools.cache
+def about() -> dict[str, t.Any]:
+    return t.cast("dict[str, t.Any]", json.loads(run_cli("--about", "--format=json").stdout))
+
+
+def extractor_in_meltano_yml() -> dict[str, t.Any]:
+    (extractor,) = MELTANO_YML["plugins"]["extractors"]
+    return t.cast("dict[str, t.Any]", extractor)
+
+
+def json_type(schema: dict[str, t.Any]) -> str:
+    types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+    (kind,) = [name for name in types if name != "null"]
+    if schema.get("format") == "date-time":
+        return "date-time"
+    return str(kind)
+
+
+@pytest.mark.parametrize(
+    "definition", [extractor_in_meltano_yml(), HUB], ids=["meltano.yml", "hub"]
+)
+def test_definition_matches_the_tap(definition: dict[str, t.Any]) -> None:
+    settings = {s["name"]: s for s in definition["settings"]}
+    available = about()["settings"]["properties"]
+    assert set(available) - SDK_SETTINGS <= set(settings) <= set(available)
+    for name, setting in settings.items():
+        schema = available[name]
+        expected = KINDS[json_type(schema)]
+        assert setting.get("kind") in expected, name
+        assert bool(setting.get("sensitive")) == bool(schema.get("secret")), name
+        if "default" in schema:
+            assert setting.get("value") == schema["default"], name
+    required = set(about()["settings"]["required"])
+    assert [set(group) for group in definition["settings_group_validation"]] == [required]
+    assert set(definition["capabilities"]) <= set(about()["capabilities"])
+    assert {"catalog", "discover", "state"} <= set(definition["capabilities"])
+    assert definition["namespace"] == "tap_usersnap"
+    assert definition["executable"] == about()["name"] == "tap-usersnap"
+
+
+def test_meltano_yml_needs_no_hub_and_pins_every_plugin() -> None:
+    assert "version" not in MELTANO_YML  # Meltano 4 warns about it
+    assert MELTANO_YML["send_anonymous_usage_stats"] is False
+    plugins = [p for kind in MELTANO_YML["plugins"].values() for p in kind]
+    for plugin in plugins:
+        assert "variant" not in plugin, plugin["name"]  # a variant means a Hub lookup
+        assert {"namespace", "pip_url", "executable"} <= set(plugin), plugin["name"]
+        packages = plugin["pip_url"].split()
+        assert packages == ["-e", "."] or all("==" in p for p in packages), plugin["name"]
+    loaders = {p["name"]: p for p in MELTANO_YML["plugins"]["loaders"]}
+    assert "duckdb==1.2.2" in loaders["target-duckdb"]["pip_url"].split()
+
+
+def test_hub_definition_has_what_the_hub_requires() -> None:
+    assert {"name", "namespace", "variant", "label", "pip_url", "repo"} <= set(HUB)
+    assert HUB["maintenance_status"] in {"active", "beta", "development", "inactive", "unknown"}
+    assert HUB["pip_url"] == "tap-usersnap"  # the PyPI name in pyproject.toml
+    hub_kinds = {"oauth", "hidden", "password", "date_iso8601", "file", "email", "integer"}
+    hub_kinds |= {"options", "object", "array", "boolean", "string"}
+    assert {s["kind"] for s in HUB["settings"]} <= hub_kinds
