@@ -97,6 +97,10 @@ class UsersnapStream(RESTStream[str | None]):
         session: requests.Session | None = getattr(self._thread_local, "session", None)
         if session is None:
             session = self._thread_local.session = requests.Session()
+            # Proxy settings (HTTPS_PROXY, NO_PROXY ...) are read once, for the API's URL,
+            # instead of from the whole environment on every request.
+            session.proxies = requests.utils.get_environ_proxies(self.url_base)
+            session.trust_env = False
         return session
 
     @property

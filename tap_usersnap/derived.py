@@ -31,11 +31,11 @@ _DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 
 def derived_fields(item: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
     """The analysis-ready fields of one raw feedback item (never ``None``; empty if no data)."""
-    inputs = form_order(item.get("ordered_inputs"))
+    texts, values = _answers(form_order(item.get("ordered_inputs")))
     return {
-        "conversation": conversation(inputs),
+        "conversation": texts,
         "label_names": label_names(item.get("labels")),
-        "input_values": input_values(inputs),
+        "input_values": values,
     }
 
 
@@ -44,16 +44,24 @@ def form_order(inputs: t.Any) -> list[dict[str, t.Any]]:
     if not isinstance(inputs, list):
         return []
     entries = [entry for entry in inputs if isinstance(entry, dict)]
+    if _in_form_order(entries):  # as Usersnap sends them: no sort needed
+        return entries
     return sorted(entries, key=lambda entry: _order_key(entry.get("order")))
+
+
+def _in_form_order(entries: list[dict[str, t.Any]]) -> bool:
+    previous = -1
+    for entry in entries:
+        order = entry.get("order")
+        if not isinstance(order, int) or order < previous:
+            return False
+        previous = order
+    return True
 
 
 def conversation(inputs: list[dict[str, t.Any]]) -> list[str]:
     """The text of every text input that holds more than whitespace, in the order given."""
-    return [
-        entry["text_value"]
-        for entry in inputs
-        if _kind(entry) == "text" and entry["text_value"].strip()
-    ]
+    return _answers(inputs)[0]
 
 
 def label_names(labels: t.Any) -> list[str]:
@@ -73,9 +81,19 @@ def input_values(inputs: list[dict[str, t.Any]]) -> dict[str, InputValue]:
     A repeated label gets `` (2)``, `` (3)`` ... so no answer overwrites another; an input
     without a label is keyed ``input_<order>``.
     """
+    return _answers(inputs)[1]
+
+
+def _answers(inputs: list[dict[str, t.Any]]) -> tuple[list[str], dict[str, InputValue]]:
+    """The typed texts and the other answers, in one pass (it runs once per record)."""
+    texts: list[str] = []
     values: dict[str, InputValue] = {}
     for position, entry in enumerate(inputs):
         kind = _kind(entry)
+        if kind == "text":
+            if entry["text_value"].strip():
+                texts.append(entry["text_value"])
+            continue
         if kind == "boolean":
             value: InputValue = bool(entry["boolean_value"])
         elif kind == "value":
@@ -83,7 +101,7 @@ def input_values(inputs: list[dict[str, t.Any]]) -> dict[str, InputValue]:
         else:
             continue
         values[_unique_key(_input_label(entry, position), values)] = value
-    return values
+    return texts, values
 
 
 def typed_value(text: str) -> int | float | str:

@@ -168,6 +168,7 @@ class FeedbackStream(UsersnapStream):
     _marks: dict[str, str | None]
     #: The project of the page being emitted, and whether it holds re-emitted edits.
     _emitting: tuple[str, bool] = ("", False)
+    _bookmark_states: dict[str, dict[str, t.Any]]
 
     @property
     def partitions(self) -> None:
@@ -199,6 +200,7 @@ class FeedbackStream(UsersnapStream):
         """
         project_ids = self.project_ids()
         self._starts, self._edit_windows, self._marks = {}, {}, {}
+        self._bookmark_states = {}
         for pid in project_ids:  # read once, here, before any worker thread needs them
             state = self._saved_state(pid)
             bookmark = None
@@ -344,17 +346,25 @@ class FeedbackStream(UsersnapStream):
         """Advance the bookmark of the record's own project (one state partition each).
 
         Overrides a private SDK hook: the SDK reads this stream in one pass (see
-        :attr:`partitions`) and would otherwise keep a single bookmark for all projects.
-        Edits re-emitted by the edit scan, and items the API gives out of order, leave it be.
+        :attr:`partitions`) and would keep one bookmark for all projects. Records come in
+        created_at order per project, so the newest value is the bookmark, as the SDK does
+        for sorted streams. Edits re-emitted by the edit scan, and items the API gives out
+        of order, leave it be.
         """
         project_id, edits = self._emitting  # the record may have lost deselected fields
         if edits:
             return
-        partition = {"project_id": project_id}
-        bookmark = self.get_context_state(partition).get("replication_key_value")
-        if bookmark and latest_record["created_at"] < bookmark:
+        state = self._bookmark_states.get(project_id)
+        if state is None:
+            state = self._bookmark_states[project_id] = self.get_context_state(
+                {"project_id": project_id}
+            )
+        value = latest_record["created_at"]
+        bookmark = state.get("replication_key_value")
+        if bookmark and value < bookmark:
             return  # an item the API gave out of order (or repeated): sent, bookmark kept
-        super()._increment_stream_state(latest_record, context=partition)
+        state["replication_key"] = self.replication_key
+        state["replication_key_value"] = value
 
     def post_process(self, row: Record, context: Context | None = None) -> Record | None:
         """Add ``project_name`` and the derived fields; normalise timestamps for bookmarks."""

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import sys
 
-from singer_sdk.contrib.msgspec import MsgSpecWriter, enc_hook
-from singer_sdk.singerlib import RecordMessage
+from singer_sdk.contrib.msgspec import MsgSpecWriter, enc_hook, serialize_jsonl
+from singer_sdk.singerlib import RecordMessage, StateMessage
 from singer_sdk.singerlib.encoding.simple import Message
 
 
@@ -25,6 +25,8 @@ class BufferedMsgSpecWriter(MsgSpecWriter):
         is written as its escape (``\ud83d``), exactly as the API sent it.
         """
         try:
+            if isinstance(message, StateMessage):  # the SDK's to_dict deep-copies the state
+                return serialize_jsonl({"type": "STATE", "value": message.value})
             return super().serialize_message(message)
         except UnicodeEncodeError:
             line = json.dumps(message.to_dict(), default=enc_hook, separators=(",", ":"))

@@ -54,6 +54,12 @@ def canary_fake() -> t.Iterator[FakeUsersnap]:
 
 
 @pytest.fixture
+def read_ahead(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let the tap read projects in threads even though the local fake answers at once."""
+    monkeypatch.setattr("tap_usersnap.prefetch.SLOW_FETCH_SECONDS", 0.0)
+
+
+@pytest.fixture
 def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """Record the tap's retry waits instead of sleeping through them."""
     clock = FakeClock()

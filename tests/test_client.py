@@ -86,6 +86,7 @@ def test_rate_limit_gate_pauses_everyone_and_never_shortens(sleeps: list[float])
     assert sleeps == [5]
 
 
+@pytest.mark.usefixtures("read_ahead")
 def test_concurrent_run_survives_429s_on_every_project(
     fake: FakeUsersnap, sleeps: list[float]
 ) -> None:

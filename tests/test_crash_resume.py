@@ -48,6 +48,7 @@ def long_fake() -> t.Iterator[FakeUsersnap]:
     """Four projects of 150 items, canaries planted, with ties across a page boundary."""
     with FakeUsersnap() as api:
         api.seed(projects=PROJECTS, per_project=PER_PROJECT, seed=11)
+        api.latency_seconds = 0.012  # slow enough that the tap reads projects concurrently
         plant_canaries(api)
         first = api.feedback[next(iter(api.projects))]
         for item in first[5 : 5 + TIED]:  # created in the same instant: pages 1 and 2

@@ -550,6 +550,7 @@ CONCURRENT = "read ahead, 4 projects at once, with edit scans"
         ),
     ],
 )
+@pytest.mark.usefixtures("read_ahead")
 def test_faults_while_reading_ahead(
     scenario: FaultScenario, sleeps: list[float], name: str, fault: dict
 ) -> None:
@@ -560,6 +561,7 @@ def test_faults_while_reading_ahead(
     assert len(played.ids) == len(set(played.ids))
 
 
+@pytest.mark.usefixtures("read_ahead")
 def test_project_deleted_while_reading_ahead(scenario: FaultScenario) -> None:
     fake = scenario.fake
     project_id, _ = deleted_on_its_second_page(fake)  # its edit scan, then gone
