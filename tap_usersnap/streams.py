@@ -205,7 +205,9 @@ class FeedbackStream(UsersnapStream):
             state = self._saved_state(pid)
             bookmark = None
             if state.get("replication_key") == self.replication_key:
-                bookmark = state.get("replication_key_value")
+                # Normalised, as bookmarks are compared as strings from here on.
+                bookmark = normalise_timestamp(state.get("replication_key_value"))
+                state["replication_key_value"] = bookmark
             self._starts[pid] = self._start_of(bookmark)
             self._edit_windows[pid] = (self._start_of(None), bookmark) if bookmark else None
             self._marks[pid] = state.get(UPDATED_AT_MARK)

@@ -89,8 +89,9 @@ class TapUsersnap(Tap):
             th.IntegerType(minimum=1, maximum=16),
             default=4,
             title="Concurrency",
-            description="How many projects are read at once; each also fetches its next page "
-            "while the current one is written. 1 reads one page at a time. A 429 pauses all.",
+            description="How many projects are read at once when the API is slow to answer "
+            "(over 8 ms a page): threads then fetch pages while others are written. 1 reads one "
+            "page at a time. A 429 pauses all.",
         ),
         th.Property(
             "request_timeout",

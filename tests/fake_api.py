@@ -525,7 +525,7 @@ class SampleData:
     def feedback_fields(self) -> dict[str, t.Any]:
         rng = self.rng
         comment = rng.choice(self.COMMENTS)
-        inputs: list[dict[str, t.Any]] = [_text_input(0, "Comment", comment)]
+        inputs: list[dict[str, t.Any]] = [text_input(0, "Comment", comment)]
         if rng.random() < 0.6:
             rating = str(rng.randint(1, 5))
             inputs.append(
@@ -548,7 +548,7 @@ class SampleData:
                 }
             )
         if rng.random() < 0.3:
-            inputs.append(_text_input(3, "What did you expect?", rng.choice(self.COMMENTS)))
+            inputs.append(text_input(3, "What did you expect?", rng.choice(self.COMMENTS)))
         chosen = rng.sample(self.LABELS, k=rng.randint(0, 2))
         return {
             "comment": comment,
@@ -816,7 +816,8 @@ def _prerendered_unsupported(what: str) -> ApiError:
     )
 
 
-def _text_input(order: int, label: str, text: str) -> dict[str, t.Any]:
+def text_input(order: int | None, label: str | None, text: str | None) -> dict[str, t.Any]:
+    """One text answer of a feedback form, as Usersnap puts it in ``ordered_inputs``."""
     return {
         "order": order,
         "label": label,

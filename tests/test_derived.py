@@ -8,20 +8,10 @@ import typing as t
 import pytest
 
 from tap_usersnap.derived import derived_fields, typed_value
-from tests.fake_api import FakeUsersnap
+from tests.fake_api import FakeUsersnap, text_input
 from tests.singer_run import run_sync
 
 RAW_FIELDS = ("ordered_inputs", "labels", "custom_data", "client", "screenshot")
-
-
-def text_input(order: int | None, label: str | None, text: str | None) -> dict[str, t.Any]:
-    return {
-        "order": order,
-        "label": label,
-        "boolean_value": None,
-        "text_value": text,
-        "value": text,
-    }
 
 
 def value_input(order: int, label: str | None, value: str | None) -> dict[str, t.Any]:

@@ -194,3 +194,20 @@ def test_a_workspace_without_projects_syncs_nothing(empty_fake: FakeUsersnap) ->
     assert result.records("projects") == []
     assert result.records("feedback") == []
     assert empty_fake.requests_to("/filter$") == []
+
+
+def test_a_bookmark_in_another_format_is_normalised_not_misread(fake: FakeUsersnap) -> None:
+    first = run_sync(fake.config())
+    project_id = next(iter(fake.projects))
+    state = first.final_state
+    partition = next(
+        p
+        for p in state["bookmarks"]["feedback"]["partitions"]
+        if p["context"]["project_id"] == project_id
+    )
+    newest = partition["replication_key_value"]  # e.g. 2024-01-01T01:31:01.604941Z
+    partition["replication_key_value"] = newest.replace("Z", "+00:00")
+    new = fake.add_feedback(project_id)
+    second = run_sync(fake.config(), state=state)
+    assert new["feedback_id"] in second.ids()
+    assert bookmarks(second.final_state)[project_id] == new["created_at"]
