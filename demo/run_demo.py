@@ -155,14 +155,17 @@ def run_demo(
         report_first_run(demo)
 
         new_ids = add_new_feedback(api)
+        edited = edit_old_feedback(api)
         demo.say()
         demo.say(f"== {len(new_ids)} new feedback items arrive at the API")
+        demo.say(f"== {len(edited)} older items are edited in Usersnap: closed, labelled Billing")
         bookmarks_before = demo.bookmarks()
         second_started = dt.datetime.now()  # target-duckdb stamps local time
         demo.say(f"== Run 2: meltano run tap-usersnap {LOADER} (incremental, from the state)")
         seconds = demo.meltano_run("tap-usersnap", LOADER)
         demo.say(f"   done in {seconds:.1f}s")
         report_second_run(demo, first_counts, bookmarks_before, new_ids, second_started)
+        report_edits(demo, edited)
     demo.say()
     demo.say("== Sample API stopped; nothing is left running.")
     demo.say(
@@ -204,6 +207,44 @@ def add_new_feedback(api: FakeUsersnap) -> list[str]:
     return new_ids
 
 
+def edit_old_feedback(api: FakeUsersnap) -> dict[str, str]:
+    """Close and label an early item in two projects: ``{feedback_id: status before}``."""
+    billing = next(label for label in SampleData.LABELS if label[0] == "billing")
+    identifier, name, color = billing
+    edited = {}
+    for project_id in list(api.projects)[:2]:
+        item = sorted(api.feedback[project_id], key=lambda i: i["created_at"])[1]
+        edited[item["feedback_id"]] = item["status_type"]
+        label = {
+            "company_label_id": "billing",
+            "identifier": identifier,
+            "name": name,
+            "color": color,
+        }
+        api.update_feedback(item["feedback_id"], status_type="done", labels=[label])
+    return edited
+
+
+def report_edits(demo: Demo, edited: dict[str, str]) -> None:
+    """Show that the edits reached the warehouse, in place (change capture)."""
+    ids = ", ".join(f"'{feedback_id}'" for feedback_id in edited)
+    rows = demo.query(
+        "SELECT feedback_id, project_name, feedback_number, status_type,"  # noqa: S608
+        " (SELECT string_agg(l->>'name', ',') FROM unnest(CAST(labels AS JSON[])) AS ls(l)),"
+        f" count(*) OVER (PARTITION BY feedback_id) FROM usersnap.feedback"
+        f" WHERE feedback_id IN ({ids}) ORDER BY project_name"
+    )
+    demo.say()
+    demo.say("Edited in Usersnap after run 1, now in the warehouse (one row each, updated):")
+    demo.table(
+        ("project", "number", "status before", "status now", "labels now", "rows"),
+        [
+            (project, number, edited[fid], status, labels, n)
+            for fid, project, number, status, labels, n in rows
+        ],
+    )
+
+
 def report_second_run(
     demo: Demo,
     first_counts: dict[str, int],
@@ -235,8 +276,8 @@ def report_second_run(
     demo.say()
     demo.say(
         f"Run 2 read {len(written)} items: the {len(written & set(new_ids))} new ones, plus {again}"
-        " already stored (created at a bookmark's exact instant, read again on purpose so none"
-        " sharing it is lost; upserted on feedback_id)."
+        " already stored (edited since run 1, or created at a bookmark's exact instant and read"
+        " again on purpose so none sharing it is lost; upserted on feedback_id)."
     )
     demo.say(f"Rows now: {rows}, distinct feedback_id: {distinct}: no duplicates.")
     demo.say()

@@ -41,8 +41,20 @@ def test_demo_loads_everything_then_only_what_is_new(meltano: MeltanoProject) ->
     assert f"{PROJECTS} projects, {PROJECTS * PER_PROJECT} feedback" in printed
     for heading in ("Feedback per project:", "Top labels:", "Newest feedback:"):
         assert heading in printed
-    # Run 2 read the new items and one per project at its bookmark's instant, nothing more.
-    assert f"Run 2 read {NEW + PROJECTS} items: the {NEW} new ones, plus {PROJECTS}" in printed
+    # Run 2 read the new items, the two edited ones and one per project at its bookmark's
+    # instant, nothing more.
+    assert (
+        f"Run 2 read {NEW + 2 + PROJECTS} items: the {NEW} new ones, plus {2 + PROJECTS}" in printed
+    )
+    assert "Edited in Usersnap after run 1" in printed
+    with duckdb.connect(str(warehouse), read_only=True) as db:
+        done = db.sql(
+            "SELECT count(*) FROM usersnap.feedback WHERE status_type = 'done'"
+            " AND CAST(labels AS VARCHAR) LIKE '%Billing%'"
+            " AND feedback_number = 2"
+        ).fetchone()
+    assert done is not None
+    assert done[0] >= 2
     assert f"Rows now: {rows}, distinct feedback_id: {rows}: no duplicates." in printed
     assert "新しいフィードバック" in printed
     assert (meltano.root / "output" / "demo-run-2.log").read_text().count("Run completed") == 1
