@@ -142,6 +142,14 @@ class UsersnapStream(RESTStream[str | None]):
                     time_extracted=extracted_at,
                 )
 
+    def generate_child_contexts(
+        self,
+        record: dict[str, t.Any],
+        context: Context | None,
+    ) -> t.Iterable[Context | None]:
+        """None: no Usersnap stream has child streams (the SDK would copy every record)."""
+        return ()
+
     @functools.cached_property
     def _selects_every_property(self) -> bool:
         """True when the catalog deselects nothing (a missing entry inherits its parent's)."""
