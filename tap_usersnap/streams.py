@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import datetime as dt
 import functools
 import typing as t
 from http import HTTPStatus
@@ -18,6 +17,12 @@ from tap_usersnap.derived import derived_fields
 from tap_usersnap.envelope import describe_request
 from tap_usersnap.errors import EndpointNotFoundError, ProjectNotFoundError
 from tap_usersnap.prefetch import Failed, Finished, PageFeed
+from tap_usersnap.timestamps import (
+    changed_at,
+    format_timestamp,
+    normalise_timestamp,
+    parse_timestamp,
+)
 
 if t.TYPE_CHECKING:
     import requests
@@ -25,46 +30,12 @@ if t.TYPE_CHECKING:
 
 SCHEMAS = SchemaDirectory(resources.files(schemas))
 
-#: The one timestamp format bookmarks and emitted records use: UTC, microseconds, ``Z``.
-#: Fixed width, so bookmarks compare correctly as strings too.
-TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
-TIMESTAMP_EXAMPLE = "2024-03-01T12:00:00.000000Z"
-
-
 #: Marks the end of a page in the record loop (an object no API item can be).
 PAGE_END: dict[str, t.Any] = {}
 #: Partition state key of the edit scan's high-water mark (newest ``updated_at`` seen).
 UPDATED_AT_MARK = "updated_at_mark"
 #: Context flag of the edit scan's requests.
 EDIT_SCAN = "edit_scan"
-
-
-def changed_at(item: dict[str, t.Any]) -> str:
-    """When an item last changed, in the bookmark format (never-edited items: created)."""
-    return t.cast("str", normalise_timestamp(item.get("updated_at") or item["created_at"]))
-
-
-def normalise_timestamp(value: str | None) -> str | None:
-    """Any ISO 8601 timestamp (``Z``, offsets, fewer fraction digits) as UTC ``...Z``."""
-    if not value or _is_canonical(value):
-        return value
-    return format_timestamp(parse_timestamp(value))
-
-
-def parse_timestamp(value: str) -> dt.datetime:
-    """An ISO 8601 timestamp as an aware datetime; naive means UTC."""
-    parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
-
-
-def _is_canonical(value: str) -> bool:
-    """Already ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (Usersnap's own form): the common fast path."""
-    return len(value) == len(TIMESTAMP_EXAMPLE) and value[-1] == "Z" and value[19] == "."
-
-
-def format_timestamp(moment: dt.datetime) -> str:
-    """A datetime in the bookmark format."""
-    return moment.astimezone(dt.timezone.utc).strftime(TIMESTAMP_FORMAT)
 
 
 class ProjectsStream(UsersnapStream):

@@ -23,7 +23,7 @@ import typing as t
 from pathlib import Path
 
 from tap_usersnap.errors import UsersnapError
-from tap_usersnap.streams import normalise_timestamp
+from tap_usersnap.timestamps import normalise_timestamp
 from tests.singer_run import SyncResult, bookmarks, run_cli, run_sync
 
 if t.TYPE_CHECKING:

@@ -5,6 +5,8 @@ Full syncs under 429s, 5xx, resets, stalls and bad bodies are in ``test_faults.p
 
 from __future__ import annotations
 
+import secrets
+
 import pytest
 
 from tap_usersnap.errors import CredentialsRejectedError, ProjectNotFoundError, UsersnapError
@@ -31,7 +33,7 @@ def test_first_401_re_signs_the_token_and_retries(fake: FakeUsersnap, sleeps: li
 
 
 def test_second_401_fails_with_a_clear_message(fake: FakeUsersnap, sleeps: list[float]) -> None:
-    config = sequential(fake, jwt_secret="not-the-secret-" + "y" * 30)
+    config = sequential(fake, jwt_secret=secrets.token_urlsafe(32))
     with pytest.raises(CredentialsRejectedError) as caught:
         run_sync(config)
     message = str(caught.value)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tap_usersnap.streams import normalise_timestamp
+from tap_usersnap.timestamps import normalise_timestamp
 from tests.fake_api import FakeUsersnap
 from tests.singer_run import bookmarks, run_sync
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 
 import pytest
 
@@ -34,7 +35,7 @@ def test_bad_setting_fails_before_any_request_naming_it(
 
 
 def test_bad_credentials_fail_with_one_clear_line_and_no_secret(fake: FakeUsersnap) -> None:
-    config = fake.config(jwt_secret="wrong-secret-" + "z" * 40)
+    config = fake.config(jwt_secret=secrets.token_urlsafe(32))
     result = run_cli(config=config)
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if "ERROR" in line]

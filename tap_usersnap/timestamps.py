@@ -1,0 +1,39 @@
+"""Timestamps in one UTC form, so bookmarks compare correctly as strings."""
+
+from __future__ import annotations
+
+import datetime as dt
+import typing as t
+
+#: The one timestamp format bookmarks and emitted records use: UTC, microseconds, ``Z``.
+#: Fixed width, so bookmarks compare correctly as strings too.
+TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+TIMESTAMP_EXAMPLE = "2024-03-01T12:00:00.000000Z"
+
+
+def changed_at(item: dict[str, t.Any]) -> str:
+    """When an item last changed, in the bookmark format (never-edited items: created)."""
+    return t.cast("str", normalise_timestamp(item.get("updated_at") or item["created_at"]))
+
+
+def normalise_timestamp(value: str | None) -> str | None:
+    """Any ISO 8601 timestamp (``Z``, offsets, fewer fraction digits) as UTC ``...Z``."""
+    if not value or _is_canonical(value):
+        return value
+    return format_timestamp(parse_timestamp(value))
+
+
+def parse_timestamp(value: str) -> dt.datetime:
+    """An ISO 8601 timestamp as an aware datetime; naive means UTC."""
+    parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+
+
+def _is_canonical(value: str) -> bool:
+    """Already ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (Usersnap's own form): the common fast path."""
+    return len(value) == len(TIMESTAMP_EXAMPLE) and value[-1] == "Z" and value[19] == "."
+
+
+def format_timestamp(moment: dt.datetime) -> str:
+    """A datetime in the bookmark format."""
+    return moment.astimezone(dt.timezone.utc).strftime(TIMESTAMP_FORMAT)
