@@ -139,7 +139,7 @@ class FeedbackStream(UsersnapStream):
     _marks: dict[str, str | None]
     #: The project of the page being emitted, and whether it holds re-emitted edits.
     _emitting: tuple[str, bool] = ("", False)
-    _bookmark_states: dict[str, dict[str, t.Any]]
+    _partition_states: dict[str, dict[str, t.Any]]
 
     @property
     def partitions(self) -> None:
@@ -171,7 +171,8 @@ class FeedbackStream(UsersnapStream):
         """
         project_ids = self.project_ids()
         self._starts, self._edit_windows, self._marks = {}, {}, {}
-        self._bookmark_states = {}
+        self._partition_states = {}
+        lower = self._start_of(None)  # edits are only re-emitted from start_date on
         for pid in project_ids:  # read once, here, before any worker thread needs them
             state = self._saved_state(pid)
             bookmark = None
@@ -180,7 +181,7 @@ class FeedbackStream(UsersnapStream):
                 bookmark = normalise_timestamp(state.get("replication_key_value"))
                 state["replication_key_value"] = bookmark
             self._starts[pid] = self._start_of(bookmark)
-            self._edit_windows[pid] = (self._start_of(None), bookmark) if bookmark else None
+            self._edit_windows[pid] = (lower, bookmark) if bookmark else None
             self._marks[pid] = state.get(UPDATED_AT_MARK)
         concurrency = int(self.config["concurrency"])
         feed = PageFeed(project_ids, self._fetch_pages, concurrency=concurrency)
@@ -197,6 +198,14 @@ class FeedbackStream(UsersnapStream):
                 self._emitting = (project_id, page.edits)
                 yield from self._new_items(page, recent.setdefault(project_id, RecentIds()))
                 self._page_done(project_id, page)
+
+    def _partition_state(self, project_id: str) -> dict[str, t.Any]:
+        """A project's writable partition state (created on first use), looked up once."""
+        state = self._partition_states.get(project_id)
+        if state is None:
+            state = self.get_context_state({"project_id": project_id})
+            self._partition_states[project_id] = state
+        return state
 
     def _saved_state(self, project_id: str) -> dict[str, t.Any]:
         """A project's partition state as given, without adding an empty one if none."""
@@ -221,8 +230,7 @@ class FeedbackStream(UsersnapStream):
     def _page_done(self, project_id: str, page: FeedbackPage) -> None:
         """Keep the edit scan's new mark, then write STATE: the page is a resume point."""
         if page.updated_at_mark is not None:
-            state = self.get_context_state({"project_id": project_id})
-            state[UPDATED_AT_MARK] = page.updated_at_mark
+            self._partition_state(project_id)[UPDATED_AT_MARK] = page.updated_at_mark
             self.state_manager.is_flushed = False
         self._write_state_message()
 
@@ -248,19 +256,19 @@ class FeedbackStream(UsersnapStream):
         so an edit made during the run is after it and is caught next time. A project with
         no mark or no bookmark yet only takes the mark (one item).
         """
-        since = self._marks.get(project_id)
-        window = self._edit_windows.get(project_id)
+        criteria = self._edit_criteria(project_id)
         context = {"project_id": project_id, EDIT_SCAN: True}
         new_mark = None
         for items in self._pages(context):
             if new_mark is None and items:
                 new_mark = changed_at(items[0])
-            if since is None or window is None:  # only the mark: see _scans_edits
+            if criteria is None:
                 break
+            since, window = criteria
             yield FeedbackPage([i for i in items if _is_edit(i, since, window)], edits=True)
             if not items or changed_at(items[-1]) < since:
                 break
-        yield FeedbackPage([], updated_at_mark=new_mark or since)
+        yield FeedbackPage([], updated_at_mark=new_mark or self._marks.get(project_id))
 
     def _pages(self, context: Context) -> t.Iterator[list[dict[str, t.Any]]]:
         """Pages through the SDK's request loop (paging, retries, metrics)."""
@@ -280,13 +288,17 @@ class FeedbackStream(UsersnapStream):
     ) -> dict[str, t.Any]:
         """A first run's edit scan needs only the newest item; every other read full pages."""
         params = super().get_url_params(context, next_page_token)
-        if context and context.get(EDIT_SCAN) and not self._scans_edits(context["project_id"]):
+        if context and context.get(EDIT_SCAN) and not self._edit_criteria(context["project_id"]):
             params["limit"] = 1
         return params
 
-    def _scans_edits(self, project_id: str) -> bool:
-        """Whether the edit scan looks for edits, or (no mark or bookmark yet) only the mark."""
-        return self._marks.get(project_id) is not None and bool(self._edit_windows.get(project_id))
+    def _edit_criteria(self, project_id: str) -> tuple[str, tuple[str | None, str]] | None:
+        """The mark and created_at window to look for edits in; None: only take the mark.
+
+        A project with no mark or no bookmark yet has no edits to re-emit.
+        """
+        since, window = self._marks.get(project_id), self._edit_windows.get(project_id)
+        return (since, window) if since is not None and window is not None else None
 
     def prepare_request_payload(
         self,
@@ -327,11 +339,7 @@ class FeedbackStream(UsersnapStream):
         project_id, edits = self._emitting  # the record may have lost deselected fields
         if edits:
             return
-        state = self._bookmark_states.get(project_id)
-        if state is None:
-            state = self._bookmark_states[project_id] = self.get_context_state(
-                {"project_id": project_id}
-            )
+        state = self._partition_state(project_id)
         value = latest_record["created_at"]
         bookmark = state.get("replication_key_value")
         if bookmark and value < bookmark:
