@@ -30,6 +30,7 @@ from tests.meltano_project import (
     state_id,
     usersnap_env,
 )
+from tests.singer_run import bookmarks
 
 if t.TYPE_CHECKING:
     from pathlib import Path
@@ -119,14 +120,7 @@ class Demo:
         """``{project name: bookmark}`` from the state Meltano stored for this pipeline."""
         state = self.project.state(state_id("tap-usersnap", LOADER))
         names = {pid: p["name"] for pid, p in self.api.projects.items()}
-        partitions = state.get("bookmarks", {}).get("feedback", {}).get("partitions", [])
-        return {
-            names.get(p["context"]["project_id"], p["context"]["project_id"]): p[
-                "replication_key_value"
-            ]
-            for p in partitions
-            if p["context"]["project_id"] in names
-        }
+        return {names[pid]: value for pid, value in bookmarks(state).items() if pid in names}
 
     def per_project(self) -> dict[str, int]:
         """``{project name: feedback rows}`` in the warehouse."""

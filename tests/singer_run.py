@@ -92,10 +92,10 @@ def run_sync(
     return SyncResult(parse_messages(output), returncode=int(bool(error)), error=error)
 
 
-def bookmarks(state: dict[str, t.Any]) -> dict[str, str]:
-    """``{project_id: replication_key_value}`` of the feedback stream's partitions."""
-    partitions = state["bookmarks"].get("feedback", {}).get("partitions", [])
-    return {p["context"]["project_id"]: p.get("replication_key_value") for p in partitions}
+def bookmarks(state: dict[str, t.Any], key: str = "replication_key_value") -> dict[str, str]:
+    """``{project_id: value}`` of the feedback stream's partitions (the bookmark, or ``key``)."""
+    partitions = state.get("bookmarks", {}).get("feedback", {}).get("partitions", [])
+    return {p["context"]["project_id"]: p.get(key) for p in partitions}
 
 
 def _command(tmp: str, args: t.Sequence[str], config: dict | None, state: dict | None) -> list[str]:

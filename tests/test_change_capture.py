@@ -11,8 +11,7 @@ BUG_LABEL = {"company_label_id": "l-1", "identifier": "bug", "name": "Bug", "col
 
 
 def marks(state: dict[str, t.Any]) -> dict[str, str]:
-    partitions = state["bookmarks"]["feedback"]["partitions"]
-    return {p["context"]["project_id"]: p.get("updated_at_mark") for p in partitions}
+    return bookmarks(state, key="updated_at_mark")
 
 
 def newest_update(fake: FakeUsersnap, project_id: str) -> str:
