@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import json
+import re
 import typing as t
 from urllib.parse import urlsplit
 
 import msgspec
 from singer_sdk.exceptions import RetriableAPIError
 
+from tap_usersnap.errors import MalformedResponseError
+
 if t.TYPE_CHECKING:
     import requests
 
 #: Longest part of an API error message quoted in ours (it never holds feedback bodies).
 MAX_QUOTED_MESSAGE = 200
+#: Nesting deeper than this (counted from the body's root) is cut when a body is too deep
+#: to decode at all; the cut value becomes :data:`TOO_DEEP`.
+MAX_BODY_DEPTH = 96
+#: What stands in for a value cut for its depth.
+TOO_DEEP = "[removed by tap-usersnap: nested too deep to store]"
+_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 
 
 def read_envelope(response: requests.Response) -> dict[str, t.Any]:
@@ -33,6 +42,8 @@ def read_envelope(response: requests.Response) -> dict[str, t.Any]:
         envelope = msgspec.json.decode(response.content)
     except msgspec.DecodeError:
         envelope = _decode_leniently(response.content)
+    except RecursionError:  # a visitor's custom_data nested thousands deep
+        envelope = _decode_leniently(cut_deep_values(response.content))
     if not isinstance(envelope, dict):
         kind = response.headers.get("Content-Type", "unknown content type")
         msg = (
@@ -55,6 +66,51 @@ def _decode_leniently(content: bytes) -> t.Any:
         return json.loads(content)
     except ValueError:
         return None
+
+
+def cut_deep_values(content: bytes, max_depth: int = MAX_BODY_DEPTH) -> bytes:
+    """The body with every value nested deeper than ``max_depth`` replaced by :data:`TOO_DEEP`.
+
+    Only for bodies no decoder can take (it reads token by token, without recursion), so
+    one hostile item cannot cost its page, or stop every later run.
+    """
+    out = bytearray()
+    depth, kept_to, cut_from = 0, 0, -1
+    for token in _TOKENS.finditer(content):
+        char = token.group()[:1]
+        if char in b"[{":
+            depth += 1
+            if depth == max_depth + 1 and cut_from < 0:
+                cut_from = token.start()
+        elif char in b"]}":
+            depth -= 1
+            if depth == max_depth and cut_from >= 0:
+                out += content[kept_to:cut_from] + msgspec.json.encode(TOO_DEEP)
+                kept_to, cut_from = token.end(), -1
+    return bytes(out + content[kept_to:])
+
+
+def page_items(response: requests.Response, records_key: str) -> list[t.Any]:
+    """The list ``data[records_key]`` of a successful answer.
+
+    Raises:
+        MalformedResponseError: ``data`` is missing or not an object, or the list is missing
+            or not a list: a failed try, never "no items".
+    """
+    data = read_envelope(response).get("data")
+    items = data.get(records_key) if isinstance(data, dict) else None
+    if not isinstance(items, list):
+        found = "no data object" if not isinstance(data, dict) else _kind(items)
+        msg = (
+            f"Usersnap answered {describe_request(response)} with a malformed page: "
+            f"expected data.{records_key} to be a list, found {found}"
+        )
+        raise MalformedResponseError(msg, response)
+    return items
+
+
+def _kind(value: t.Any) -> str:
+    return "nothing" if value is None else f"a {type(value).__name__}"
 
 
 def envelope_data(response: requests.Response) -> dict[str, t.Any]:

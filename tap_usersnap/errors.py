@@ -6,8 +6,6 @@ import typing as t
 
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 
-from tap_usersnap.retry import parse_retry_after
-
 if t.TYPE_CHECKING:
     import requests
 
@@ -31,14 +29,25 @@ class PaginationError(UsersnapError):
 class RateLimitedError(RetriableAPIError):
     """A 429: wait what ``Retry-After`` says, then try again."""
 
-    def __init__(self, message: str, response: requests.Response) -> None:
+    def __init__(
+        self, message: str, response: requests.Response, retry_after: float | None
+    ) -> None:
         super().__init__(message, response)
-        self.retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        #: Seconds the server asked to wait, if it said.
+        self.retry_after = retry_after
 
 
 class TokenRejectedError(RetriableAPIError):
     """A 401: re-sign the token once and try again."""
 
 
+class MalformedResponseError(RetriableAPIError):
+    """A 200 whose body is not the envelope the spec documents: a failed try, not "no items"."""
+
+
 class EndpointNotFoundError(UsersnapError):
     """A 404: the endpoint does not exist for this resource (e.g. a project's assignees)."""
+
+
+class RequestRefusedError(UsersnapError):
+    """A 403: this key (or plan) may not read that endpoint."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typing as t
 
 from singer_sdk.pagination import BaseAPIPaginator
+from typing_extensions import override
 
 from tap_usersnap.envelope import envelope_data
 from tap_usersnap.errors import PaginationError
@@ -14,33 +15,40 @@ if t.TYPE_CHECKING:
 
 
 class UsersnapCursorPaginator(BaseAPIPaginator[str | None]):
-    """Reads the envelope's ``has_more`` and ``next.after`` (the last item's id).
+    """Reads the envelope's ``has_more`` and ``next.after``.
 
-    A cursor already seen in this partition, or ``has_more`` without a cursor, is an
-    error: the first would loop forever, the second would silently drop the rest.
+    The API's cursor is the id of the page's last item; where an answer says ``has_more``
+    but gives no ``next`` (``GET /projects`` documents none), that id is the cursor. A cursor
+    already seen would loop forever and ends the read with one line.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, records_key: str, id_key: str) -> None:
         super().__init__(None)
+        self._records_key = records_key
+        self._id_key = id_key
         self._seen: set[str] = set()
+        #: True once a cursor was taken from the last item rather than from ``next``.
+        self.used_fallback = False
 
+    @override
     def has_more(self, response: requests.Response) -> bool:
         """Trust ``data.has_more``: a full page alone does not mean there is more."""
         return bool(envelope_data(response).get("has_more"))
 
+    @override
     def continue_if_empty(self, response: requests.Response) -> bool:
         """An empty page that says ``has_more`` must be followed, not taken as the end."""
         return self.has_more(response)
 
+    @override
     def get_next(self, response: requests.Response) -> str | None:
-        """The next ``after`` cursor; fails on a missing or repeated one."""
-        cursor = (envelope_data(response).get("next") or {}).get("after")
+        """The next ``after`` cursor; fails on a repeated one or when there is none to take."""
+        data = envelope_data(response)
+        following = data.get("next")
+        cursor = following.get("after") if isinstance(following, dict) else None
         if not cursor:
-            msg = (
-                "Usersnap said has_more but gave no next.after cursor after "
-                f"{self.count} page(s); stopping rather than dropping the remaining items"
-            )
-            raise PaginationError(msg)
+            cursor = self._last_id(data)
+            self.used_fallback = True
         if cursor in self._seen:
             msg = (
                 f"Usersnap returned cursor {cursor!r} a second time after {self.count} "
@@ -48,4 +56,18 @@ class UsersnapCursorPaginator(BaseAPIPaginator[str | None]):
             )
             raise PaginationError(msg)
         self._seen.add(cursor)
-        return str(cursor)
+        return cursor
+
+    def _last_id(self, data: dict[str, t.Any]) -> str:
+        """The id of the page's last item: the API's own cursor convention."""
+        items = data.get(self._records_key) or []
+        last = items[-1] if items else None
+        cursor = last.get(self._id_key) if isinstance(last, dict) else None
+        if not isinstance(cursor, str) or not cursor:
+            msg = (
+                "Usersnap said has_more but gave no next.after cursor, and the page's last "
+                f"item has no {self._id_key} to continue after ({self.count} page(s) read); "
+                "stopping rather than dropping the remaining items"
+            )
+            raise PaginationError(msg)
+        return cursor

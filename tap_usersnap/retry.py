@@ -1,9 +1,10 @@
-"""When to try a request again, and how long to wait first.
+"""When to try a request again, how long to wait first, and how a failed try is described.
 
 Usersnap does not publish its rate limits, so a 429 is honoured whenever it comes, for as
-long as its ``Retry-After`` says (capped). Server errors, timeouts and dropped connections
-back off exponentially for a bounded number of tries, so a server that never recovers ends
-the run within minutes instead of hanging it.
+long as its ``Retry-After`` says (capped), and pauses every thread of the run. Server
+errors, timeouts and dropped connections back off exponentially for a bounded number of
+tries, so a server that never recovers ends the run within minutes instead of hanging it.
+A 401 re-signs the token once. The clock is injected, so tests wait in fake time.
 """
 
 from __future__ import annotations
@@ -11,19 +12,56 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import email.utils
+import logging
 import random
 import threading
 import time
+import typing as t
+
+import requests
+from singer_sdk.exceptions import RetriableAPIError
+
+from tap_usersnap.errors import (
+    CredentialsRejectedError,
+    RateLimitedError,
+    TokenRejectedError,
+    UsersnapError,
+)
+from tap_usersnap.network import describe_connection_failure
+
+#: Failures worth another try; anything else ends the run.
+TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
+    RetriableAPIError,
+    ConnectionError,
+    requests.exceptions.Timeout,
+    requests.exceptions.ConnectionError,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
+
+R = t.TypeVar("R")
 
 
-def sleep(seconds: float) -> None:
-    """The one place the tap waits; tests swap it (and :func:`monotonic`) for a fake clock."""
-    time.sleep(seconds)
+class Clock(t.Protocol):
+    """What the retry loop needs of time: a monotonic reading and a way to wait."""
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never goes back."""
+
+    def sleep(self, seconds: float) -> None:
+        """Wait ``seconds``."""
 
 
-def monotonic() -> float:
-    """The clock the waits are measured on."""
-    return time.monotonic()
+class SystemClock:
+    """The real clock."""
+
+    def monotonic(self) -> float:
+        """``time.monotonic``."""
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        """``time.sleep``."""
+        time.sleep(seconds)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,17 +117,108 @@ class RateLimitGate:
     whole instead of letting the other threads keep hitting the limit.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
         self._opens_at = 0.0
         self._lock = threading.Lock()
 
     def close_for(self, seconds: float) -> None:
         """Let no request through for ``seconds`` from now (never shortening a pause)."""
         with self._lock:
-            self._opens_at = max(self._opens_at, monotonic() + seconds)
+            self._opens_at = max(self._opens_at, self._clock.monotonic() + seconds)
 
     def wait(self) -> None:
         """Return when requests may be sent again."""
-        remaining = self._opens_at - monotonic()
+        remaining = self._opens_at - self._clock.monotonic()
         if remaining > 0:
-            sleep(remaining)
+            self._clock.sleep(remaining)
+
+
+def describe_failure(exc: Exception) -> str:
+    """One line about a failed try, without URLs' query strings, tokens or bodies."""
+    if isinstance(exc, RetriableAPIError):
+        return str(exc)
+    if isinstance(exc, requests.exceptions.Timeout) and not isinstance(
+        exc, requests.exceptions.ConnectTimeout
+    ):
+        said = exc.args[0] if exc.args and isinstance(exc.args[0], str) else None
+        return (
+            f"Usersnap did not answer in time: {said}"
+            if said
+            else ("Usersnap did not answer in time (request_timeout)")
+        )
+    if isinstance(exc, requests.exceptions.RequestException | ConnectionError):
+        return describe_connection_failure(exc)
+    return type(exc).__name__
+
+
+class Retrier:
+    """Runs one request until it succeeds or a bound is reached (see :class:`RetryPolicy`).
+
+    One per run, shared by every stream and thread, so the rate-limit pause is shared.
+    """
+
+    def __init__(
+        self,
+        *,
+        policy: RetryPolicy,
+        clock: Clock,
+        logger: logging.Logger,
+        on_token_rejected: t.Callable[[], None],
+        credentials_error: t.Callable[[], CredentialsRejectedError],
+    ) -> None:
+        self.policy = policy
+        self.clock = clock
+        self.gate = RateLimitGate(clock)
+        self._logger = logger
+        self._on_token_rejected = on_token_rejected
+        self._credentials_error = credentials_error
+
+    def call(self, func: t.Callable[[], R]) -> R:
+        """``func()``, tried again as the failure's kind allows."""
+        tries = {"transient": 0, "rate_limited": 0, "token": 0}
+        while True:
+            self.gate.wait()
+            try:
+                return func()
+            except TokenRejectedError as exc:
+                tries["token"] += 1
+                if tries["token"] > 1:
+                    raise self._credentials_error() from exc
+                self._on_token_rejected()
+                wait = 0.0
+            except RateLimitedError as exc:
+                tries["rate_limited"] += 1
+                self.gate.close_for(self._rate_limit_wait(exc, tries["rate_limited"]))
+                continue
+            except TRANSIENT_ERRORS as exc:
+                tries["transient"] += 1
+                wait = self._transient_wait(exc, tries["transient"])
+            self.clock.sleep(wait)
+
+    def _rate_limit_wait(self, exc: RateLimitedError, tries: int) -> float:
+        if tries > self.policy.max_rate_limited:
+            msg = f"{exc}: gave up after {tries} rate-limited tries"
+            raise UsersnapError(msg) from exc
+        wait = self.policy.rate_limit_seconds(exc.retry_after, tries)
+        if exc.retry_after is not None and exc.retry_after > wait:
+            self._logger.warning(
+                "%s with Retry-After of %.0fs; capped at %.0fs", exc, exc.retry_after, wait
+            )
+        else:
+            self._logger.info("%s; waiting %.1fs as asked", exc, wait)
+        return wait
+
+    def _transient_wait(self, exc: Exception, tries: int) -> float:
+        if tries >= self.policy.max_tries:
+            msg = f"{describe_failure(exc)}; gave up after {tries} tries"
+            raise UsersnapError(msg) from exc
+        wait = self.policy.backoff_seconds(tries)
+        self._logger.warning(
+            "%s; retrying in %.1fs (try %d of %d)",
+            describe_failure(exc),
+            wait,
+            tries + 1,
+            self.policy.max_tries,
+        )
+        return wait

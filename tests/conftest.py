@@ -9,6 +9,7 @@ import pytest
 
 from tests.fake_api import FakeUsersnap
 from tests.reliability import RESULTS_PATH, FaultScenario, Scorecard, plant_canaries
+from tests.singer_run import injected_clock
 
 SCORECARD = pytest.StashKey[Scorecard]()
 REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
@@ -60,12 +61,16 @@ def read_ahead(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Record the tap's retry waits instead of sleeping through them."""
-    clock = FakeClock()
-    monkeypatch.setattr("tap_usersnap.retry.sleep", clock.sleep)
-    monkeypatch.setattr("tap_usersnap.retry.monotonic", clock.monotonic)
-    return clock.waits
+def fake_clock() -> FakeClock:
+    """A clock whose waits pass at once."""
+    return FakeClock()
+
+
+@pytest.fixture
+def sleeps(fake_clock: FakeClock) -> t.Iterator[list[float]]:
+    """Record the tap's retry waits instead of sleeping through them (in-process runs)."""
+    with injected_clock(fake_clock):
+        yield fake_clock.waits
 
 
 @pytest.fixture

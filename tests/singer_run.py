@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import copy
 import dataclasses
 import io
@@ -18,6 +19,22 @@ from pathlib import Path
 
 from tap_usersnap.errors import UsersnapError
 from tap_usersnap.tap import TapUsersnap
+
+if t.TYPE_CHECKING:
+    from tap_usersnap.retry import Clock
+
+#: The clock in-process runs hand the tap (None: the real one); see :func:`injected_clock`.
+_CLOCK: contextvars.ContextVar[Clock | None] = contextvars.ContextVar("clock", default=None)
+
+
+@contextlib.contextmanager
+def injected_clock(clock: Clock) -> t.Iterator[Clock]:
+    """Every :func:`run_sync` inside hands the tap ``clock`` (retry waits in fake time)."""
+    token = _CLOCK.set(clock)
+    try:
+        yield clock
+    finally:
+        _CLOCK.reset(token)
 
 
 @dataclasses.dataclass
@@ -78,7 +95,9 @@ def run_sync(
     kept on the result with everything printed before it, instead of being raised.
     """
     buffer = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")  # the tap writes bytes
-    tap = TapUsersnap(config=config, state=copy.deepcopy(state), catalog=catalog)
+    tap = TapUsersnap(
+        config=config, state=copy.deepcopy(state), catalog=catalog, clock=_CLOCK.get()
+    )
     error: UsersnapError | None = None
     with contextlib.redirect_stdout(buffer):
         try:

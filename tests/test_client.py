@@ -11,6 +11,7 @@ import pytest
 
 from tap_usersnap.errors import CredentialsRejectedError, ProjectNotFoundError, UsersnapError
 from tap_usersnap.retry import RateLimitGate, parse_retry_after
+from tests.conftest import FakeClock
 from tests.fake_api import FakeUsersnap
 from tests.singer_run import bookmarks, run_sync
 
@@ -76,8 +77,9 @@ def test_parse_retry_after_http_date_in_the_past_is_zero() -> None:
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
 
 
-def test_rate_limit_gate_pauses_everyone_and_never_shortens(sleeps: list[float]) -> None:
-    gate = RateLimitGate()
+def test_rate_limit_gate_pauses_everyone_and_never_shortens(fake_clock: FakeClock) -> None:
+    sleeps = fake_clock.waits
+    gate = RateLimitGate(fake_clock)
     gate.wait()
     assert sleeps == []
     gate.close_for(5)

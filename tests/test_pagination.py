@@ -26,7 +26,7 @@ def page(*, has_more: bool, after: str | None, items: int = 1) -> requests.Respo
 
 
 def test_follows_cursor_then_stops_when_has_more_is_false() -> None:
-    paginator = UsersnapCursorPaginator()
+    paginator = UsersnapCursorPaginator("feedbacks", "feedback_id")
     assert paginator.current_value is None
     paginator.advance(page(has_more=True, after="a"))
     assert paginator.current_value == "a"
@@ -39,20 +39,27 @@ def test_follows_cursor_then_stops_when_has_more_is_false() -> None:
 
 
 def test_repeated_cursor_is_an_error_not_a_loop() -> None:
-    paginator = UsersnapCursorPaginator()
+    paginator = UsersnapCursorPaginator("feedbacks", "feedback_id")
     paginator.advance(page(has_more=True, after="a"))
     paginator.advance(page(has_more=True, after="b"))
     with pytest.raises(PaginationError, match="'a' a second time"):
         paginator.advance(page(has_more=True, after="a"))
 
 
-def test_has_more_without_cursor_is_an_error_not_a_silent_stop() -> None:
-    paginator = UsersnapCursorPaginator()
-    with pytest.raises(PaginationError, match=r"no next\.after"):
-        paginator.advance(page(has_more=True, after=None))
+def test_has_more_without_cursor_continues_after_the_last_item() -> None:
+    paginator = UsersnapCursorPaginator("feedbacks", "feedback_id")
+    paginator.advance(page(has_more=True, after=None))
+    assert paginator.current_value == "x"
+    assert paginator.used_fallback
+
+
+def test_has_more_without_cursor_or_items_is_an_error_not_a_silent_stop() -> None:
+    paginator = UsersnapCursorPaginator("feedbacks", "feedback_id")
+    with pytest.raises(PaginationError, match=r"no next\.after cursor, and the page's last"):
+        paginator.advance(page(has_more=True, after=None, items=0))
 
 
 def test_empty_page_that_says_has_more_is_followed() -> None:
-    paginator = UsersnapCursorPaginator()
+    paginator = UsersnapCursorPaginator("feedbacks", "feedback_id")
     assert paginator.continue_if_empty(page(has_more=True, after="a", items=0))
     assert not paginator.continue_if_empty(page(has_more=False, after=None, items=0))

@@ -1,0 +1,87 @@
+"""Pages of feedback as the feedback stream hands them from the API to the records it emits."""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import typing as t
+
+from tap_usersnap.items import cut_deep_custom_data, describe_item, unusable_reason
+from tap_usersnap.timestamps import normalise_timestamp
+
+if t.TYPE_CHECKING:
+    from tap_usersnap.report import RunReport
+
+
+@dataclasses.dataclass
+class FeedbackPage:
+    """One page of one project's feedback: each page carries its project."""
+
+    project_id: str
+    items: list[dict[str, t.Any]]
+    #: Items re-emitted by the edit scan: they must not move the ``created_at`` bookmark.
+    edits: bool = False
+    #: Set on the page that ends the edit scan: the project's new edit mark.
+    edit_mark: str | None = None
+
+    def but_only(self, items: list[dict[str, t.Any]], *, edits: bool) -> FeedbackPage:
+        """The same project's page with other items."""
+        return dataclasses.replace(self, items=items, edits=edits)
+
+    def newest_created_at(self) -> str | None:
+        """The bookmark this page moves its project to (items are bookmark-formatted)."""
+        return max((item["created_at"] for item in self.items), default=None)
+
+
+def checked_page(project_id: str, raw_items: list[t.Any], report: RunReport) -> FeedbackPage:
+    """The usable items of an API page, ready to emit.
+
+    An item that cannot be keyed or bookmarked is skipped and reported; a ``custom_data``
+    too deep to store is replaced and reported. Timestamps are normalised (bookmarks
+    compare as strings) and every item names its project.
+    """
+    items = []
+    for item in raw_items:
+        problem = unusable_reason(item)
+        if problem is not None:
+            report.skipped_item(describe_item(item, project_id), problem)
+            continue
+        item["created_at"] = normalise_timestamp(item["created_at"])
+        try:
+            item["updated_at"] = normalise_timestamp(item.get("updated_at"))
+        except (TypeError, ValueError):
+            item["updated_at"] = None  # the edit scan then goes by created_at
+            report.altered_item(
+                describe_item(item, project_id),
+                "its updated_at is not a timestamp; emitted as null",
+            )
+        item["project_id"] = item.get("project_id") or project_id
+        if cut_deep_custom_data(item):
+            report.altered_item(
+                describe_item(item, project_id),
+                "its custom_data is nested too deep for any target to store; emitted as null",
+            )
+        items.append(item)
+    return FeedbackPage(project_id, items)
+
+
+class RecentIds:
+    """The ids of a project's last few pages: an item the API repeats is emitted once.
+
+    Bounded, so memory stays flat on projects of any size; a repeat from further back is
+    emitted again, which a target that upserts on ``feedback_id`` absorbs.
+    """
+
+    def __init__(self, size: int = 1000) -> None:
+        self._order: collections.deque[str] = collections.deque(maxlen=size)
+        self._ids: set[str] = set()
+
+    def is_new(self, item_id: str) -> bool:
+        """True the first time an id is seen (within the window); remembers it."""
+        if item_id in self._ids:
+            return False
+        if len(self._order) == self._order.maxlen:
+            self._ids.discard(self._order[0])
+        self._order.append(item_id)
+        self._ids.add(item_id)
+        return True

@@ -1,0 +1,163 @@
+"""A project's read progress in the feedback stream, and how it is read from Singer state.
+
+State keeps one partition per project, ``{"context": {"project_id": …},
+"replication_key": "created_at", "replication_key_value": <bookmark>,
+"updated_at_mark": <edit mark>}``:
+
+- the **bookmark** is the ``created_at`` of the newest item delivered: the next run asks for
+  items created at or after it;
+- the **edit mark** is the newest ``updated_at`` the last edit scan saw: the next scan
+  re-emits items changed after it.
+
+State comes from outside (hand-edited, ``meltano state set``, older versions), so every
+value is normalised to the bookmark format, an unusable one stops the run with one line
+naming the project, and a future bookmark is warned about.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import typing as t
+
+from tap_usersnap.errors import UsersnapError
+from tap_usersnap.timestamps import format_timestamp, parse_timestamp
+
+#: Partition state key of the edit scan's mark (newest ``updated_at`` seen).
+EDIT_MARK = "updated_at_mark"
+BOOKMARK = "replication_key_value"
+#: A bookmark further ahead than this is in the future (clocks differ a little).
+FUTURE_TOLERANCE = dt.timedelta(minutes=5)
+
+
+class StateError(UsersnapError):
+    """A value in the state cannot be used; the user must correct or clear it."""
+
+
+@dataclasses.dataclass
+class ProjectState:
+    """Where one project's read stands, and its partition of the Singer state."""
+
+    project_id: str
+    #: ``created_at`` bookmark from the state (normalised), or None on a first run.
+    bookmark: str | None
+    #: ``updated_at`` mark of the last edit scan, or None.
+    edit_mark: str | None
+    #: Where the new-feedback pass starts: the bookmark or ``start_date``, the later one.
+    start: str | None
+    #: The project's writable state partition, created on first write.
+    partition: t.Callable[[], dict[str, t.Any]]
+
+    def advance(self, created_at: str, replication_key: str) -> None:
+        """Move the bookmark forward to ``created_at`` (never back)."""
+        if self.bookmark is None or created_at > self.bookmark:
+            self.bookmark = created_at
+            state = self.partition()
+            state["replication_key"] = replication_key
+            state[BOOKMARK] = created_at
+
+    def set_edit_mark(self, mark: str) -> None:
+        """Keep the edit scan's new mark."""
+        self.edit_mark = mark
+        self.partition()[EDIT_MARK] = mark
+
+
+def load_project_states(
+    stream_state: dict[str, t.Any],
+    project_ids: list[str],
+    *,
+    replication_key: str,
+    start_date: str | None,
+    full_table: bool,
+    partition_for: t.Callable[[str], dict[str, t.Any]],
+    logger: logging.Logger,
+) -> dict[str, ProjectState]:
+    """Every project's :class:`ProjectState` from the stream's state, checked and normalised.
+
+    A stream-level bookmark without partitions (the layout of older taps) is every
+    project's lower bound. With ``full_table`` the bookmarks are not used: all is read.
+
+    Raises:
+        StateError: A bookmark or mark is not a timestamp (names the project and value).
+    """
+    saved = {
+        (p.get("context") or {}).get("project_id"): p
+        for p in stream_state.get("partitions") or []
+        if isinstance(p, dict)
+    }
+    legacy = _legacy_bookmark(stream_state, replication_key, logger)
+    now = dt.datetime.now(dt.timezone.utc)
+    states = {}
+    for project_id in project_ids:
+        entry = saved.get(project_id) or {}
+        bookmark = None
+        if entry.get("replication_key", replication_key) == replication_key:
+            bookmark = _read(entry.get(BOOKMARK), project_id, BOOKMARK)
+        bookmark = bookmark or legacy
+        if bookmark and parse_timestamp(bookmark) > now + FUTURE_TOLERANCE:
+            logger.warning(
+                "The state's bookmark of project %s, %s, is in the future: no feedback created "
+                "before it will be read for this project. Correct or clear the state if wrong",
+                project_id,
+                bookmark,
+            )
+        if full_table:
+            bookmark = None
+        states[project_id] = ProjectState(
+            project_id=project_id,
+            bookmark=bookmark,
+            edit_mark=_read(entry.get(EDIT_MARK), project_id, EDIT_MARK),
+            start=later_of(bookmark, start_date),
+            partition=_lazy(partition_for, project_id),
+        )
+    return states
+
+
+def later_of(*moments: str | None) -> str | None:
+    """The latest of some timestamps (any ISO 8601 form), in the bookmark format."""
+    parsed = [parse_timestamp(m) for m in moments if m]
+    return format_timestamp(max(parsed)) if parsed else None
+
+
+def _lazy(
+    partition_for: t.Callable[[str], dict[str, t.Any]], project_id: str
+) -> t.Callable[[], dict[str, t.Any]]:
+    cache: list[dict[str, t.Any]] = []
+
+    def partition() -> dict[str, t.Any]:
+        if not cache:
+            cache.append(partition_for(project_id))
+        return cache[0]
+
+    return partition
+
+
+def _legacy_bookmark(
+    stream_state: dict[str, t.Any], replication_key: str, logger: logging.Logger
+) -> str | None:
+    value = stream_state.get(BOOKMARK)
+    if not value or stream_state.get("replication_key", replication_key) != replication_key:
+        return None
+    bookmark = _read(value, "(every project: stream-level bookmark)", BOOKMARK)
+    logger.info(
+        "The state holds a stream-level bookmark, %s (an older layout): every project is "
+        "read from it unless it has a bookmark of its own",
+        bookmark,
+    )
+    return bookmark
+
+
+def _read(value: t.Any, project_id: str, key: str) -> str | None:
+    """A timestamp from state, normalised; None if absent."""
+    if value is None or value == "":
+        return None
+    try:
+        return format_timestamp(parse_timestamp(str(value) if isinstance(value, str) else ""))
+    except (ValueError, OverflowError):
+        msg = (
+            f"The state of feedback project {project_id} holds an unusable {key}: "
+            f"{str(value)[:60]!r} is not an ISO 8601 timestamp. Correct it or clear the "
+            "state (meltano state clear <state id>)"
+        )
+        raise StateError(msg) from None

@@ -1,0 +1,71 @@
+"""What a run could not deliver as asked, told as it happens and summed up at the end.
+
+Nothing is skipped silently: each skipped or altered item, skipped project and refused
+endpoint is logged when it happens (naming it, never its content) and counted; the run
+ends with one summary line. A skipped project also fails the run, after every other
+project was delivered.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from tap_usersnap.errors import ProjectNotFoundError
+
+
+class RunReport:
+    """The run's skipped and altered things; safe to use from the read-ahead threads."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self._logger = logger
+        self._lock = threading.Lock()
+        self.skipped_items = 0
+        self.altered_items = 0
+        self.skipped_projects: list[str] = []
+        self.refused: list[str] = []
+
+    def skipped_item(self, what: str, problem: str) -> None:
+        """An item that cannot be keyed or bookmarked: skipped, the others go on."""
+        self._logger.warning("Skipped %s: %s", what, problem)
+        with self._lock:
+            self.skipped_items += 1
+
+    def altered_item(self, what: str, change: str) -> None:
+        """An item emitted with a value replaced."""
+        self._logger.warning("Changed %s: %s", what, change)
+        with self._lock:
+            self.altered_items += 1
+
+    def skipped_project(self, project_id: str, error: Exception) -> None:
+        """A project Usersnap does not know: the others go on, the run fails at the end."""
+        self._logger.error("%s; skipping it, the other projects continue", error)
+        with self._lock:
+            if project_id not in self.skipped_projects:
+                self.skipped_projects.append(project_id)
+
+    def refused_endpoint(self, what: str, error: Exception) -> None:
+        """An optional endpoint the key may not read (403): skipped, the run goes on."""
+        self._logger.warning("%s; skipped %s, the rest of the run continues", error, what)
+        with self._lock:
+            self.refused.append(what)
+
+    def finish(self) -> None:
+        """Log the summary; raise if a project had to be skipped."""
+        if self.skipped_items or self.altered_items or self.refused:
+            self._logger.warning(
+                "Run summary: %d feedback item(s) skipped (no feedback_id or no usable "
+                "created_at), %d emitted with a value replaced, %d endpoint(s) refused; each "
+                "is named in a warning above",
+                self.skipped_items,
+                self.altered_items,
+                len(self.refused),
+            )
+        if self.skipped_projects:
+            names = ", ".join(repr(p) for p in self.skipped_projects)
+            msg = (
+                f"Skipped {len(self.skipped_projects)} Usersnap project(s) that do not exist "
+                f"or that this JWT key cannot see (deleted?): {names}; every other project was "
+                "synced. Check the project_ids setting if the project should exist"
+            )
+            raise ProjectNotFoundError(msg)

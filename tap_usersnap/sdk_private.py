@@ -1,0 +1,143 @@
+"""Every use of a private singer-sdk member, in one place, each with why no public hook serves.
+
+singer-sdk is pinned to 0.54.x. ``tests/test_sdk_private.py`` checks that each member used
+here still exists with the signature relied on, and fails naming the SDK version if not.
+The rest of the tap calls only the hooks these mixins define.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import sys
+import typing as t
+
+from singer_sdk import Stream, Tap
+from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.singerlib import RecordMessage
+from typing_extensions import override
+
+from tap_usersnap.errors import UsersnapError
+
+if t.TYPE_CHECKING:
+    from types import FrameType
+
+#: The SDK's log line for a failed stream sync; the tap's own one line replaces it.
+SDK_UNHANDLED_ERROR_LINE = "An unhandled error occurred while syncing"
+
+
+class FastRecordPath(Stream):
+    """Records skip the SDK's deselection walk when the catalog deselects nothing.
+
+    ``_generate_record_messages`` runs once per record and has no public counterpart: the
+    walk that removes deselected properties cost a fifth of the tap's time when every
+    property is selected, the usual case. With any property deselected, the SDK's own path
+    runs unchanged.
+    """
+
+    @override
+    def _generate_record_messages(
+        self, record: dict[str, t.Any]
+    ) -> t.Generator[RecordMessage, None, None]:
+        if not self.selects_every_property:
+            yield from super()._generate_record_messages(record)
+            return
+        extracted_at = dt.datetime.now(dt.timezone.utc)
+        for stream_map in self.stream_maps:
+            mapped = stream_map.transform(record)
+            if mapped is not None:
+                yield RecordMessage(
+                    stream=stream_map.stream_alias,
+                    record=mapped,
+                    version=self.record_version,
+                    time_extracted=extracted_at,
+                )
+
+    @property
+    def selects_every_property(self) -> bool:
+        """True when the catalog deselects nothing (a missing entry inherits its parent's)."""
+        cached: bool | None = self.__dict__.get("_selects_every_property")
+        if cached is None:
+            cached = self.__dict__["_selects_every_property"] = all(self.mask.values())
+        return cached
+
+    @property
+    def record_version(self) -> int | None:
+        """The table version RECORDs carry (``_stream_version`` has no public reader)."""
+        return self._stream_version
+
+
+class BookmarksPerPage(Stream):
+    """The SDK's per-record bookmark step, turned off: the stream keeps its own bookmarks.
+
+    ``_increment_stream_state`` is the only way to stop the SDK from keeping one
+    stream-level bookmark for a stream read in one pass; the feedback stream advances one
+    bookmark per project itself, after each page's records are out.
+    """
+
+    @override
+    def _increment_stream_state(
+        self,
+        latest_record: dict[str, t.Any],
+        *,
+        context: t.Mapping[str, t.Any] | None = None,
+    ) -> None:
+        return
+
+
+class ExplainedFailureFilter(logging.Filter):
+    """Drops the SDK's generic "unhandled error" line for failures the tap explains itself.
+
+    The SDK logs it while the exception is being handled, so ``sys.exc_info`` tells which.
+    """
+
+    @override
+    def filter(self, record: logging.LogRecord) -> bool:
+        explained = isinstance(sys.exc_info()[1], UsersnapError)
+        return not (explained and str(record.msg).startswith(SDK_UNHANDLED_ERROR_LINE))
+
+
+class TapHooks(Tap):
+    """Hooks the SDK's Tap lacks: extra config checks, an after-sync step, exit codes.
+
+    - ``_validate_config``: the SDK's checks print a bad value (a secret too) and cannot
+      read numbers from the environment; :meth:`config_errors` replaces them.
+    - ``sync_all`` is final, yet the run must fail at the end, after every other project
+      was delivered, when a project had to be skipped: :meth:`after_sync`.
+    - ``_handle_termination`` exits 0 on SIGTERM/SIGINT, so an orchestrator would record an
+      interrupted run as a success.
+    """
+
+    def config_errors(self) -> list[str]:
+        """Every problem with the settings, none quoting a secret value."""
+        return []
+
+    def after_sync(self) -> None:
+        """Runs once every stream is synced."""
+
+    @override
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        errors = self.config_errors()
+        if errors and raise_errors:
+            raise ConfigValidationError(
+                "Config validation failed", errors=errors, schema=self.config_jsonschema
+            )
+        return errors
+
+    @override  # type: ignore[misc]  # final in the SDK; see the class doc
+    def sync_all(self) -> None:
+        super().sync_all()
+        self.after_sync()
+
+    @override
+    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
+        """Write the state reached (every record before it is out), then exit 128 + signal."""
+        try:
+            self.state_writer.write_state(self.state)
+        finally:
+            self.logger.error(
+                "Interrupted by signal %d: stopped; the next run resumes from the last STATE",
+                signum,
+            )
+            sys.stdout.flush()
+            sys.exit(128 + signum)

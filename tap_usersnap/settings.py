@@ -1,0 +1,143 @@
+"""The tap's settings: their schema, and checks that never print a secret's value."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import typing as t
+
+from singer_sdk import typing as th
+from singer_sdk.plugin_base import JSONSchemaValidator
+
+DEFAULT_API_URL = "https://platform.usersnap.com/v0.1"
+
+SETTINGS = th.PropertiesList(
+    th.Property(
+        "jwt_id",
+        th.StringType(min_length=1),
+        required=True,
+        title="JWT ID",
+        description="The JWT ID of a Usersnap API key (Usersnap: Settings > API).",
+    ),
+    th.Property(
+        "jwt_secret",
+        th.StringType(min_length=1),
+        required=True,
+        secret=True,
+        title="JWT secret",
+        description="The JWT secret of the same key; the tap signs short-lived HS256 "
+        "tokens with it and never sends or logs it.",
+    ),
+    th.Property(
+        "api_url",
+        th.StringType(pattern=r"^https?://[^\s/]+"),
+        default=DEFAULT_API_URL,
+        title="API URL",
+        description="Base URL of the Usersnap REST API (http or https).",
+    ),
+    th.Property(
+        "project_ids",
+        th.ArrayType(th.StringType(min_length=1)),
+        title="Project IDs",
+        description="Only these projects (their project_id). Default: every project "
+        "the key can see.",
+    ),
+    th.Property(
+        "start_date",
+        th.DateTimeType,
+        title="Start date",
+        description="Only feedback created at or after this instant (ISO 8601) on the "
+        "first run; later runs continue from their bookmarks. Default: all history.",
+    ),
+    th.Property(
+        "page_size",
+        th.IntegerType(minimum=1, maximum=100),
+        default=100,
+        title="Page size",
+        description="Items per request (the API's limit, 1 to 100).",
+    ),
+    th.Property(
+        "capture_edits",
+        th.BooleanType,
+        default=True,
+        title="Capture edits",
+        description="On incremental runs, also re-emit feedback edited since the last run "
+        "(status, priority, labels, assignee ...), found by a scan newest-edit-first that "
+        "stops at the last run's mark: usually one extra request per project.",
+    ),
+    th.Property(
+        "concurrency",
+        th.IntegerType(minimum=1, maximum=16),
+        default=4,
+        title="Concurrency",
+        description="How many projects are read at once when the API is slow to answer "
+        "(over 8 ms a page): threads then fetch pages while others are written. 1 reads one "
+        "page at a time. A 429 pauses all.",
+    ),
+    th.Property(
+        "request_timeout",
+        th.NumberType(minimum=1, maximum=3600),
+        default=60,
+        title="Request timeout",
+        description="Seconds to wait for an answer before the try counts as failed and is retried.",
+    ),
+).to_dict()
+
+
+def config_problems(config: dict[str, t.Any], schema: dict[str, t.Any]) -> list[str]:
+    """Every problem with ``config`` (filling in defaults), each naming its setting.
+
+    A secret setting's value is never quoted; numbers given as text (the environment's
+    only type) are read as numbers first.
+    """
+    properties = schema.get("properties", {})
+    _read_numbers(config, properties)
+    problems = []
+    for error in JSONSchemaValidator(schema).iter_errors(config):
+        name = str(error.path[0]) if error.path else None
+        where = "".join(f"[{part!r}]" for part in error.path)
+        if name is not None and properties.get(name, {}).get("secret"):
+            problems.append(
+                f"config{where} is invalid: it must satisfy '{error.validator}' "
+                f"({error.validator_value!r}); the value is not shown, as it is secret"
+            )
+        else:
+            problems.append(f"{error.message} in config{where}" if where else error.message)
+    start_date = config.get("start_date")
+    if start_date is not None and not _is_datetime(start_date):
+        problems.append(
+            f"start_date {start_date!r} is not an ISO 8601 date-time "
+            "(e.g. 2024-01-31T00:00:00Z) in config['start_date']"
+        )
+    if config.get("batch_config"):
+        problems.append(
+            "batch_config is set, but tap-usersnap does not write BATCH messages (its STATE "
+            "could run ahead of records a target has not loaded); remove the batch_config setting"
+        )
+    return problems
+
+
+def unique(values: t.Iterable[str]) -> list[str]:
+    """The values in their order, each once (a repeated project would be read twice)."""
+    return list(dict.fromkeys(values))
+
+
+def _read_numbers(config: dict[str, t.Any], properties: dict[str, t.Any]) -> None:
+    """``"30"`` as 30 for a number setting: the environment gives every value as text."""
+    for name, spec in properties.items():
+        value = config.get(name)
+        types = spec.get("type")
+        types = types if isinstance(types, list) else [types]
+        if isinstance(value, str) and "number" in types:
+            with contextlib.suppress(ValueError):  # else left for the schema check to name
+                config[name] = float(value)
+
+
+def _is_datetime(value: t.Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True
