@@ -10,12 +10,14 @@ from urllib.parse import urlsplit
 
 from singer_sdk.exceptions import RetriableAPIError
 from singer_sdk.helpers.conform import TypeConformanceLevel
-from singer_sdk.singerlib import Metadata
+from singer_sdk.mapper import RemoveRecordTransform
+from singer_sdk.singerlib import ActivateVersionMessage, Metadata
 from singer_sdk.streams import RESTStream
 from typing_extensions import override
 
 from tap_usersnap.envelope import api_error_text, describe_request, page_items, read_envelope
 from tap_usersnap.errors import (
+    CursorRejectedError,
     ProjectNotFoundError,
     RateLimitedError,
     RequestRefusedError,
@@ -84,6 +86,23 @@ class UsersnapStream(FastRecordPath, RESTStream[str | None]):
         """Connect and per-read timeouts; the whole answer is bounded too (``network``)."""
         return (CONNECT_TIMEOUT_SECONDS, float(self.config["request_timeout"]))
 
+    def activate_version(self) -> None:
+        """ACTIVATE_VERSION for the records of this run, after them all (see ``deletes``)."""
+        version = self.record_version
+        if version is None or not self.selected:
+            return
+        for stream_map in self.stream_maps:
+            if isinstance(stream_map, RemoveRecordTransform):
+                continue  # a stream map drops this stream
+            self.usersnap.write_message(
+                ActivateVersionMessage(stream=stream_map.stream_alias, version=version)
+            )
+
+    @property
+    def captures_deletes(self) -> bool:
+        """The ``capture_deletes`` setting."""
+        return bool(self.config.get("capture_deletes"))
+
     @property
     def page_size(self) -> int:
         """Items per page (``limit``), from the ``page_size`` setting."""
@@ -148,10 +167,17 @@ class UsersnapStream(FastRecordPath, RESTStream[str | None]):
 
     @override
     def validate_response(self, response: requests.Response) -> None:
-        """Turn Usersnap's answers into retries or one-line failures.
+        """Turn Usersnap's answers into retries or one-line failures; a 200 must be a page.
 
-        Messages name the request and Usersnap's error type, never a token or a body. A
-        200 must hold a well-formed page: anything else is a failed try.
+        Anything but a well-formed page is a failed try, never "no items".
+        """
+        self.check_answer(response)
+        page_items(response, self.records_key)
+
+    def check_answer(self, response: requests.Response) -> None:
+        """Raise what an error answer stands for: a retry, or a one-line failure.
+
+        Messages name the request and Usersnap's error type, never a token or a body.
         """
         status = response.status_code
         where = describe_request(response)
@@ -170,7 +196,6 @@ class UsersnapStream(FastRecordPath, RESTStream[str | None]):
         if read_envelope(response).get("status") is False:
             msg = f"Usersnap answered {where} with status false: {api_error_text(response)}"
             raise UsersnapError(msg)
-        page_items(response, self.records_key)
 
     def client_error(self, response: requests.Response) -> UsersnapError:
         """The failure a 4xx answer stands for (an unknown project is skipped by name)."""
@@ -182,6 +207,11 @@ class UsersnapStream(FastRecordPath, RESTStream[str | None]):
             return ProjectNotFoundError(
                 f"Usersnap project {project!r} does not exist or this JWT key cannot see it "
                 f"(400 SITE_NOT_FOUND on {where}); check the project_ids setting"
+            )
+        if "after=" in (urlsplit(response.request.url or "").query or ""):
+            return CursorRejectedError(
+                f"Usersnap rejected the page cursor of {where} ({response.status_code} {text}); "
+                "the item it names was probably deleted meanwhile"
             )
         return UsersnapError(f"Usersnap rejected {where} ({response.status_code} {text})")
 
@@ -199,3 +229,20 @@ class UsersnapStream(FastRecordPath, RESTStream[str | None]):
             return retrier.call(lambda: func(*args, **kwargs))
 
         return call_with_retries
+
+    def post_json(self, url: str, body: dict[str, t.Any]) -> dict[str, t.Any]:
+        """``data`` of a POST outside the paged reads (a count), retried like any request."""
+
+        def send() -> requests.Response:
+            request = self.build_prepared_request(
+                method="POST", url=url, json=body, headers=self.http_headers
+            )
+            response = self.requests_session.send(request, timeout=self.timeout)
+            self.check_answer(response)
+            return response
+
+        data = read_envelope(self.usersnap.retrier.call(send)).get("data")
+        if not isinstance(data, dict):
+            msg = f"Usersnap answered POST {urlsplit(url).path} without a data object"
+            raise UsersnapError(msg)
+        return data

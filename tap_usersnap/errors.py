@@ -51,3 +51,7 @@ class EndpointNotFoundError(UsersnapError):
 
 class RequestRefusedError(UsersnapError):
     """A 403: this key (or plan) may not read that endpoint."""
+
+
+class CursorRejectedError(UsersnapError):
+    """A 400 to a request carrying ``after``: the item it names was likely deleted meanwhile."""

@@ -7,7 +7,9 @@ State keeps one partition per project, ``{"context": {"project_id": …},
 - the **bookmark** is the ``created_at`` of the newest item delivered: the next run asks for
   items created at or after it;
 - the **edit mark** is the newest ``updated_at`` the last edit scan saw: the next scan
-  re-emits items changed after it.
+  re-emits items changed after it;
+- the **count** is how many items were created before the bookmark (and from
+  ``start_date`` on) when the project was last read: fewer at the API means deletions.
 
 State comes from outside (hand-edited, ``meltano state set``, older versions), so every
 value is normalised to the bookmark format, an unusable one stops the run with one line
@@ -27,6 +29,9 @@ from tap_usersnap.timestamps import format_timestamp, parse_timestamp
 #: Partition state key of the edit scan's mark (newest ``updated_at`` seen).
 EDIT_MARK = "updated_at_mark"
 BOOKMARK = "replication_key_value"
+#: Partition state key of how many items were created before the bookmark (from
+#: ``start_date`` on): fewer at the API next time means some were deleted.
+COUNT = "feedback_count"
 #: A bookmark further ahead than this is in the future (clocks differ a little).
 FUTURE_TOLERANCE = dt.timedelta(minutes=5)
 
@@ -48,14 +53,39 @@ class ProjectState:
     start: str | None
     #: The project's writable state partition, created on first write.
     partition: t.Callable[[], dict[str, t.Any]]
+    #: The count kept in the state by the last run (None: none kept).
+    saved_count: int | None = None
+    #: Items known created before the bookmark (None: not counted, deletes are off).
+    count: int | None = None
+    #: Items delivered so far that were created at the bookmark's very instant.
+    at_bookmark: int = 0
 
-    def advance(self, created_at: str, replication_key: str) -> None:
-        """Move the bookmark forward to ``created_at`` (never back)."""
-        if self.bookmark is None or created_at > self.bookmark:
-            self.bookmark = created_at
-            state = self.partition()
-            state["replication_key"] = replication_key
-            state[BOOKMARK] = created_at
+    def advance(self, created_ats: t.Iterable[str]) -> None:
+        """Move the bookmark to the newest of a page's items (in order), counting them."""
+        for created_at in created_ats:
+            if self.bookmark is None or created_at > self.bookmark:
+                if self.count is not None:
+                    self.count += self.at_bookmark
+                self.bookmark, self.at_bookmark = created_at, 1
+            elif created_at == self.bookmark:
+                self.at_bookmark += 1
+
+    def save(self, replication_key: str) -> None:
+        """Write the bookmark and count into the project's state partition."""
+        if self.bookmark is None:
+            return
+        state = self.partition()
+        state["replication_key"] = replication_key
+        state[BOOKMARK] = self.bookmark
+        if self.count is None:
+            state.pop(COUNT, None)
+        else:
+            state[COUNT] = self.count
+
+    def restart(self, start_date: str | None) -> None:
+        """Read this project again from ``start_date``, counting from nothing."""
+        self.bookmark, self.start, self.at_bookmark = None, start_date, 0
+        self.count = 0 if self.count is not None else None
 
     def set_edit_mark(self, mark: str) -> None:
         """Keep the edit scan's new mark."""
@@ -104,12 +134,14 @@ def load_project_states(
             )
         if full_table:
             bookmark = None
+        saved_count = entry.get(COUNT)
         states[project_id] = ProjectState(
             project_id=project_id,
             bookmark=bookmark,
             edit_mark=_read(entry.get(EDIT_MARK), project_id, EDIT_MARK),
             start=later_of(bookmark, start_date),
             partition=_lazy(partition_for, project_id),
+            saved_count=saved_count if isinstance(saved_count, int) else None,
         )
     return states
 

@@ -63,8 +63,17 @@ class FastRecordPath(Stream):
 
     @property
     def record_version(self) -> int | None:
-        """The table version RECORDs carry (``_stream_version`` has no public reader)."""
+        """The table version RECORDs carry (``_stream_version`` has no public accessor)."""
         return self._stream_version
+
+    def use_table_version(self, version: int) -> None:
+        """Make every RECORD from now on carry ``version`` (the SDK's path reads it too).
+
+        The SDK sets ``_stream_version`` only for FULL_TABLE streams, and writes
+        ACTIVATE_VERSION before the records, so a failed run would leave the table empty
+        with ``hard_delete``; the tap writes it after them instead.
+        """
+        self._stream_version = version
 
 
 class BookmarksPerPage(Stream):

@@ -66,6 +66,16 @@ SETTINGS = th.PropertiesList(
         "stops at the last run's mark: usually one extra request per project.",
     ),
     th.Property(
+        "capture_deletes",
+        th.BooleanType,
+        default=True,
+        title="Capture deletes",
+        description="Make feedback, projects and assignees deleted in Usersnap leave the "
+        "warehouse (ACTIVATE_VERSION: soft-deleted with _sdc_deleted_at, or removed with the "
+        "target's hard_delete). Costs one count request per project per run; a run that finds "
+        "a deletion reads every project again.",
+    ),
+    th.Property(
         "concurrency",
         th.IntegerType(minimum=1, maximum=16),
         default=4,

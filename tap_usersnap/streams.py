@@ -12,10 +12,12 @@ from typing_extensions import override
 
 from tap_usersnap import schemas
 from tap_usersnap.client import UsersnapStream
+from tap_usersnap.deletes import PENDING, count_query, find_deletions, prune_partitions
 from tap_usersnap.derived import derived_fields
 from tap_usersnap.edit_scan import EditWindow, scan_edits
 from tap_usersnap.envelope import describe_request
 from tap_usersnap.errors import (
+    CursorRejectedError,
     EndpointNotFoundError,
     ProjectNotFoundError,
     RequestRefusedError,
@@ -24,7 +26,7 @@ from tap_usersnap.errors import (
 from tap_usersnap.pages import FeedbackPage, RecentIds, checked_page
 from tap_usersnap.pagination import UsersnapCursorPaginator
 from tap_usersnap.prefetch import Failed, Finished, PageFeed
-from tap_usersnap.project_state import ProjectState, load_project_states
+from tap_usersnap.project_state import ProjectState, later_of, load_project_states
 from tap_usersnap.sdk_private import BookmarksPerPage
 
 if t.TYPE_CHECKING:
@@ -98,6 +100,8 @@ class ProjectsStream(UsersnapStream):
     @override
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
         """Emit the shared listing (copies, so emitting never alters it)."""
+        if self.captures_deletes:
+            self.use_table_version(self.usersnap.table_version)
         for project in self.listing():
             yield dict(project)
 
@@ -124,6 +128,8 @@ class FeedbackStream(BookmarksPerPage, UsersnapStream):
 
     #: Every project's read progress, set up at the start of the sync.
     projects: dict[str, ProjectState]
+    #: This run re-reads every project to apply deletions (see :mod:`tap_usersnap.deletes`).
+    reconciling = False
 
     @property
     @override
@@ -158,6 +164,9 @@ class FeedbackStream(BookmarksPerPage, UsersnapStream):
             partition_for=lambda pid: self.get_context_state({"project_id": pid}),
             logger=self.logger,
         )
+        self.reconciling = False
+        if self.captures_deletes and not self.full_table:
+            self._prepare_deletes()
         concurrency = int(self.config["concurrency"])
         feed = PageFeed(list(self.projects), self._fetch_pages, concurrency=concurrency)
         recent: dict[str, RecentIds] = {}
@@ -167,8 +176,56 @@ class FeedbackStream(BookmarksPerPage, UsersnapStream):
                 if isinstance(page, Failed):
                     self._project_failed(project_id, page.error)
                 continue
-            yield from self._new_items(page, recent.setdefault(project_id, RecentIds()))
-            self._page_done(page)
+            emitted: list[str] = []
+            for item in self._new_items(page, recent.setdefault(project_id, RecentIds())):
+                emitted.append(item["created_at"])
+                yield item
+            self._page_done(page, emitted)
+
+    def _prepare_deletes(self) -> None:
+        """Count each project; if anything was deleted, read every project again, versioned."""
+        reasons = find_deletions(
+            self.projects,
+            self.stream_state,
+            count=self._count_before_bookmark,
+            every_project_listed=not self.usersnap.project_ids,
+            logger=self.logger,
+        )
+        if not reasons:
+            return
+        version = self.usersnap.table_version
+        self.logger.warning(
+            "Feedback was deleted in Usersnap (%s): reading every project again from "
+            "start_date; ACTIVATE_VERSION %d then removes what is gone from the warehouse",
+            "; ".join(reasons),
+            version,
+        )
+        start_date = self.config.get("start_date")
+        for project in self.projects.values():
+            project.restart(start_date)
+        self.reconciling = True
+        self.use_table_version(version)
+        self.stream_state[PENDING] = version
+        self.usersnap.state_writer.write_state(self.tap_state)
+
+    def _count_before_bookmark(self, project: ProjectState) -> int:
+        """How many of the project's items the API holds created before its bookmark."""
+        url = f"{self.url_base}/projects/{project.project_id}/feedbacks/filter/count"
+        query = count_query(self.config.get("start_date"), t.cast("str", project.bookmark))
+        total = self.post_json(url, {"query": query}).get("total_count")
+        if not isinstance(total, int):
+            msg = f"Usersnap's count of project {project.project_id} holds no total_count"
+            raise UsersnapError(msg)
+        return total
+
+    def finish_deletes(self) -> None:
+        """After a reconciliation's last record: ACTIVATE_VERSION, then a state without it."""
+        if not self.reconciling:
+            return
+        self.activate_version()
+        self.stream_state.pop(PENDING, None)
+        prune_partitions(self.stream_state, self.projects)
+        self.usersnap.state_writer.write_state(self.tap_state)
 
     def _project_ids(self) -> list[str]:
         """The projects to read: the ``project_ids`` setting, else every project."""
@@ -198,21 +255,38 @@ class FeedbackStream(BookmarksPerPage, UsersnapStream):
                     page.project_id,
                 )
 
-    def _page_done(self, page: FeedbackPage) -> None:
+    def _page_done(self, page: FeedbackPage, emitted: list[str]) -> None:
         """The page's records are out: move its project's bookmark or mark, write STATE."""
         project = self.projects[page.project_id]
-        newest = None if page.edits else page.newest_created_at()
-        if newest is not None:
-            project.advance(newest, str(self.replication_key))
+        if not page.edits and emitted:
+            project.advance(emitted)
+            project.save(str(self.replication_key))
         if page.edit_mark is not None:
             project.set_edit_mark(page.edit_mark)
         self.usersnap.state_writer.write_state(self.tap_state)
 
     def _fetch_pages(self, project_id: str) -> t.Iterator[FeedbackPage]:
-        """One project's pages: the edit scan (if on), then new feedback from the bookmark."""
+        """One project's pages; read again from its bookmark if a page cursor is refused.
+
+        The API's cursor names the last item read: if that item is deleted while the tap
+        pages past it, the next page is refused. Reading again from the bookmark (once)
+        loses nothing; the target upserts what is read twice.
+        """
         project = self.projects[project_id]
+        try:
+            yield from self._read_project(project)
+        except CursorRejectedError as exc:
+            self.logger.warning("%s: reading project %s again from its bookmark", exc, project_id)
+            project.start = later_of(project.bookmark, self.config.get("start_date"))
+            yield from self._read_project(project)
+
+    def _read_project(self, project: ProjectState) -> t.Iterator[FeedbackPage]:
+        """The edit scan (if on), then new feedback from the project's start."""
+        project_id = project.project_id
         if self.config.get("capture_edits") and not self.full_table:
-            window = EditWindow.of(project, self.config.get("start_date"))
+            window = (
+                None if self.reconciling else EditWindow.of(project, self.config.get("start_date"))
+            )
             context = {"project_id": project_id, EDIT_SCAN: window is None}
             yield from scan_edits(project, window, self._pages(context))
         yield from self._pages({"project_id": project_id})
@@ -335,6 +409,8 @@ class ProjectAssigneesStream(UsersnapStream):
     @override
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
         """The project's assignees; a 404 or an empty list is logged, not an error."""
+        if self.captures_deletes:
+            self.use_table_version(self.usersnap.table_version)
         if not context:
             return  # no project in scope: the SDK still calls once, with an empty context
         project_id = context["project_id"]

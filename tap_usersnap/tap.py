@@ -6,6 +6,7 @@ import functools
 import io
 import json
 import sys
+import time
 import typing as t
 
 from singer_sdk.helpers.capabilities import PluginCapabilities
@@ -85,10 +86,25 @@ class TapUsersnap(TapHooks):
         """What the run skipped or changed, and the summary at its end."""
         return RunReport(self.logger)
 
+    @functools.cached_property
+    def table_version(self) -> int:
+        """The table version of this run's full-table records (milliseconds since 1970)."""
+        return int(time.time() * 1000)  # wall clock: versions must grow from run to run
+
     @override
     def after_sync(self) -> None:
-        """Summarise what was skipped; fail if a project had to be skipped."""
-        self.report.finish()
+        """Apply deletions when nothing was skipped; summarise; fail if a project was skipped.
+
+        A skipped project's rows were not re-sent, so ACTIVATE_VERSION would delete them.
+        """
+        report = self.report
+        streams = t.cast("dict[str, UsersnapStream]", self.streams)
+        if not report.skipped_projects:
+            t.cast("FeedbackStream", streams["feedback"]).finish_deletes()
+            streams["projects"].activate_version()
+            if not report.refused:
+                streams["project_assignees"].activate_version()
+        report.finish()
 
     def _credentials_rejected(self) -> CredentialsRejectedError:
         return CredentialsRejectedError(

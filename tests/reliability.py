@@ -34,7 +34,7 @@ if t.TYPE_CHECKING:
 #: Where a test session leaves its figures (relative to the repository root).
 RESULTS_PATH = Path("build", "reliability.json")
 #: The only POST the tap may send: the read-only filter.
-FILTER_PATH = re.compile(r"/projects/[^/]+/feedbacks/filter")
+FILTER_PATH = re.compile(r"/projects/[^/]+/feedbacks/filter(/count)?")
 #: Marks every feedback text planted by :func:`plant_canaries`.
 CANARY = "zq-canary"
 #: Page size of the fault suite: 12 items per project make pages of 5, 5 and 2.
@@ -70,7 +70,7 @@ def secrets_in(text: str, fake: FakeUsersnap) -> list[str]:
 
 
 def unexpected_requests(fake: FakeUsersnap) -> list[str]:
-    """Requests other than GET and the filter POST (there must be none)."""
+    """Requests other than GET and the read-only filter and count POSTs (there must be none)."""
     return [
         f"{r.method} {r.path}"
         for r in fake.requests
@@ -240,7 +240,7 @@ class FaultScenario:
         assert not unsafe, unsafe
         assert not leaked, f"secrets or tokens in the output: {leaked}"
         assert not bodies, f"feedback texts in logs or errors: {bodies}"
-        assert not unexpected, f"requests that are not GET or the filter POST: {unexpected}"
+        assert not unexpected, f"requests that are not GET or the filter and count POSTs: {unexpected}"
         return Played(runs, error, logs)
 
     def _run(

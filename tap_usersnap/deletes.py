@@ -1,0 +1,81 @@
+"""Deletions in Usersnap reach the warehouse: detected cheaply, applied with ACTIVATE_VERSION.
+
+Detection costs one request per project per run: the count of items created before the
+project's bookmark (``POST …/feedbacks/filter/count``, from ``start_date`` on), against the
+count the state kept. Fewer now means items were deleted; a project gone from the listing
+means all of its items were.
+
+Singer targets apply deletions with ACTIVATE_VERSION, which is per table: every row whose
+table version is older (or unset) is deleted or marked ``_sdc_deleted_at``. So once a
+deletion is found, every project in scope is read again from ``start_date``, each record
+carrying the new table version, and ACTIVATE_VERSION follows the last one. Until it is out,
+the state says the reconciliation is pending, so a run that fails midway deletes nothing
+and the next run starts it again.
+"""
+
+from __future__ import annotations
+
+import logging
+import typing as t
+
+if t.TYPE_CHECKING:
+    from tap_usersnap.project_state import ProjectState
+
+#: Stream-level state key: the table version of a reconciliation not yet activated.
+PENDING = "deletes_pending_version"
+
+
+def count_query(start_date: str | None, before: str) -> list[dict[str, str]]:
+    """The filter for "created before ``before``, from ``start_date`` on"."""
+    query = [{"filter_type": "created_at", "operator": "lt", "value": before}]
+    if start_date:
+        query.insert(0, {"filter_type": "created_at", "operator": "gte", "value": start_date})
+    return query
+
+
+def find_deletions(
+    projects: dict[str, ProjectState],
+    stream_state: dict[str, t.Any],
+    *,
+    count: t.Callable[[ProjectState], int],
+    every_project_listed: bool,
+    logger: logging.Logger,
+) -> list[str]:
+    """Why feedback must be reconciled (empty: nothing was deleted).
+
+    Counts each project with a bookmark, keeping the count as the project's baseline.
+    """
+    reasons = []
+    if stream_state.get(PENDING):
+        reasons.append("a reconciliation of an earlier run did not finish")
+    if every_project_listed:
+        known = {
+            p["context"]["project_id"]
+            for p in stream_state.get("partitions") or []
+            if isinstance(p, dict) and isinstance((p.get("context") or {}).get("project_id"), str)
+        }
+        reasons += [f"project {pid} is gone" for pid in sorted(known - set(projects))]
+    for project in projects.values():
+        if project.bookmark is None:
+            project.count = 0
+            continue
+        project.count = count(project)
+        if project.saved_count is not None and project.count < project.saved_count:
+            reasons.append(
+                f"project {project.project_id} holds {project.count} items created before its "
+                f"bookmark, {project.saved_count - project.count} fewer than last run"
+            )
+    for reason in reasons:
+        logger.info("Deletions to apply: %s", reason)
+    return reasons
+
+
+def prune_partitions(stream_state: dict[str, t.Any], in_scope: t.Container[str]) -> None:
+    """Drop the state of projects no longer read, once their rows are reconciled away."""
+    partitions = stream_state.get("partitions")
+    if isinstance(partitions, list):
+        stream_state["partitions"] = [
+            p
+            for p in partitions
+            if isinstance(p, dict) and (p.get("context") or {}).get("project_id") in in_scope
+        ]
