@@ -32,3 +32,16 @@ def test_about_reports_the_package_version() -> None:
 
 def test_version_is_pep_440_and_normalised() -> None:
     assert str(Version(tap_usersnap.__version__)) == tap_usersnap.__version__
+
+
+def test_changelog_has_a_section_for_this_version() -> None:
+    text = (Path(__file__).resolve().parents[1] / "CHANGELOG.md").read_text()
+    urls = dict(
+        entry.split(", ", 1)
+        for entry in metadata.metadata("tap-usersnap").get_all("Project-URL") or []
+    )
+    version = tap_usersnap.__version__
+
+    assert "\n## [Unreleased]\n" in text
+    assert f"\n## [{version}]" in text
+    assert f"\n[{version}]: {urls['Repository']}/releases/tag/v{version}\n" in text
