@@ -41,9 +41,10 @@ meltano-lock: | $(UV) ## Re-pin requirements/meltano.txt after editing requireme
 		--custom-compile-command "make meltano-lock" \
 		-o requirements/meltano.txt requirements/meltano.in
 
-lint: setup ## ruff: style and common bugs
+lint: setup ## ruff: style and common bugs; actionlint (with shellcheck): the CI workflows
 	$(BIN)/ruff check $(CODE)
 	$(BIN)/ruff format --check $(CODE)
+	$(BIN)/actionlint -shellcheck=$(BIN)/shellcheck -pyflakes= .github/workflows/*.yml
 
 types: setup ## mypy
 	$(BIN)/mypy $(CODE)
