@@ -16,7 +16,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export MELTANO_SEND_ANONYMOUS_USAGE_STATS := false
 
-.PHONY: setup meltano-venv meltano-lock lint types unit report reliability test bench bench-quick demo clean
+.PHONY: setup meltano-venv meltano-lock lint types unit report reliability test bench bench-quick demo dist clean
 
 $(UV):
 	$(PYTHON) -m venv .uv
@@ -41,9 +41,10 @@ meltano-lock: | $(UV) ## Re-pin requirements/meltano.txt after editing requireme
 		--custom-compile-command "make meltano-lock" \
 		-o requirements/meltano.txt requirements/meltano.in
 
-lint: setup ## ruff: style and common bugs
+lint: setup ## ruff: style and common bugs; actionlint (with shellcheck): the CI workflows
 	$(BIN)/ruff check $(CODE)
 	$(BIN)/ruff format --check $(CODE)
+	$(BIN)/actionlint -shellcheck=$(BIN)/shellcheck -pyflakes= .github/workflows/*.yml
 
 types: setup ## mypy
 	$(BIN)/mypy $(CODE)
@@ -70,5 +71,10 @@ bench-quick: setup ## the benchmark on small data, one run each: a smoke test (~
 demo: setup meltano-venv ## sample Usersnap API -> meltano run tap-usersnap target-duckdb, twice
 	$(BIN)/python -m demo.run_demo
 
+dist: | $(UV) ## wheel and sdist in dist/ (uv build), checked to hold the schemas and LICENSE
+	rm -rf dist
+	$(UV) build --quiet --python $(PYTHON) --out-dir dist
+	$(PYTHON) scripts/check_dist.py dist
+
 clean:
-	rm -rf .uv $(VENV) $(MELTANO_VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .uv $(VENV) $(MELTANO_VENV) .pytest_cache .mypy_cache .ruff_cache dist

@@ -41,7 +41,8 @@ if TYPE_CHECKING:
 
 __all__ = ["PostgresCluster", "PostgresClusterError", "find_pg_bindir"]
 
-_FALLBACK_BINDIRS = ("/usr/lib/postgresql/15/bin",)
+#: Debian and Ubuntu keep each major version's server binaries in <this>/<version>/bin.
+_VERSIONED_ROOT = Path("/usr/lib/postgresql")
 _START_ATTEMPTS = 3  # a free port can be taken between picking it and binding it
 _CMD_TIMEOUT = 120.0
 
@@ -61,27 +62,37 @@ class PostgresClusterError(RuntimeError):
     """Raised when the throwaway cluster cannot be created or started."""
 
 
-def find_pg_bindir() -> Path:
-    """Locate the directory holding initdb/pg_ctl.
+def find_pg_bindir(versioned_root: Path = _VERSIONED_ROOT) -> Path:
+    """Locate the directory holding initdb/pg_ctl, wherever a stock runner puts them.
 
-    Debian keeps them out of PATH (``/usr/lib/postgresql/<v>/bin``), so ask ``pg_config``
-    first, then the known PostgreSQL 15 location, then PATH.
+    In order: ``pg_config --bindir``; ``<versioned_root>/<version>/bin`` for every installed
+    version, newest first (Debian and Ubuntu keep the server binaries out of PATH there);
+    then ``initdb`` on PATH. The first that holds ``initdb`` wins.
     """
+    candidates: list[Path] = []
     pg_config = shutil.which("pg_config")
     if pg_config:
         with contextlib.suppress(OSError, subprocess.SubprocessError):
             out = subprocess.run(
                 [pg_config, "--bindir"], capture_output=True, text=True, check=True, timeout=30
             ).stdout.strip()
-            if out and (Path(out) / "initdb").is_file():
-                return Path(out)
-    for candidate in _FALLBACK_BINDIRS:
-        if (Path(candidate) / "initdb").is_file():
-            return Path(candidate)
+            if out:
+                candidates.append(Path(out))
+    versions: list[tuple[tuple[int, ...], Path]] = []
+    with contextlib.suppress(OSError):
+        for child in versioned_root.iterdir():
+            parts = child.name.split(".")
+            if all(part.isdigit() for part in parts):  # "16", "9.6"; not "common"
+                versions.append((tuple(int(part) for part in parts), child / "bin"))
+    candidates.extend(bindir for _, bindir in sorted(versions, reverse=True))
     initdb = shutil.which("initdb")
     if initdb:
-        return Path(initdb).resolve().parent
-    msg = "PostgreSQL binaries not found (pg_config, initdb)"
+        candidates.append(Path(initdb).resolve().parent)
+    for candidate in candidates:
+        if (candidate / "initdb").is_file():
+            return candidate
+    looked = ", ".join(map(str, candidates)) or f"no pg_config, {versioned_root}/*/bin or PATH"
+    msg = f"PostgreSQL server binaries not found (no initdb; looked in: {looked})"
     raise PostgresClusterError(msg)
 
 

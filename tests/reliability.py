@@ -240,7 +240,9 @@ class FaultScenario:
         assert not unsafe, unsafe
         assert not leaked, f"secrets or tokens in the output: {leaked}"
         assert not bodies, f"feedback texts in logs or errors: {bodies}"
-        assert not unexpected, f"requests that are not GET or the filter and count POSTs: {unexpected}"
+        assert not unexpected, (
+            f"requests that are not GET or the filter and count POSTs: {unexpected}"
+        )
         return Played(runs, error, logs)
 
     def _run(

@@ -1,8 +1,9 @@
 """meltano.yml and the Meltano Hub definition describe the tap as it is.
 
-A setting missing from a plugin definition cannot be set the Meltano way; a secret not marked
-sensitive is shown by ``meltano config``; an unpinned plugin makes ``meltano install`` change
-under our feet. These checks are cheap, so they run without Meltano.
+One list of capabilities and settings for all three: ``tap-usersnap --about``, meltano.yml
+and hub/tap-usersnap.yml. A setting missing from a plugin definition cannot be set the Meltano
+way; a secret not marked sensitive is shown by ``meltano config``; an unpinned plugin makes
+``meltano install`` change under our feet. These checks are cheap, so they run without Meltano.
 """
 
 from __future__ import annotations
@@ -10,23 +11,19 @@ from __future__ import annotations
 import functools
 import json
 import typing as t
+from importlib import metadata
 
 import pytest
 import yaml
-from singer_sdk.helpers.capabilities import BATCH_CONFIG, FLATTENING_CONFIG, STREAM_MAPS_CONFIG
 
 from tests.meltano_project import REPO
 from tests.singer_run import run_cli
 
 MELTANO_YML = yaml.safe_load((REPO / "meltano.yml").read_text())
-HUB = yaml.safe_load((REPO / "hub" / "tap-usersnap.yml").read_text())
-#: Settings every SDK tap gets; the rest are the tap's own. (Not read off
-#: ``TapUsersnap.config_jsonschema``: the SDK adds its settings to that dict in place.)
-SDK_SETTINGS = {
-    name
-    for builtin in (STREAM_MAPS_CONFIG, FLATTENING_CONFIG, BATCH_CONFIG)
-    for name in builtin["properties"]
-}
+HUB_TEXT = (REPO / "hub" / "tap-usersnap.yml").read_text()
+HUB = yaml.safe_load(HUB_TEXT)
+#: The project's one home (pyproject.toml's [project.urls]); the Hub file points there.
+HOME = "https://github.com/tap-usersnap/tap-usersnap"
 
 #: Which Meltano setting kinds can carry each JSON Schema type of the tap's settings.
 KINDS: dict[str, set[str | None]] = {
@@ -64,7 +61,7 @@ def json_type(schema: dict[str, t.Any]) -> str:
 def test_definition_matches_the_tap(definition: dict[str, t.Any]) -> None:
     settings = {s["name"]: s for s in definition["settings"]}
     available = about()["settings"]["properties"]
-    assert set(available) - SDK_SETTINGS <= set(settings) <= set(available)
+    assert list(settings) == list(available)  # in order; the SDK's settings too
     for name, setting in settings.items():
         schema = available[name]
         expected = KINDS[json_type(schema)]
@@ -74,10 +71,22 @@ def test_definition_matches_the_tap(definition: dict[str, t.Any]) -> None:
             assert setting.get("value") == schema["default"], name
     required = set(about()["settings"]["required"])
     assert [set(group) for group in definition["settings_group_validation"]] == [required]
-    assert set(definition["capabilities"]) <= set(about()["capabilities"])
+    assert set(definition["capabilities"]) == set(about()["capabilities"])
+    assert len(definition["capabilities"]) == len(set(definition["capabilities"]))
     assert {"catalog", "discover", "state"} <= set(definition["capabilities"])
     assert definition["namespace"] == "tap_usersnap"
     assert definition["executable"] == about()["name"] == "tap-usersnap"
+
+
+def test_meltano_yml_and_hub_list_the_same_capabilities_and_settings() -> None:
+    """Also without the tap: neither may gain what the other lacks."""
+    extractor = extractor_in_meltano_yml()
+    assert sorted(extractor["capabilities"]) == sorted(HUB["capabilities"])
+    assert [s["name"] for s in extractor["settings"]] == [s["name"] for s in HUB["settings"]]
+    for ours, hubs in zip(extractor["settings"], HUB["settings"], strict=True):
+        assert ours.get("value") == hubs.get("value"), ours["name"]
+        assert bool(ours.get("sensitive")) == bool(hubs.get("sensitive")), ours["name"]
+    assert extractor["settings_group_validation"] == HUB["settings_group_validation"]
 
 
 def test_meltano_yml_needs_no_hub_and_pins_every_plugin() -> None:
@@ -96,7 +105,23 @@ def test_meltano_yml_needs_no_hub_and_pins_every_plugin() -> None:
 def test_hub_definition_has_what_the_hub_requires() -> None:
     assert {"name", "namespace", "variant", "label", "pip_url", "repo"} <= set(HUB)
     assert HUB["maintenance_status"] in {"active", "beta", "development", "inactive", "unknown"}
-    assert HUB["pip_url"] == "tap-usersnap"  # the PyPI name in pyproject.toml
+    # Usable as it is with `meltano add extractor tap-usersnap --from-ref hub/tap-usersnap.yml`:
+    # nothing to fill in, and it installs from the project's home until it is on PyPI.
+    assert "OWNER" not in HUB_TEXT
+    assert HUB["name"] == HUB["variant"] == "tap-usersnap"
+    assert HUB["repo"] == HOME
+    assert HUB["pip_url"] in {f"git+{HOME}.git", "tap-usersnap"}  # tap-usersnap: PyPI's name
     hub_kinds = {"oauth", "hidden", "password", "date_iso8601", "file", "email", "integer"}
     hub_kinds |= {"options", "object", "array", "boolean", "string"}
     assert {s["kind"] for s in HUB["settings"]} <= hub_kinds
+
+
+def test_one_home_for_the_project() -> None:
+    """pyproject.toml's URLs, as installed, are the Hub file's home and pages under it."""
+    urls = dict(
+        entry.split(", ", 1)
+        for entry in metadata.metadata("tap-usersnap").get_all("Project-URL") or []
+    )
+    assert urls.pop("Homepage") == urls.pop("Repository") == HOME
+    assert urls
+    assert all(url.startswith(f"{HOME}/") for url in urls.values())
