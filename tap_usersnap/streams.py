@@ -26,6 +26,7 @@ from tap_usersnap.errors import (
 from tap_usersnap.pages import FeedbackPage, RecentIds, checked_page
 from tap_usersnap.pagination import UsersnapCursorPaginator
 from tap_usersnap.prefetch import Failed, Finished, PageFeed
+from tap_usersnap.progress import BackfillProgress
 from tap_usersnap.project_state import ProjectState, later_of, load_project_states
 from tap_usersnap.sdk_private import BookmarksPerPage
 
@@ -169,10 +170,12 @@ class FeedbackStream(BookmarksPerPage, UsersnapStream):
             self._prepare_deletes()
         concurrency = int(self.config["concurrency"])
         feed = PageFeed(list(self.projects), self._fetch_pages, concurrency=concurrency)
+        progress = BackfillProgress(self._count_to_read, self.logger)
         recent: dict[str, RecentIds] = {}
         for project_id, page in feed:
             if isinstance(page, Finished | Failed):
                 recent.pop(project_id, None)
+                progress.done(project_id)
                 if isinstance(page, Failed):
                     self._project_failed(project_id, page.error)
                 continue
@@ -181,6 +184,8 @@ class FeedbackStream(BookmarksPerPage, UsersnapStream):
                 emitted.append(item["created_at"])
                 yield item
             self._page_done(page, emitted)
+            if not page.edits:
+                progress.read(project_id, len(emitted))
 
     def _prepare_deletes(self) -> None:
         """Count each project; if anything was deleted, read every project again, versioned."""
@@ -210,11 +215,24 @@ class FeedbackStream(BookmarksPerPage, UsersnapStream):
 
     def _count_before_bookmark(self, project: ProjectState) -> int:
         """How many of the project's items the API holds created before its bookmark."""
-        url = f"{self.url_base}/projects/{project.project_id}/feedbacks/filter/count"
         query = count_query(self.config.get("start_date"), t.cast("str", project.bookmark))
+        return self._count(project.project_id, query)
+
+    def _count_to_read(self, project_id: str) -> int | None:
+        """How many items the project's read asks for (for progress lines; None if unknown)."""
+        start = self.projects[project_id].start
+        query = [{"filter_type": "created_at", "operator": "gte", "value": start}] if start else []
+        try:
+            return self._count(project_id, query)
+        except UsersnapError as exc:
+            self.logger.info("No total for the progress of project %s: %s", project_id, exc)
+            return None
+
+    def _count(self, project_id: str, query: list[dict[str, str]]) -> int:
+        url = f"{self.url_base}/projects/{project_id}/feedbacks/filter/count"
         total = self.post_json(url, {"query": query}).get("total_count")
         if not isinstance(total, int):
-            msg = f"Usersnap's count of project {project.project_id} holds no total_count"
+            msg = f"Usersnap's count of project {project_id} holds no total_count"
             raise UsersnapError(msg)
         return total
 
