@@ -10,7 +10,7 @@ import jwt
 import pytest
 import requests
 
-from tests.fake_api import ApiError, FakeUsersnap, PrerenderedFeedback
+from fake_usersnap import ApiError, FakeUsersnap, PrerenderedFeedback
 
 ASCENDING = {"order_by": {"order_by_type": "created_at", "direction": "asc"}}
 

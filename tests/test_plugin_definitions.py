@@ -15,8 +15,8 @@ import pytest
 import yaml
 from singer_sdk.helpers.capabilities import BATCH_CONFIG, FLATTENING_CONFIG, STREAM_MAPS_CONFIG
 
-from tests.meltano_project import REPO
-from tests.singer_run import run_cli
+from fake_usersnap.meltano_project import REPO
+from fake_usersnap.singer_run import run_cli
 
 MELTANO_YML = yaml.safe_load((REPO / "meltano.yml").read_text())
 HUB = yaml.safe_load((REPO / "hub" / "tap-usersnap.yml").read_text())

@@ -10,7 +10,7 @@ import duckdb
 from demo.run_demo import NEW_COMMENTS, run_demo
 
 if t.TYPE_CHECKING:
-    from tests.meltano_project import MeltanoProject
+    from fake_usersnap.meltano_project import MeltanoProject
 
 PROJECTS, PER_PROJECT = 3, 20
 NEW = 2 * len(NEW_COMMENTS)

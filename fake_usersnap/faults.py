@@ -1,0 +1,53 @@
+"""Scripted misbehaviour: what a fault can do to an answer, and the requests it keys on.
+
+Faults are injected with :meth:`FakeUsersnap.inject <fake_usersnap.server.FakeUsersnap.inject>`.
+Besides answers that replace the real one (``status``, ``reset``, ``truncate``, ``raw``), a
+fault can delay it (``stall``), run an action first, such as deleting a project or revoking
+the key mid-run (``call``), or rewrite the real answer, such as dropping the cursor or
+repeating items (``mangle``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing as t
+
+FaultKind = t.Literal["status", "reset", "stall", "truncate", "raw", "call", "mangle"]
+
+
+@dataclasses.dataclass
+class RecordedRequest:
+    """What the fake saw of one request (the token is kept so tests can check re-signing)."""
+
+    method: str
+    path: str
+    params: dict[str, str]
+    body: t.Any
+    token: str | None
+    status: int = 0
+
+
+#: Rewrites a real JSON answer (a deep copy of it) for a ``mangle`` fault.
+Transform = t.Callable[[dict[str, t.Any], RecordedRequest], dict[str, t.Any]]
+
+
+@dataclasses.dataclass
+class Fault:
+    """A scripted misbehaviour, served instead of the real answer ``times`` times.
+
+    ``match`` is a regex searched in ``METHOD path`` (e.g. ``"POST .*/filter"``); ``skip``
+    lets that many matching requests through first, so a fault can strike mid-run.
+    ``action`` (kind ``call``) runs before the real answer; ``transform`` (kind ``mangle``)
+    rewrites a successful real answer.
+    """
+
+    kind: FaultKind
+    times: int = 1
+    match: str = ""
+    skip: int = 0
+    status: int = 500
+    headers: dict[str, str] = dataclasses.field(default_factory=dict)
+    body: bytes | None = None
+    seconds: float = 0.0
+    action: t.Callable[[], None] | None = None
+    transform: Transform | None = None

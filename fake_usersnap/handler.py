@@ -1,0 +1,204 @@
+"""The fake's HTTP layer: routes, request recording, fault serving, the wire format."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import socket
+import sys
+import time
+import typing as t
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+from fake_usersnap.faults import Fault, RecordedRequest
+from fake_usersnap.protocol import API_PREFIX, ApiError
+
+if t.TYPE_CHECKING:
+    from fake_usersnap.server import FakeUsersnap
+
+_ROUTES: list[tuple[str, re.Pattern[str], str]] = [
+    ("GET", re.compile(r"^/projects$"), "projects"),
+    ("POST", re.compile(r"^/projects/([^/]+)/feedbacks/filter$"), "filter"),
+    ("POST", re.compile(r"^/projects/([^/]+)/feedbacks/filter/count$"), "filter_count"),
+    ("GET", re.compile(r"^/projects/([^/]+)/feedbacks$"), "feedbacks"),
+    ("GET", re.compile(r"^/projects/([^/]+)/feedbacks/count$"), "count"),
+    ("GET", re.compile(r"^/projects/([^/]+)/assignees$"), "assignees"),
+]
+
+
+class QuietServer(ThreadingHTTPServer):
+    """Ignores clients that hang up (after a stall, the tap has given up and gone)."""
+
+    daemon_threads = True
+    fake: FakeUsersnap
+
+    def handle_error(self, request: t.Any, client_address: t.Any) -> None:
+        """Report only errors that are not a client hanging up."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
+class Handler(BaseHTTPRequestHandler):
+    """Answers one connection's requests from the :class:`FakeUsersnap` it serves."""
+
+    protocol_version = "HTTP/1.1"
+    # Headers and body go out as two writes; with Nagle's algorithm on, each answer would
+    # wait for the client's delayed ACK (about 40 ms).
+    disable_nagle_algorithm = True
+    server: QuietServer
+
+    def log_message(self, format: str, *args: t.Any) -> None:
+        """Stay quiet: tests read the tap's output, not the server's."""
+
+    def do_GET(self) -> None:
+        """Routed like every method: a route that does not take GET answers 405."""
+        self._handle("GET")
+
+    def do_POST(self) -> None:
+        """Routed like every method: a route that does not take POST answers 405."""
+        self._handle("POST")
+
+    def do_PUT(self) -> None:
+        """Routed like every method: a route that does not take PUT answers 405."""
+        self._handle("PUT")
+
+    def do_DELETE(self) -> None:
+        """Routed like every method: a route that does not take DELETE answers 405."""
+        self._handle("DELETE")
+
+    @property
+    def fake(self) -> FakeUsersnap:
+        """The fake whose data and faults this server answers from."""
+        return self.server.fake
+
+    def _handle(self, method: str) -> None:
+        fake = self.fake
+        split = urlsplit(self.path)
+        path = split.path.removeprefix(API_PREFIX)
+        params = {k: v[-1] for k, v in parse_qs(split.query).items()}
+        length = int(self.headers.get("Content-Length") or 0)
+        raw_body = self.rfile.read(length) if length else b""
+        try:
+            body = json.loads(raw_body) if raw_body else None
+        except ValueError:
+            body = raw_body.decode("utf-8", "replace")
+        auth = self.headers.get("Authorization")
+        record = RecordedRequest(
+            method, path, params, body, auth.removeprefix("Bearer ") if auth else None
+        )
+        fake.record(record)
+        if fake.latency_seconds:
+            time.sleep(fake.latency_seconds)
+        fault = fake.take_fault(method, path)
+        if fault is not None and self._serve_fault(fault, record):
+            return
+        try:
+            fake.authenticate(auth)
+            rendered = (
+                fake.prerendered.answer(method, split.path, params, body)
+                if fake.prerendered is not None
+                else None
+            )
+            if rendered is not None:
+                self._send_bytes(200, rendered, record)
+                return
+            data = self._route(method, split.path, params, body)
+        except ApiError as error:
+            self._send_json(error.status, error.envelope(), record)
+            return
+        payload = {"status": True, "data": data}
+        if fault is not None and fault.transform is not None:
+            payload = fault.transform(copy.deepcopy(payload), record)
+        self._send_json(200, payload, record)
+
+    def _route(self, method: str, full_path: str, params: dict[str, str], body: t.Any) -> t.Any:
+        if not full_path.startswith(API_PREFIX + "/"):
+            raise ApiError(404, "Not found", "NOT_FOUND")
+        path = full_path.removeprefix(API_PREFIX)
+        for route_method, pattern, name in _ROUTES:
+            found = pattern.match(path)
+            if found and route_method == method:
+                return self._dispatch(name, found.group(1) if found.groups() else "", params, body)
+        if any(pattern.match(path) for _, pattern, _ in _ROUTES):
+            raise ApiError(405, "Method not allowed", "METHOD_NOT_ALLOWED")
+        raise ApiError(404, "Not found", "NOT_FOUND")
+
+    def _dispatch(self, name: str, arg: str, params: dict[str, str], body: t.Any) -> t.Any:
+        fake = self.fake
+        if name == "projects":
+            return fake.list_projects(params)
+        if name == "filter":
+            return fake.filter_feedback(arg, body, params)
+        if name == "filter_count":
+            return fake.count_feedback(arg, body)
+        if name == "feedbacks":
+            return fake.list_feedback(arg, params)
+        if name == "count":
+            return fake.count_feedback(arg, None)
+        return fake.list_assignees(arg)
+
+    def _serve_fault(self, fault: Fault, record: RecordedRequest) -> bool:
+        """Serve a fault; False means "then answer normally" (a stall, a call, a mangle)."""
+        if fault.kind == "stall":
+            time.sleep(fault.seconds)
+            return False
+        if fault.kind == "call":
+            if fault.action is not None:
+                fault.action()
+            return False
+        if fault.kind == "mangle":
+            return False
+        if fault.kind == "reset":
+            record.status = -1
+            self.close_connection = True
+            self.connection.setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+            )
+            self.connection.close()
+            return True
+        if fault.kind == "truncate":
+            body = fault.body or b'{"status": true, "data": {"has_more": false, "feedbacks": ['
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body) * 2))
+            self.end_headers()
+            self.wfile.write(body)
+            self.wfile.flush()
+            self.close_connection = True
+            record.status = 200
+            return True
+        status = fault.status if fault.kind == "status" else 200
+        if fault.body is not None:
+            body = fault.body
+        else:
+            body = json.dumps(
+                {
+                    "status": False,
+                    "msg": HTTPStatus(status).phrase,
+                    "errortype": "FAULT",
+                    "errordata": {},
+                }
+            ).encode()
+        record.status = status
+        self.send_response(status)
+        headers = {"Content-Type": "application/json", **fault.headers}
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        return True
+
+    def _send_json(self, status: int, payload: t.Any, record: RecordedRequest) -> None:
+        self._send_bytes(status, json.dumps(payload).encode(), record)
+
+    def _send_bytes(self, status: int, body: bytes, record: RecordedRequest) -> None:
+        record.status = status
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
