@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 import typing as t
 
+import pytest
 import yaml
 
 from fake_usersnap import parse_iso
@@ -21,6 +22,8 @@ if t.TYPE_CHECKING:
 
     from fake_usersnap import FakeUsersnap
     from fake_usersnap.pg_cluster import PostgresCluster
+
+pytestmark = pytest.mark.e2e
 
 STATE_ID = state_id("tap-usersnap", "target-postgres")
 JSONB_COLUMNS = {"labels", "ordered_inputs", "custom_data", "client", "screenshot"}
