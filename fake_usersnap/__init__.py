@@ -8,6 +8,7 @@ the filter endpoint's semantics (created_at/state/email filters, created_at/upda
 ordering, keyset cursor pagination with ``limit``/``after``, ``has_more`` and ``next``).
 
 - :mod:`~fake_usersnap.server`: :class:`FakeUsersnap`, its data, JWT check and endpoints;
+- :mod:`~fake_usersnap.endpoints`: what each route answers;
 - :mod:`~fake_usersnap.handler`: the HTTP layer;
 - :mod:`~fake_usersnap.protocol` and :mod:`~fake_usersnap.query`: envelopes, errors,
   pagination, filters;

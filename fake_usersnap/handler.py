@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 import socket
 import sys
 import time
@@ -13,20 +12,12 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+from fake_usersnap import endpoints
 from fake_usersnap.faults import Fault, RecordedRequest
 from fake_usersnap.protocol import API_PREFIX, ApiError
 
 if t.TYPE_CHECKING:
     from fake_usersnap.server import FakeUsersnap
-
-_ROUTES: list[tuple[str, re.Pattern[str], str]] = [
-    ("GET", re.compile(r"^/projects$"), "projects"),
-    ("POST", re.compile(r"^/projects/([^/]+)/feedbacks/filter$"), "filter"),
-    ("POST", re.compile(r"^/projects/([^/]+)/feedbacks/filter/count$"), "filter_count"),
-    ("GET", re.compile(r"^/projects/([^/]+)/feedbacks$"), "feedbacks"),
-    ("GET", re.compile(r"^/projects/([^/]+)/feedbacks/count$"), "count"),
-    ("GET", re.compile(r"^/projects/([^/]+)/assignees$"), "assignees"),
-]
 
 
 class QuietServer(ThreadingHTTPServer):
@@ -105,7 +96,7 @@ class Handler(BaseHTTPRequestHandler):
             if rendered is not None:
                 self._send_bytes(200, rendered, record)
                 return
-            data = self._route(method, split.path, params, body)
+            data = endpoints.answer(fake, method, split.path, params, body)
         except ApiError as error:
             self._send_json(error.status, error.envelope(), record)
             return
@@ -113,32 +104,6 @@ class Handler(BaseHTTPRequestHandler):
         if fault is not None and fault.transform is not None:
             payload = fault.transform(copy.deepcopy(payload), record)
         self._send_json(200, payload, record)
-
-    def _route(self, method: str, full_path: str, params: dict[str, str], body: t.Any) -> t.Any:
-        if not full_path.startswith(API_PREFIX + "/"):
-            raise ApiError(404, "Not found", "NOT_FOUND")
-        path = full_path.removeprefix(API_PREFIX)
-        for route_method, pattern, name in _ROUTES:
-            found = pattern.match(path)
-            if found and route_method == method:
-                return self._dispatch(name, found.group(1) if found.groups() else "", params, body)
-        if any(pattern.match(path) for _, pattern, _ in _ROUTES):
-            raise ApiError(405, "Method not allowed", "METHOD_NOT_ALLOWED")
-        raise ApiError(404, "Not found", "NOT_FOUND")
-
-    def _dispatch(self, name: str, arg: str, params: dict[str, str], body: t.Any) -> t.Any:
-        fake = self.fake
-        if name == "projects":
-            return fake.list_projects(params)
-        if name == "filter":
-            return fake.filter_feedback(arg, body, params)
-        if name == "filter_count":
-            return fake.count_feedback(arg, body)
-        if name == "feedbacks":
-            return fake.list_feedback(arg, params)
-        if name == "count":
-            return fake.count_feedback(arg, None)
-        return fake.list_assignees(arg)
 
     def _serve_fault(self, fault: Fault, record: RecordedRequest) -> bool:
         """Serve a fault; False means "then answer normally" (a stall, a call, a mangle)."""

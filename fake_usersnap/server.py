@@ -22,16 +22,7 @@ from fake_usersnap.data import SampleData, text_input
 from fake_usersnap.faults import Fault, FaultKind, RecordedRequest
 from fake_usersnap.handler import Handler, QuietServer
 from fake_usersnap.prerendered import PrerenderedFeedback
-from fake_usersnap.protocol import (
-    API_PREFIX,
-    DEFAULT_LIMIT,
-    ApiError,
-    page,
-    parse_limit,
-    site_not_found,
-    utc_iso,
-)
-from fake_usersnap.query import DEFAULT_ORDER, apply_query, request_body, sort_items
+from fake_usersnap.protocol import API_PREFIX, DEFAULT_LIMIT, ApiError, utc_iso
 
 
 class FakeUsersnap:
@@ -280,7 +271,7 @@ class FakeUsersnap:
                 return fault
         return None
 
-    # ----------------------------------------------------------------- API logic
+    # ---------------------------------------------------------------------- auth
 
     def authenticate(self, header: str | None) -> str:
         """Verify the bearer JWT as Usersnap documents it; return the token."""
@@ -324,48 +315,3 @@ class FakeUsersnap:
             return False
         expires = self._verified_tokens.get(token)
         return expires is not None and time.time() < expires
-
-    def list_projects(self, params: dict[str, str]) -> dict[str, t.Any]:
-        """``GET /projects``: in the order they were added, keyset-paged."""
-        limit = parse_limit(params, default=self.projects_page_limit)
-        with self._lock:
-            items = list(self.projects.values())
-        return page(items, "projects", "project_id", limit, params.get("after"))
-
-    def filter_feedback(
-        self, project_id: str, body: t.Any, params: dict[str, str]
-    ) -> dict[str, t.Any]:
-        """``POST .../feedbacks/filter``: the body's query and order, keyset-paged."""
-        query = request_body(body)
-        items = apply_query(self._project_feedback(project_id), query)
-        return self._sorted_page(items, query.get("order_by") or DEFAULT_ORDER, params)
-
-    def list_feedback(self, project_id: str, params: dict[str, str]) -> dict[str, t.Any]:
-        """``GET .../feedbacks``: newest update first, as the real endpoint does."""
-        items = self._project_feedback(project_id)
-        order = {"order_by_type": "updated_at", "direction": "desc"}
-        return self._sorted_page(items, order, params)
-
-    def count_feedback(self, project_id: str, body: t.Any) -> dict[str, t.Any]:
-        """``GET .../feedbacks/count`` (no body) and ``POST .../filter/count``."""
-        items = apply_query(self._project_feedback(project_id), body or {})
-        return {"total_count": len(items)}
-
-    def list_assignees(self, api_key: str) -> dict[str, t.Any]:
-        """``GET /projects/{api_key}/assignees``: keyed by API key, as in the spec."""
-        with self._lock:
-            if api_key not in self.assignees:
-                raise site_not_found(api_key)
-            return {"users": list(self.assignees[api_key])}
-
-    def _project_feedback(self, project_id: str) -> list[dict[str, t.Any]]:
-        with self._lock:
-            if project_id not in self.projects:
-                raise site_not_found(project_id)
-            return list(self.feedback[project_id])
-
-    def _sorted_page(
-        self, items: list[dict[str, t.Any]], order: dict[str, str], params: dict[str, str]
-    ) -> dict[str, t.Any]:
-        sort_items(items, order)
-        return page(items, "feedbacks", "feedback_id", parse_limit(params), params.get("after"))

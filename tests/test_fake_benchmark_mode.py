@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import time
 import typing as t
 
-import jwt
 import pytest
 import requests
 
 from fake_usersnap import ApiError, FakeUsersnap, PrerenderedFeedback
+from fake_usersnap.client import call, token
 
 ASCENDING = {"order_by": {"order_by_type": "created_at", "direction": "asc"}}
 
@@ -24,26 +23,10 @@ def bench() -> t.Iterator[FakeUsersnap]:
         yield api
 
 
-def token(fake: FakeUsersnap) -> str:
-    now = int(time.time())
-    return jwt.encode(
-        {"iat": now, "exp": now + 300},
-        fake.jwt_secret,
-        algorithm="HS256",
-        headers={"kid": fake.jwt_id},
-    )
-
-
 def post_filter(
     fake: FakeUsersnap, project_id: str, body: t.Any, **params: t.Any
 ) -> requests.Response:
-    return requests.post(
-        f"{fake.url}/projects/{project_id}/feedbacks/filter",
-        params=params,
-        json=body,
-        headers={"Authorization": f"Bearer {token(fake)}"},
-        timeout=10,
-    )
+    return call(fake, "POST", f"/projects/{project_id}/feedbacks/filter", params=params, body=body)
 
 
 def data_of(fake: FakeUsersnap) -> PrerenderedFeedback:
