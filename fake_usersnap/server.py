@@ -158,21 +158,57 @@ class FakeUsersnap:
     def update_feedback(self, feedback_id: str, **fields: t.Any) -> dict[str, t.Any]:
         """Change an item the way an edit in Usersnap would (updated_at moves on)."""
         with self._lock:
-            for items in self.feedback.values():
-                for item in items:
-                    if item["feedback_id"] == feedback_id:
-                        item.update(fields)
-                        item["updated_at"] = fields.get("updated_at") or self._tick()
-                        self._refresh_counts(item["project_id"])
-                        return item
-        raise KeyError(feedback_id)
+            project_id, position = self._locate(feedback_id)
+            item = self.feedback[project_id][position]
+            item.update(fields)
+            item["updated_at"] = fields.get("updated_at") or self._tick()
+            self._refresh_counts(project_id)
+            return item
+
+    def delete_feedback(self, feedback_id: str) -> dict[str, t.Any]:
+        """Delete an item: gone from every listing, filter page and count; returns it.
+
+        A cursor naming it afterwards gets the 400 an unknown cursor gets.
+        """
+        with self._lock:
+            project_id, position = self._locate(feedback_id)
+            item = self.feedback[project_id].pop(position)
+            self._refresh_counts(project_id)
+            return item
 
     def remove_project(self, project_id: str) -> None:
-        """Delete a project with its feedback and assignees, as deleting it in Usersnap would."""
+        """Delete a project with its feedback and assignees, as deleting it in Usersnap would.
+
+        Requests for it then get 400 SITE_NOT_FOUND, by project id and by API key alike.
+        """
         with self._lock:
             project = self.projects.pop(project_id)
             self.feedback.pop(project_id, None)
             self.assignees.pop(project["api_key"], None)
+            if self.prerendered is not None:
+                self.prerendered.projects.pop(project_id, None)
+
+    def add_assignee(self, project_id: str, **fields: t.Any) -> dict[str, t.Any]:
+        """Make a user assignable in a project; ``fields`` override the generated ones."""
+        user = {
+            "user_id": str(uuid.uuid4()),
+            "first_name": "Ada",
+            "last_name": "Lovelace",
+            "gravatar_url": "https://www.gravatar.com/avatar/0",
+            **fields,
+        }
+        with self._lock:
+            self.assignees[self.projects[project_id]["api_key"]].append(user)
+        return user
+
+    def remove_assignee(self, project_id: str, user_id: str) -> dict[str, t.Any]:
+        """Take a user off a project's assignees (KeyError if not one); returns the user."""
+        with self._lock:
+            users = self.assignees[self.projects[project_id]["api_key"]]
+            for position, user in enumerate(users):
+                if user["user_id"] == user_id:
+                    return users.pop(position)
+        raise KeyError(user_id)
 
     def all_feedback_ids(self) -> set[str]:
         """Every feedback id the fake holds now, across projects."""
@@ -209,6 +245,14 @@ class FakeUsersnap:
         else:
             self.prerendered.cache_pages = False
         return project_ids
+
+    def _locate(self, feedback_id: str) -> tuple[str, int]:
+        """The project and list position of an item (KeyError if the fake has none)."""
+        for project_id, items in self.feedback.items():
+            for position, item in enumerate(items):
+                if item["feedback_id"] == feedback_id:
+                    return project_id, position
+        raise KeyError(feedback_id)
 
     def _tick(self) -> str:
         """A strictly increasing clock, so generated data is deterministic."""
