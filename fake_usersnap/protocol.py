@@ -55,8 +55,13 @@ def invalid_request(msg: str) -> ApiError:
 
 
 def invalid_cursor(after: str) -> ApiError:
-    """An ``after`` cursor naming no item of the listing."""
-    return ApiError(400, "Invalid cursor", "INVALID_CURSOR", {"after": after})
+    """An ``after`` cursor naming no item of the listing, e.g. one deleted since.
+
+    The spec documents only WRONG_AUTH and SITE_NOT_FOUND; INVALID_PARAMETER is the fake's
+    name for a bad parameter, its ``errordata`` keyed by the parameter as SITE_NOT_FOUND's
+    is by ``site_id``.
+    """
+    return ApiError(400, "Invalid cursor: no such item", "INVALID_PARAMETER", {"after": after})
 
 
 def parse_limit(params: dict[str, str], default: int = DEFAULT_LIMIT) -> int:

@@ -47,6 +47,31 @@ def projects_by_id(fake: FakeUsersnap) -> dict[str, dict[str, t.Any]]:
 # -------------------------------------------------------------------------------- deletion
 
 
+def test_a_cursor_naming_a_deleted_item_is_a_400_invalid_parameter(fake: FakeUsersnap) -> None:
+    project_id = next(iter(fake.projects))
+    path = f"/projects/{project_id}/feedbacks/filter"
+    first = data(call(fake, "POST", path, params={"limit": 5}, body=ASCENDING))
+    after = first["next"]["after"]
+    fake.delete_feedback(after)  # while the client pages past it
+
+    response = call(fake, "POST", path, params={"limit": 5, "after": after}, body=ASCENDING)
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "status": False,
+        "msg": "Invalid cursor: no such item",
+        "errortype": "INVALID_PARAMETER",
+        "errordata": {"after": after},
+    }
+
+
+def test_the_projects_listing_refuses_an_unknown_cursor_alike(fake: FakeUsersnap) -> None:
+    response = call(fake, "GET", "/projects", params={"after": "no-such-project"})
+    assert response.status_code == 400
+    assert response.json()["errortype"] == "INVALID_PARAMETER"
+    assert response.json()["errordata"] == {"after": "no-such-project"}
+
+
 def test_deleted_feedback_is_gone_from_every_listing_and_count(fake: FakeUsersnap) -> None:
     project_id = next(iter(fake.projects))
     before = [i["feedback_id"] for i in fake.feedback[project_id]]

@@ -73,7 +73,7 @@ def test_created_at_filters_start_at_the_bound(
 @pytest.mark.parametrize(
     ("body", "params", "errortype"),
     [
-        (ASCENDING, {"after": "not-an-id"}, "INVALID_CURSOR"),
+        (ASCENDING, {"after": "not-an-id"}, "INVALID_PARAMETER"),
         ({"order_by": {"order_by_type": "created_at", "direction": "desc"}}, {}, "INVALID_REQUEST"),
         (
             {**ASCENDING, "query": [{"filter_type": "state", "operator": "eq", "value": "open"}]},
