@@ -62,7 +62,8 @@ def count_filtered(
     fake: FakeUsersnap, project_id: str, params: dict[str, str], body: t.Any
 ) -> dict[str, t.Any]:
     """``POST .../feedbacks/filter/count``: how many items the same body would list."""
-    return {"total_count": len(apply_query(_project_feedback(fake, project_id), body or {}))}
+    query = request_body(body)  # required, as for the filter itself
+    return {"total_count": len(apply_query(_project_feedback(fake, project_id), query))}
 
 
 def list_feedback(

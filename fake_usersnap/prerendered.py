@@ -32,7 +32,7 @@ from fake_usersnap.query import DEFAULT_ORDER, created_at_bound, request_body
 if t.TYPE_CHECKING:
     from fake_usersnap.server import FakeUsersnap
 
-_ROUTE = re.compile(r"^/projects/([^/]+)/feedbacks/filter$")
+_ROUTE = re.compile(r"^/projects/([^/]+)/feedbacks/filter(/count)?$")
 
 
 @dataclasses.dataclass
@@ -50,9 +50,10 @@ class PrerenderedFeedback:
     Item ``i`` of a project is a deterministic function of ``(project, i)``: a realistic
     :class:`SampleData` item (one of a pool of templates) padded to about ``item_bytes``
     of JSON, with its own id, number and timestamps. ``created_at`` grows with ``i``, so
-    the created_at-ascending listing is the item order and a ``created_at gte``/``gt``
-    filter is a binary search: resumed runs are served too. Only the filter endpoint is
-    served from here; other feedback endpoints see these projects as empty.
+    the created_at-ascending listing is the item order and a ``created_at`` filter
+    (gte/gt/lt/lte) is a binary search: resumed runs are served too. Only the filter and
+    filter count endpoints are served from here; other feedback endpoints see these
+    projects as empty.
     """
 
     TEMPLATES = 256
@@ -126,16 +127,23 @@ class PrerenderedFeedback:
         """Render every page of the default listing (no filter, ``page_size`` items)."""
         for project_id, project in self.projects.items():
             for start in range(0, len(project.ids), self.page_size):
-                self._page_bytes(project_id, 0, start, self.page_size)
+                self._page_bytes(project_id, (0, len(project.ids)), start, self.page_size)
 
     def answer(
         self, method: str, full_path: str, params: dict[str, str], body: t.Any
     ) -> bytes | None:
-        """The response body for a filter request on a benchmark project, else None."""
+        """The response body for a filter or filter count on a benchmark project, else None."""
         found = _ROUTE.match(full_path.removeprefix(API_PREFIX)) if method == "POST" else None
         if found is None or not self.serves(found.group(1)):
             return None
+        if found.group(2):
+            return self.count(found.group(1), body)
         return self.page(found.group(1), body, params)
+
+    def count(self, project_id: str, body: t.Any) -> bytes:
+        """The envelope of ``filter/count``: the items the same created_at filters list."""
+        first, stop = self._window(self.projects[project_id], request_body(body))
+        return json.dumps({"status": True, "data": {"total_count": stop - first}}).encode()
 
     def page(self, project_id: str, body: t.Any, params: dict[str, str]) -> bytes:
         """The envelope for one filter request, as :meth:`FakeUsersnap.filter_feedback`."""
@@ -150,32 +158,35 @@ class PrerenderedFeedback:
             }
         ):
             return self._newest_updates(project_id, params)
-        first = self._first_index(project, body)
+        first, stop = self._window(project, _oldest_first(body))
         start = first
         after = params.get("after")
         if after:
             position = project.positions.get(after)
-            if position is None or position < first:
+            if position is None or not first <= position < stop:
                 raise invalid_cursor(after)
             start = position + 1
-        return self._page_bytes(project_id, first, start, parse_limit(params))
+        return self._page_bytes(project_id, (first, stop), start, parse_limit(params))
 
-    def _page_bytes(self, project_id: str, first: int, start: int, limit: int) -> bytes:
+    def _page_bytes(
+        self, project_id: str, window: tuple[int, int], start: int, limit: int
+    ) -> bytes:
+        """A page of the listing of items ``window`` (first, stop), rendered once if unfiltered."""
         key = (project_id, start, limit)
-        cacheable = first == 0
+        cacheable = window == (0, len(self.projects[project_id].ids))
         rendered = self._pages.get(key) if cacheable else None
         if rendered is None:
-            rendered = self._render(project_id, first, start, limit)
+            rendered = self._render(project_id, window, start, limit)
             if cacheable and self.cache_pages:
                 with self.fake._lock:
                     self._pages[key] = rendered
         return rendered
 
-    def _render(self, project_id: str, first: int, start: int, limit: int) -> bytes:
-        total = len(self.projects[project_id].ids)
-        stop = min(start + limit, total)
-        items = [self.item(project_id, n) for n in range(start, stop)]
-        return page_bytes(items, has_more=stop < total, count=total - first, limit=limit)
+    def _render(self, project_id: str, window: tuple[int, int], start: int, limit: int) -> bytes:
+        first, stop = window
+        end = min(start + limit, stop)
+        items = [self.item(project_id, n) for n in range(start, end)]
+        return page_bytes(items, has_more=end < stop, count=stop - first, limit=limit)
 
     def _newest_updates(self, project_id: str, params: dict[str, str]) -> bytes:
         """``order_by updated_at desc``, as the tap's edit scan asks: rendered per request.
@@ -200,26 +211,22 @@ class PrerenderedFeedback:
         has_more = start + limit < len(order)
         return page_bytes(items, has_more=has_more, count=len(order), limit=limit)
 
-    def _first_index(self, project: _BenchProject, body: t.Any) -> int:
-        """Where the filtered, created_at-ascending listing starts."""
-        order = request_body(body).get("order_by") or DEFAULT_ORDER
-        if (
-            order.get("order_by_type", "created_at") != "created_at"
-            or order.get("direction", "desc") != "asc"
-        ):
-            raise _prerendered_unsupported("an order other than created_at ascending")
-        first = 0
+    def _window(self, project: _BenchProject, body: dict[str, t.Any]) -> tuple[int, int]:
+        """The items (first, stop) the body's created_at conditions keep: binary searches."""
+        first, stop = 0, len(project.ids)
         for condition in body.get("query") or []:
             operator = condition.get("operator")
-            if condition.get("filter_type") != "created_at" or operator not in {"gte", "gt"}:
+            if condition.get("filter_type") != "created_at" or operator not in _BISECTS:
                 raise _prerendered_unsupported(f"the filter {condition!r}")
             bound = created_at_bound(condition.get("value"))
-            search = bisect.bisect_left if operator == "gte" else bisect.bisect_right
-            found = search(
+            found = _BISECTS[operator](
                 range(len(project.ids)), bound, key=lambda n: self._created(project.ordinal, n)
             )
-            first = max(first, found)
-        return first
+            if operator in {"gte", "gt"}:
+                first = max(first, found)
+            else:
+                stop = min(stop, found)
+        return first, max(first, stop)
 
     def _created(self, ordinal: int, index: int) -> dt.datetime:
         """Strictly increasing per project; projects interleave a millisecond apart."""
@@ -259,6 +266,27 @@ class PrerenderedFeedback:
 def _filler(text: str, length: int) -> str:
     """ASCII text of exactly ``length`` characters (one JSON byte each)."""
     return (text * (length // len(text) + 1))[:length]
+
+
+#: Where each created_at operator cuts the created_at-ascending items (gte/gt: the first
+#: kept, lt/lte: the first dropped).
+_BISECTS = {
+    "gte": bisect.bisect_left,
+    "gt": bisect.bisect_right,
+    "lt": bisect.bisect_left,
+    "lte": bisect.bisect_right,
+}
+
+
+def _oldest_first(body: t.Any) -> dict[str, t.Any]:
+    """The body of a listing the pages serve: created_at ascending, else a clear 400."""
+    order = request_body(body).get("order_by") or DEFAULT_ORDER
+    if (
+        order.get("order_by_type", "created_at") != "created_at"
+        or order.get("direction", "desc") != "asc"
+    ):
+        raise _prerendered_unsupported("an order other than created_at ascending")
+    return t.cast("dict[str, t.Any]", body)
 
 
 def _prerendered_unsupported(what: str) -> ApiError:

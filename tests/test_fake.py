@@ -134,3 +134,51 @@ def test_assignees_come_and_go(empty_fake: FakeUsersnap) -> None:
     assert data(call(empty_fake, "GET", path)) == {"users": [zoe]}
     with pytest.raises(KeyError):
         empty_fake.remove_assignee(project["project_id"], ada["user_id"])
+
+
+# ---------------------------------------------------------------------------- filter count
+
+
+def created_at(operator: str, value: str) -> dict[str, str]:
+    return {"filter_type": "created_at", "operator": operator, "value": value}
+
+
+@pytest.mark.parametrize(
+    ("operators", "expected"),
+    [
+        (["gte"], 8),
+        (["gt"], 7),
+        (["lt"], 4),
+        (["lte"], 5),
+        ([], 12),
+    ],
+)
+def test_filter_count_honours_the_created_at_filters(
+    fake: FakeUsersnap, operators: list[str], expected: int
+) -> None:
+    project_id = next(iter(fake.projects))
+    oldest_first = sorted(fake.feedback[project_id], key=lambda i: i["created_at"])
+    body = {"query": [created_at(op, oldest_first[4]["created_at"]) for op in operators]}
+    path = f"/projects/{project_id}/feedbacks/filter/count"
+
+    response = call(fake, "POST", path, body=body)
+
+    assert response.status_code == 200
+    assert response.json() == {"status": True, "data": {"total_count": expected}}
+    assert len(filter_ids(fake, project_id, {**ASCENDING, **body})) == expected
+
+
+def test_filter_count_of_a_range(fake: FakeUsersnap) -> None:
+    project_id = next(iter(fake.projects))
+    oldest_first = sorted(fake.feedback[project_id], key=lambda i: i["created_at"])
+    query = [
+        created_at("gte", oldest_first[2]["created_at"]),
+        created_at("lt", oldest_first[9]["created_at"]),
+    ]
+    assert filter_count(fake, project_id, {"query": query}) == 7
+
+
+def test_filter_count_wants_a_body_like_the_filter(fake: FakeUsersnap) -> None:
+    response = call(fake, "POST", f"/projects/{next(iter(fake.projects))}/feedbacks/filter/count")
+    assert response.status_code == 400
+    assert response.json()["errortype"] == "INVALID_REQUEST"

@@ -71,6 +71,44 @@ def test_created_at_filters_start_at_the_bound(
 
 
 @pytest.mark.parametrize(
+    ("query", "window"),
+    [
+        ([("gte", 200)], (200, 250)),
+        ([("gt", 200)], (201, 250)),
+        ([("lt", 20)], (0, 20)),
+        ([("lte", 20)], (0, 21)),
+        ([("gte", 30), ("lt", 40)], (30, 40)),
+        ([("gt", 40), ("lt", 30)], (41, 41)),
+    ],
+)
+def test_filter_count_and_pages_agree_on_created_at_windows(
+    bench: FakeUsersnap, query: list[tuple[str, int]], window: tuple[int, int]
+) -> None:
+    project_id = next(iter(data_of(bench).projects))
+    conditions = [
+        {
+            "filter_type": "created_at",
+            "operator": op,
+            "value": data_of(bench).created_at(project_id, n),
+        }
+        for op, n in query
+    ]
+    path = f"/projects/{project_id}/feedbacks/filter/count"
+
+    counted = call(bench, "POST", path, body={"query": conditions})
+    listed = post_filter(bench, project_id, {**ASCENDING, "query": conditions}, limit=100)
+
+    first, stop = window
+    assert counted.json() == {"status": True, "data": {"total_count": stop - first}}
+    data = listed.json()["data"]
+    assert [i["feedback_id"] for i in data["feedbacks"]] == data_of(bench).ids(project_id)[
+        first:stop
+    ]
+    assert data["count"] == stop - first
+    assert data["has_more"] is False
+
+
+@pytest.mark.parametrize(
     ("body", "params", "errortype"),
     [
         (ASCENDING, {"after": "not-an-id"}, "INVALID_PARAMETER"),
