@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import select
 import socket
 import sys
 import time
@@ -14,10 +15,13 @@ from urllib.parse import parse_qs, urlsplit
 
 from fake_usersnap import endpoints
 from fake_usersnap.faults import Fault, RecordedRequest
-from fake_usersnap.protocol import API_PREFIX, ApiError
+from fake_usersnap.protocol import API_PREFIX, ApiError, encode_json
 
 if t.TYPE_CHECKING:
     from fake_usersnap.server import FakeUsersnap
+
+#: How often a trickle checks whether the client hung up or the fake is stopping.
+_POLL_S = 0.05
 
 
 class QuietServer(ThreadingHTTPServer):
@@ -86,6 +90,7 @@ class Handler(BaseHTTPRequestHandler):
         fault = fake.take_fault(method, path)
         if fault is not None and self._serve_fault(fault, record):
             return
+        pace = fault.seconds if fault is not None and fault.kind == "trickle" else None
         try:
             fake.authenticate(auth)
             rendered = (
@@ -94,19 +99,19 @@ class Handler(BaseHTTPRequestHandler):
                 else None
             )
             if rendered is not None:
-                self._send_bytes(200, rendered, record)
+                self._send_bytes(200, rendered, record, pace)
                 return
             data = endpoints.answer(fake, method, split.path, params, body)
         except ApiError as error:
-            self._send_json(error.status, error.envelope(), record)
+            self._send_bytes(error.status, encode_json(error.envelope()), record, pace)
             return
         payload = {"status": True, "data": data}
         if fault is not None and fault.transform is not None:
             payload = fault.transform(copy.deepcopy(payload), record)
-        self._send_json(200, payload, record)
+        self._send_bytes(200, encode_json(payload), record, pace)
 
     def _serve_fault(self, fault: Fault, record: RecordedRequest) -> bool:
-        """Serve a fault; False means "then answer normally" (a stall, a call, a mangle)."""
+        """Serve a fault; False means "then answer normally" (stall, call, mangle, trickle)."""
         if fault.kind == "stall":
             time.sleep(fault.seconds)
             return False
@@ -114,7 +119,7 @@ class Handler(BaseHTTPRequestHandler):
             if fault.action is not None:
                 fault.action()
             return False
-        if fault.kind == "mangle":
+        if fault.kind in {"mangle", "trickle"}:
             return False
         if fault.kind == "reset":
             record.status = -1
@@ -157,13 +162,47 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
         return True
 
-    def _send_json(self, status: int, payload: t.Any, record: RecordedRequest) -> None:
-        self._send_bytes(status, json.dumps(payload).encode(), record)
-
-    def _send_bytes(self, status: int, body: bytes, record: RecordedRequest) -> None:
+    def _send_bytes(
+        self, status: int, body: bytes, record: RecordedRequest, pace: float | None = None
+    ) -> None:
+        """Status line, headers, body; with ``pace``, the body one byte every ``pace`` s."""
         record.status = status
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body)
+        if pace is None:
+            self.wfile.write(body)
+        else:
+            self._trickle(body, pace, record)
+
+    def _trickle(self, body: bytes, pace: float, record: RecordedRequest) -> None:
+        """Send a byte, wait ``pace`` s, repeat: until done, the client hangs up, or stop()."""
+        for offset in range(len(body)):
+            self.wfile.flush()
+            if not self._wait(pace):
+                record.hung_up = not self.fake.closing.is_set()
+                self.close_connection = True
+                return
+            try:
+                self.wfile.write(body[offset : offset + 1])
+            except ConnectionError:
+                record.hung_up = True
+                self.close_connection = True
+                return
+
+    def _wait(self, seconds: float) -> bool:
+        """Wait ``seconds``; False as soon as the client hangs up or the fake stops."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            if self.fake.closing.is_set():
+                return False
+            readable, _, _ = select.select([self.connection], [], [], min(left, _POLL_S))
+            if readable:
+                try:
+                    if not self.connection.recv(1, socket.MSG_PEEK):
+                        return False  # end of stream: the client closed its side
+                except ConnectionError:
+                    return False
+                time.sleep(min(left, _POLL_S))  # a next request already sent: keep waiting
+        return not self.fake.closing.is_set()

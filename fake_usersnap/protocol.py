@@ -44,6 +44,11 @@ class ApiError(Exception):
         }
 
 
+def encode_json(payload: t.Any) -> bytes:
+    """An answer's body."""
+    return json.dumps(payload).encode()
+
+
 def site_not_found(site_id: str) -> ApiError:
     """The spec's own example error: a project (or API key) Usersnap does not know."""
     return ApiError(400, "Site does not exist", "SITE_NOT_FOUND", {"site_id": site_id})

@@ -44,6 +44,8 @@ class FakeUsersnap:
         self._lock = threading.RLock()
         self._server: QuietServer | None = None
         self._thread: threading.Thread | None = None
+        #: Set by stop(), so answers still going out (a trickle) end at once.
+        self.closing = threading.Event()
         self._clock = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
         self._numbers: dict[str, int] = {}
         # Benchmark switches (see :meth:`seed_benchmark`): off by default, so every test
@@ -57,6 +59,7 @@ class FakeUsersnap:
 
     def start(self, port: int = 0) -> FakeUsersnap:
         """Serve on 127.0.0.1 (a free port unless one is given) in a daemon thread."""
+        self.closing.clear()
         server = QuietServer(("127.0.0.1", port), Handler)
         server.fake = self
         self._server = server
@@ -68,7 +71,8 @@ class FakeUsersnap:
         return self
 
     def stop(self) -> None:
-        """Stop serving and free the port."""
+        """Stop serving and free the port; answers still trickling out end within 50 ms."""
+        self.closing.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
