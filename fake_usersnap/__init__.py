@@ -12,7 +12,9 @@ ordering, keyset cursor pagination with ``limit``/``after``, ``has_more`` and ``
 - :mod:`~fake_usersnap.handler`: the HTTP layer;
 - :mod:`~fake_usersnap.protocol` and :mod:`~fake_usersnap.query`: envelopes, errors,
   pagination, filters;
-- :mod:`~fake_usersnap.faults`: scripted misbehaviour (:meth:`FakeUsersnap.inject`);
+- :mod:`~fake_usersnap.faults`: scripted misbehaviour (:meth:`FakeUsersnap.inject`), and
+  :mod:`~fake_usersnap.malformed`: ready-made malformed answers for it;
+- :mod:`~fake_usersnap.client`: a bare HTTP client, to test the fake itself;
 - :mod:`~fake_usersnap.data`: realistic sample data;
 - :mod:`~fake_usersnap.prerendered`: the benchmark's pre-rendered pages;
 - ``python -m fake_usersnap``: serve sample (or benchmark) data by hand;

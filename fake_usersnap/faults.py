@@ -4,7 +4,8 @@ Faults are injected with :meth:`FakeUsersnap.inject <fake_usersnap.server.FakeUs
 Besides answers that replace the real one (``status``, ``reset``, ``truncate``, ``raw``), a
 fault can delay it (``stall``), send it one byte every ``seconds`` (``trickle``), run an
 action first, such as deleting a project or revoking the key mid-run (``call``), or rewrite
-the real answer, such as dropping the cursor or repeating items (``mangle``).
+the real answer, such as dropping the cursor or repeating items (``mangle``; ready-made
+rewrites in :mod:`fake_usersnap.malformed`).
 """
 
 from __future__ import annotations

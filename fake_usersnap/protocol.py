@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import typing as t
@@ -44,9 +45,32 @@ class ApiError(Exception):
         }
 
 
+@dataclasses.dataclass(frozen=True)
+class RawJson:
+    """JSON text spliced into an answer as it is, for values ``json.dumps`` cannot build.
+
+    ``json.dumps`` recurses once per nesting level, so a value nested thousands of levels
+    deep (a hostile ``custom_data``) can only be sent as text built without recursion.
+    """
+
+    text: str
+
+
 def encode_json(payload: t.Any) -> bytes:
-    """An answer's body."""
-    return json.dumps(payload).encode()
+    """An answer's body, with any :class:`RawJson` value spliced in unparsed."""
+    spliced: list[str] = []
+
+    def placeholder(value: t.Any) -> str:
+        if not isinstance(value, RawJson):
+            msg = f"{type(value).__name__} is not JSON serializable"
+            raise TypeError(msg)
+        spliced.append(value.text)
+        return f"\0raw-json-{len(spliced) - 1}\0"
+
+    text = json.dumps(payload, default=placeholder)
+    for number, raw in enumerate(spliced):
+        text = text.replace(json.dumps(f"\0raw-json-{number}\0"), raw, 1)
+    return text.encode()
 
 
 def site_not_found(site_id: str) -> ApiError:

@@ -8,12 +8,17 @@ import time
 import typing as t
 from urllib.parse import urlsplit
 
+import pytest
+
+from fake_usersnap import malformed
 from fake_usersnap.client import call, token
 
 if t.TYPE_CHECKING:
     from fake_usersnap import FakeUsersnap
+    from fake_usersnap.faults import Transform
 
 PROJECTS = "^GET /projects$"
+MISSING = object()
 
 
 def raw_request(fake: FakeUsersnap, path: str) -> socket.socket:
@@ -106,3 +111,140 @@ def test_trickle_applies_to_error_answers_too(empty_fake: FakeUsersnap) -> None:
     response = call(empty_fake, "POST", "/projects/nope/feedbacks/filter", body={})
     assert response.status_code == 400
     assert json.loads(response.content)["errortype"] == "SITE_NOT_FOUND"
+
+
+# ------------------------------------------------------------------------------- malformed
+
+FILTER = r"POST .*/feedbacks/filter$"
+ASCENDING = {"order_by": {"order_by_type": "created_at", "direction": "asc"}}
+
+
+def first_page(fake: FakeUsersnap) -> dict[str, t.Any]:
+    project_id = next(iter(fake.projects))
+    path = f"/projects/{project_id}/feedbacks/filter"
+    response = call(fake, "POST", path, params={"limit": 5}, body=ASCENDING)
+    assert response.status_code == 200
+    return t.cast("dict[str, t.Any]", response.json())
+
+
+def real_and_mangled(
+    fake: FakeUsersnap, transform: Transform
+) -> tuple[dict[str, t.Any], dict[str, t.Any]]:
+    """The first filter page as it is, then as ``transform`` rewrites it."""
+    real = first_page(fake)
+    fake.inject("mangle", match=FILTER, transform=transform)
+    return real, first_page(fake)
+
+
+@pytest.mark.parametrize(
+    ("transform", "index", "field", "value"),
+    [
+        (malformed.created_at_null(1), 1, "created_at", None),
+        (malformed.created_at_missing(1), 1, "created_at", MISSING),
+        (malformed.created_at_unparseable(), 0, "created_at", "yesterday"),
+        (malformed.created_at_unparseable("2024-13-45", index=4), 4, "created_at", "2024-13-45"),
+        (malformed.without_feedback_id(2), 2, "feedback_id", MISSING),
+    ],
+)
+def test_item_rewrites_change_one_field_of_one_item(
+    fake: FakeUsersnap, transform: Transform, index: int, field: str, value: t.Any
+) -> None:
+    real, got = real_and_mangled(fake, transform)
+
+    expected = [dict(item) for item in real["data"]["feedbacks"]]
+    if value is MISSING:
+        del expected[index][field]
+    else:
+        expected[index][field] = value
+    assert got["data"]["feedbacks"] == expected
+    assert {**got["data"], "feedbacks": None} == {**real["data"], "feedbacks": None}
+
+
+def test_an_item_rewrite_leaves_a_page_without_that_item_alone(fake: FakeUsersnap) -> None:
+    real, got = real_and_mangled(fake, malformed.created_at_null(index=5))
+    assert got == real
+
+
+def test_null_item_is_inserted_among_the_real_ones(fake: FakeUsersnap) -> None:
+    real, got = real_and_mangled(fake, malformed.null_item(at=2))
+    items = real["data"]["feedbacks"]
+    assert got["data"]["feedbacks"] == [*items[:2], None, *items[2:]]
+
+
+def test_custom_data_nested_5000_levels_deep_is_sent_as_is(fake: FakeUsersnap) -> None:
+    real = first_page(fake)
+    fake.inject("mangle", match=FILTER, transform=malformed.deep_custom_data(index=1))
+    project_id = next(iter(fake.projects))
+    path = f"/projects/{project_id}/feedbacks/filter"
+
+    text = call(fake, "POST", path, params={"limit": 5}, body=ASCENDING).text
+
+    deep = malformed.nested_json(5000)
+    assert deep.count("{") == deep.count("}") == 5000
+    assert text.count(deep) == 1
+    # With the deep value taken out again, the rest is the real page.
+    got = json.loads(text.replace(deep, '"deep"'))
+    expected = [dict(item) for item in real["data"]["feedbacks"]]
+    expected[1]["custom_data"] = "deep"
+    assert got["data"]["feedbacks"] == expected
+
+
+def test_nested_json_is_as_deep_as_asked() -> None:
+    text = malformed.nested_json(3)
+    assert json.loads(text) == {"nested": {"nested": {}}}
+    assert malformed.nested_json(1) == "{}"
+
+
+@pytest.mark.parametrize(
+    ("transform", "expected"),
+    [
+        (malformed.data_null(), lambda real: {"status": True, "data": None}),
+        (malformed.data_missing(), lambda real: {"status": True}),
+        (
+            malformed.feedbacks_null(),
+            lambda real: {"status": True, "data": {**real["data"], "feedbacks": None}},
+        ),
+        (
+            malformed.feedbacks_not_a_list(),
+            lambda real: {
+                "status": True,
+                "data": {
+                    **real["data"],
+                    "feedbacks": {i["feedback_id"]: i for i in real["data"]["feedbacks"]},
+                },
+            },
+        ),
+        (
+            malformed.feedbacks_not_a_list("not a list"),
+            lambda real: {"status": True, "data": {**real["data"], "feedbacks": "not a list"}},
+        ),
+    ],
+)
+def test_envelope_rewrites(
+    fake: FakeUsersnap, transform: Transform, expected: t.Callable[[dict], dict]
+) -> None:
+    real, got = real_and_mangled(fake, transform)
+    assert got == expected(real)
+
+
+@pytest.mark.parametrize("null", [False, True])
+def test_has_more_without_next_on_the_last_feedback_page(fake: FakeUsersnap, null: bool) -> None:
+    project_id = next(iter(fake.projects))
+    path = f"/projects/{project_id}/feedbacks/filter"
+    real = call(fake, "POST", path, params={"limit": 100}, body=ASCENDING).json()["data"]
+    assert real["has_more"] is False
+    fake.inject("mangle", match=FILTER, transform=malformed.has_more_without_next(null=null))
+
+    got = call(fake, "POST", path, params={"limit": 100}, body=ASCENDING).json()["data"]
+
+    rest = {k: v for k, v in real.items() if k not in {"has_more", "next"}}
+    assert got == {**rest, "has_more": True, **({"next": None} if null else {})}
+
+
+def test_has_more_without_next_on_the_projects_listing(fake: FakeUsersnap) -> None:
+    real = call(fake, "GET", "/projects").json()["data"]
+    fake.inject("mangle", match=PROJECTS, transform=malformed.has_more_without_next())
+
+    got = call(fake, "GET", "/projects").json()["data"]
+
+    assert got == {"has_more": True, "count": 3, "projects": real["projects"]}
