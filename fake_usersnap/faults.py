@@ -6,6 +6,15 @@ fault can delay it (``stall``), send it one byte every ``seconds`` (``trickle``)
 action first, such as deleting a project or revoking the key mid-run (``call``), or rewrite
 the real answer, such as dropping the cursor or repeating items (``mangle``; ready-made
 rewrites in :mod:`fake_usersnap.malformed`).
+
+A fault strikes the requests whose ``METHOD path`` its ``match`` regex finds, so one
+endpoint alone can misbehave, e.g. a 403 from the assignees endpoint while every other
+endpoint answers::
+
+    fake.inject("status", status=403, match=r"^GET /projects/[^/]+/assignees$", times=10**6)
+
+A ``status`` fault's default body is an error envelope with errortype ``FAULT``; pass
+``body`` for another one.
 """
 
 from __future__ import annotations

@@ -275,7 +275,11 @@ class FakeUsersnap:
     # -------------------------------------------------------------------- faults
 
     def inject(self, kind: FaultKind, **options: t.Any) -> Fault:
-        """Script a fault, e.g. ``inject("status", status=429, headers={"Retry-After": "1"})``."""
+        """Script a fault, e.g. ``inject("status", status=429, headers={"Retry-After": "1"})``.
+
+        The kinds and their options: :class:`~fake_usersnap.faults.Fault`; ``match`` limits
+        it to one endpoint (see :mod:`fake_usersnap.faults`).
+        """
         fault = Fault(kind=kind, **options)
         with self._lock:
             self.faults.append(fault)

@@ -248,3 +248,26 @@ def test_has_more_without_next_on_the_projects_listing(fake: FakeUsersnap) -> No
     got = call(fake, "GET", "/projects").json()["data"]
 
     assert got == {"has_more": True, "count": 3, "projects": real["projects"]}
+
+
+# ------------------------------------------------------------------------ one endpoint only
+
+
+def test_a_status_fault_can_strike_one_endpoint_only(fake: FakeUsersnap) -> None:
+    assignees = r"^GET /projects/[^/]+/assignees$"
+    fake.inject("status", status=403, match=assignees, times=10**6)
+    project = next(iter(fake.projects.values()))
+
+    for _ in range(3):
+        response = call(fake, "GET", f"/projects/{project['api_key']}/assignees")
+        assert response.status_code == 403
+        assert response.json() == {
+            "status": False,
+            "msg": "Forbidden",
+            "errortype": "FAULT",
+            "errordata": {},
+        }
+    assert call(fake, "GET", "/projects").status_code == 200
+    path = f"/projects/{project['project_id']}/feedbacks/filter"
+    assert call(fake, "POST", path, body=ASCENDING).status_code == 200
+    assert [r.status for r in fake.requests_to(assignees)] == [403, 403, 403]
