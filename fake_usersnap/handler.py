@@ -1,4 +1,4 @@
-"""The fake's HTTP layer: routes, request recording, fault serving, the wire format."""
+"""The fake's HTTP layer: reading and recording requests, serving faults, writing answers."""
 
 from __future__ import annotations
 
@@ -141,17 +141,8 @@ class Handler(BaseHTTPRequestHandler):
             record.status = 200
             return True
         status = fault.status if fault.kind == "status" else 200
-        if fault.body is not None:
-            body = fault.body
-        else:
-            body = json.dumps(
-                {
-                    "status": False,
-                    "msg": HTTPStatus(status).phrase,
-                    "errortype": "FAULT",
-                    "errordata": {},
-                }
-            ).encode()
+        default = ApiError(status, HTTPStatus(status).phrase, "FAULT")
+        body = fault.body if fault.body is not None else encode_json(default.envelope())
         record.status = status
         self.send_response(status)
         headers = {"Content-Type": "application/json", **fault.headers}
