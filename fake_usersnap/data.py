@@ -47,7 +47,8 @@ class SampleData:
             if index >= len(self.PROJECTS):
                 name = f"{name} {index // len(self.PROJECTS) + 1}"
             project = self.fake.add_project(name)
-            self.fake.assignees[project["api_key"]] = self.users(self.rng.randint(0, 3))
+            for user in self.users(self.rng.randint(0, 3)):
+                self.fake.add_assignee(project["project_id"], **user)
             for _ in range(per_project):
                 self.fake.add_feedback(project["project_id"], **self.feedback_fields())
 

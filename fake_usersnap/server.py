@@ -1,8 +1,9 @@
-"""The fake Usersnap API's state and behaviour: data, JWT checks, endpoints, faults.
+"""The fake Usersnap API's state: data and its control methods, faults, the JWT check.
 
-:class:`FakeUsersnap` holds the projects, feedback and assignees, answers the endpoints the
-way the spec describes them, checks the JWT the way Usersnap documents it, and serves all of
-it on 127.0.0.1 through :mod:`fake_usersnap.handler`.
+:class:`FakeUsersnap` holds the projects, feedback and assignees, the scripted faults and
+the request log, checks the JWT the way Usersnap documents it, and serves it all on
+127.0.0.1 through :mod:`fake_usersnap.handler` (HTTP) and :mod:`fake_usersnap.endpoints`
+(what each route answers).
 """
 
 from __future__ import annotations
