@@ -1,6 +1,6 @@
 """``make bench``: tap-usersnap against a plain ``requests`` loop, on the same data, same run.
 
-Scenarios (issue 5):
+Scenarios:
 
 1. ``cpu``: 0 ms latency, 5 projects x 10k items of ~1.9 KB: CPU per record.
 2. ``latency``: 30 ms per request, the same data: wall time.

@@ -142,7 +142,7 @@ def _client(scenarios: dict[str, ScenarioResult], key: str, client: str) -> Clie
 def evaluate_goals(
     scenarios: dict[str, ScenarioResult], *, tap: str, sequential: str, concurrent: str
 ) -> list[Goal]:
-    """The three goals of issue 5, from whatever scenarios ran (n/a for the others)."""
+    """The three performance goals, from whatever scenarios ran (n/a for the others)."""
     return [
         _cpu_goal(scenarios, tap, sequential),
         _wall_goal(scenarios, tap, concurrent),

@@ -1,4 +1,4 @@
-"""The fake Usersnap API (``tests.fake_api``) in its own process, steered over stdin.
+"""The fake Usersnap API (``fake_usersnap``) in its own process, steered over stdin.
 
 A separate process keeps the server's CPU and memory out of every client's measurement;
 on two cores the server gets one while a client works. Pages are pre-rendered (or, for
@@ -20,7 +20,7 @@ STARTUP_TIMEOUT_S = 300.0
 
 
 class FakeServer:
-    """``python -m tests.fake_api --prerendered ... --control`` and its config."""
+    """``python -m fake_usersnap --prerendered ... --control`` and its config."""
 
     def __init__(
         self,
@@ -39,7 +39,7 @@ class FakeServer:
         command = [
             sys.executable,
             "-m",
-            "tests.fake_api",
+            "fake_usersnap",
             "--prerendered",
             "eager" if eager else "lazy",
             "--projects",

@@ -1,6 +1,6 @@
 """`make demo`: Usersnap feedback into a DuckDB warehouse with Meltano, no credentials needed.
 
-1. Start the sample Usersnap API (``tests/fake_api.py``, the tests' fake) on 127.0.0.1.
+1. Start the sample Usersnap API (``fake_usersnap``, the tests' fake) on 127.0.0.1.
 2. ``meltano run tap-usersnap target-duckdb`` into ``output/warehouse.duckdb``; print what
    landed, queried from the warehouse.
 3. Add feedback at the API and run again: only feedback created since the first run arrives.
@@ -21,8 +21,8 @@ import unicodedata
 
 import duckdb
 
-from tests.fake_api import FakeUsersnap, SampleData
-from tests.meltano_project import (
+from fake_usersnap import FakeUsersnap, SampleData
+from fake_usersnap.meltano_project import (
     REPO,
     MeltanoError,
     MeltanoProject,
@@ -30,7 +30,7 @@ from tests.meltano_project import (
     state_id,
     usersnap_env,
 )
-from tests.singer_run import bookmarks
+from fake_usersnap.singer_run import bookmarks
 
 if t.TYPE_CHECKING:
     from pathlib import Path

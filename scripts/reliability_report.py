@@ -3,7 +3,7 @@
 The fault suite (``tests/test_faults.py``) and the crash-and-resume trials
 (``tests/test_crash_resume.py``) write what happened in each scenario to
 ``build/reliability.json``; this script only formats it, so every figure comes from a test
-run. ``make test`` and ``make reliability`` run it after the tests.
+run. ``make reliability`` runs it after those tests; ``make report`` after any test run.
 """
 
 from __future__ import annotations
@@ -127,7 +127,7 @@ def document(results: Results) -> str:
         "## Fault suite",
         "",
         "`tests/test_faults.py`: each fault is injected into the fake Usersnap API "
-        "(`tests/fake_api.py`) during a full sync of 3 projects with 12 feedback items each, "
+        "(`fake_usersnap/`) during a full sync of 3 projects with 12 feedback items each, "
         "read in pages of 5. Every comment carries a unique marker that must never appear in a "
         "log or error; the JWT secret and every token the fake saw must appear nowhere.",
         "",

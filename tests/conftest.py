@@ -7,9 +7,9 @@ import typing as t
 
 import pytest
 
-from tests.fake_api import FakeUsersnap
-from tests.reliability import RESULTS_PATH, FaultScenario, Scorecard, plant_canaries
-from tests.singer_run import injected_clock
+from fake_usersnap import FakeUsersnap
+from fake_usersnap.reliability import RESULTS_PATH, FaultScenario, Scorecard, plant_canaries
+from fake_usersnap.singer_run import injected_clock
 
 SCORECARD = pytest.StashKey[Scorecard]()
 REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()

@@ -8,9 +8,9 @@ import typing as t
 
 import pytest
 
+from fake_usersnap import FakeUsersnap
+from fake_usersnap.singer_run import run_sync
 from tap_usersnap.tap import TapUsersnap
-from tests.fake_api import FakeUsersnap
-from tests.singer_run import run_sync
 
 ASSIGNEES = r"GET /projects/[^/]+/assignees$"
 

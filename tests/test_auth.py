@@ -6,13 +6,13 @@ import jwt
 import pytest
 import requests
 
+from fake_usersnap import ApiError, FakeUsersnap
 from tap_usersnap.auth import (
     CLOCK_SKEW_SECONDS,
     REFRESH_MARGIN_SECONDS,
     TOKEN_LIFETIME_SECONDS,
     UsersnapJWTAuthenticator,
 )
-from tests.fake_api import ApiError, FakeUsersnap
 
 SECRET = "s3cr3t-" + "x" * 64
 

@@ -16,8 +16,8 @@ from collections import defaultdict
 import pytest
 from jsonschema import Draft202012Validator, FormatChecker
 
-from tests.fake_api import FakeUsersnap, PrerenderedFeedback
-from tests.singer_run import SyncResult, bookmarks, run_cli
+from fake_usersnap import FakeUsersnap, PrerenderedFeedback
+from fake_usersnap.singer_run import SyncResult, bookmarks, run_cli
 
 PROJECTS = 3
 PER_PROJECT = 2_000

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import typing as t
 
-from tests.fake_api import FakeUsersnap
-from tests.singer_run import SyncResult, bookmarks, run_sync
+from fake_usersnap import FakeUsersnap
+from fake_usersnap.singer_run import SyncResult, bookmarks, run_sync
 
 BUG_LABEL = {"company_label_id": "l-1", "identifier": "bug", "name": "Bug", "color": "#f00"}
 

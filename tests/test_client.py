@@ -9,11 +9,11 @@ import secrets
 
 import pytest
 
+from fake_usersnap import FakeUsersnap
+from fake_usersnap.singer_run import bookmarks, run_sync
 from tap_usersnap.errors import CredentialsRejectedError, ProjectNotFoundError, UsersnapError
 from tap_usersnap.retry import RateLimitGate, parse_retry_after
 from tests.conftest import FakeClock
-from tests.fake_api import FakeUsersnap
-from tests.singer_run import bookmarks, run_sync
 
 FILTER = r"POST .*/filter$"
 

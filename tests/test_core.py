@@ -6,8 +6,8 @@ import atexit
 
 from singer_sdk.testing import get_tap_test_class
 
+from fake_usersnap import FakeUsersnap
 from tap_usersnap.tap import TapUsersnap
-from tests.fake_api import FakeUsersnap
 
 # The SDK builds its test class at import time, so the fake must be up by then.
 FAKE = FakeUsersnap().start()

@@ -16,8 +16,8 @@ import typing as t
 
 import pytest
 
-from tests.fake_api import FakeUsersnap
-from tests.reliability import (
+from fake_usersnap import FakeUsersnap
+from fake_usersnap.reliability import (
     canaries_in,
     item_index,
     plant_canaries,
@@ -26,7 +26,7 @@ from tests.reliability import (
     unexpected_requests,
     unsafe_states,
 )
-from tests.singer_run import SyncResult, run_cli, run_cli_killed
+from fake_usersnap.singer_run import SyncResult, run_cli, run_cli_killed
 
 PROJECTS = 4
 PER_PROJECT = 150

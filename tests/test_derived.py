@@ -7,9 +7,9 @@ import typing as t
 
 import pytest
 
+from fake_usersnap import FakeUsersnap, text_input
+from fake_usersnap.singer_run import run_sync
 from tap_usersnap.derived import derived_fields, typed_value
-from tests.fake_api import FakeUsersnap, text_input
-from tests.singer_run import run_sync
 
 RAW_FIELDS = ("ordered_inputs", "labels", "custom_data", "client", "screenshot")
 

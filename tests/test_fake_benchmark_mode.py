@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import time
 import typing as t
 
-import jwt
 import pytest
 import requests
 
-from tests.fake_api import ApiError, FakeUsersnap, PrerenderedFeedback
+from fake_usersnap import ApiError, FakeUsersnap, PrerenderedFeedback
+from fake_usersnap.client import call, token
 
 ASCENDING = {"order_by": {"order_by_type": "created_at", "direction": "asc"}}
 
@@ -24,26 +23,10 @@ def bench() -> t.Iterator[FakeUsersnap]:
         yield api
 
 
-def token(fake: FakeUsersnap) -> str:
-    now = int(time.time())
-    return jwt.encode(
-        {"iat": now, "exp": now + 300},
-        fake.jwt_secret,
-        algorithm="HS256",
-        headers={"kid": fake.jwt_id},
-    )
-
-
 def post_filter(
     fake: FakeUsersnap, project_id: str, body: t.Any, **params: t.Any
 ) -> requests.Response:
-    return requests.post(
-        f"{fake.url}/projects/{project_id}/feedbacks/filter",
-        params=params,
-        json=body,
-        headers={"Authorization": f"Bearer {token(fake)}"},
-        timeout=10,
-    )
+    return call(fake, "POST", f"/projects/{project_id}/feedbacks/filter", params=params, body=body)
 
 
 def data_of(fake: FakeUsersnap) -> PrerenderedFeedback:
@@ -88,9 +71,47 @@ def test_created_at_filters_start_at_the_bound(
 
 
 @pytest.mark.parametrize(
+    ("query", "window"),
+    [
+        ([("gte", 200)], (200, 250)),
+        ([("gt", 200)], (201, 250)),
+        ([("lt", 20)], (0, 20)),
+        ([("lte", 20)], (0, 21)),
+        ([("gte", 30), ("lt", 40)], (30, 40)),
+        ([("gt", 40), ("lt", 30)], (41, 41)),
+    ],
+)
+def test_filter_count_and_pages_agree_on_created_at_windows(
+    bench: FakeUsersnap, query: list[tuple[str, int]], window: tuple[int, int]
+) -> None:
+    project_id = next(iter(data_of(bench).projects))
+    conditions = [
+        {
+            "filter_type": "created_at",
+            "operator": op,
+            "value": data_of(bench).created_at(project_id, n),
+        }
+        for op, n in query
+    ]
+    path = f"/projects/{project_id}/feedbacks/filter/count"
+
+    counted = call(bench, "POST", path, body={"query": conditions})
+    listed = post_filter(bench, project_id, {**ASCENDING, "query": conditions}, limit=100)
+
+    first, stop = window
+    assert counted.json() == {"status": True, "data": {"total_count": stop - first}}
+    data = listed.json()["data"]
+    assert [i["feedback_id"] for i in data["feedbacks"]] == data_of(bench).ids(project_id)[
+        first:stop
+    ]
+    assert data["count"] == stop - first
+    assert data["has_more"] is False
+
+
+@pytest.mark.parametrize(
     ("body", "params", "errortype"),
     [
-        (ASCENDING, {"after": "not-an-id"}, "INVALID_CURSOR"),
+        (ASCENDING, {"after": "not-an-id"}, "INVALID_PARAMETER"),
         ({"order_by": {"order_by_type": "created_at", "direction": "desc"}}, {}, "INVALID_REQUEST"),
         (
             {**ASCENDING, "query": [{"filter_type": "state", "operator": "eq", "value": "open"}]},

@@ -16,8 +16,8 @@ from importlib import metadata
 import pytest
 import yaml
 
-from tests.meltano_project import REPO
-from tests.singer_run import run_cli
+from fake_usersnap.meltano_project import REPO
+from fake_usersnap.singer_run import run_cli
 
 MELTANO_YML = yaml.safe_load((REPO / "meltano.yml").read_text())
 HUB_TEXT = (REPO / "hub" / "tap-usersnap.yml").read_text()

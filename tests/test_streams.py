@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from fake_usersnap import FakeUsersnap
+from fake_usersnap.singer_run import bookmarks, run_sync
 from tap_usersnap.timestamps import normalise_timestamp
-from tests.fake_api import FakeUsersnap
-from tests.singer_run import bookmarks, run_sync
 
 SAME_INSTANT = "2024-03-01T12:00:00.000000Z"
 

@@ -7,8 +7,8 @@ import secrets
 
 import pytest
 
-from tests.fake_api import FakeUsersnap
-from tests.singer_run import bookmarks, run_cli
+from fake_usersnap import FakeUsersnap
+from fake_usersnap.singer_run import bookmarks, run_cli
 
 
 @pytest.mark.parametrize(

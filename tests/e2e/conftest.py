@@ -11,8 +11,8 @@ import typing as t
 
 import pytest
 
-from tests.meltano_project import MeltanoProject, meltano_env
-from tests.pg_cluster import PostgresCluster
+from fake_usersnap.meltano_project import MeltanoProject, meltano_env
+from fake_usersnap.pg_cluster import PostgresCluster
 
 if t.TYPE_CHECKING:
     from pathlib import Path

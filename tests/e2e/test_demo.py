@@ -6,11 +6,14 @@ import io
 import typing as t
 
 import duckdb
+import pytest
 
 from demo.run_demo import NEW_COMMENTS, run_demo
 
 if t.TYPE_CHECKING:
-    from tests.meltano_project import MeltanoProject
+    from fake_usersnap.meltano_project import MeltanoProject
+
+pytestmark = pytest.mark.e2e
 
 PROJECTS, PER_PROJECT = 3, 20
 NEW = 2 * len(NEW_COMMENTS)

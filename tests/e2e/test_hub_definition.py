@@ -18,6 +18,8 @@ import pytest
 import yaml
 
 import tap_usersnap
+from fake_usersnap.meltano_project import REPO, MeltanoProject, meltano_env, state_id
+from fake_usersnap.singer_run import bookmarks
 from tests.e2e.test_meltano_postgres import (
     JSONB_COLUMNS,
     fake_items,
@@ -25,14 +27,12 @@ from tests.e2e.test_meltano_postgres import (
     naive_utc,
     run_pipeline,
 )
-from tests.meltano_project import REPO, MeltanoProject, meltano_env, state_id
-from tests.singer_run import bookmarks
 
 if t.TYPE_CHECKING:
     from pathlib import Path
 
-    from tests.fake_api import FakeUsersnap
-    from tests.pg_cluster import PostgresCluster
+    from fake_usersnap import FakeUsersnap
+    from fake_usersnap.pg_cluster import PostgresCluster
 
 HUB_FILE = REPO / "hub" / "tap-usersnap.yml"
 HUB = yaml.safe_load(HUB_FILE.read_text())

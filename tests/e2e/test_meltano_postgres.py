@@ -10,17 +10,20 @@ from __future__ import annotations
 import secrets
 import typing as t
 
+import pytest
 import yaml
 
-from tests.fake_api import parse_iso
-from tests.meltano_project import MeltanoProject, state_id, usersnap_env
-from tests.singer_run import bookmarks
+from fake_usersnap import parse_iso
+from fake_usersnap.meltano_project import MeltanoProject, state_id, usersnap_env
+from fake_usersnap.singer_run import bookmarks
 
 if t.TYPE_CHECKING:
     import subprocess
 
-    from tests.fake_api import FakeUsersnap
-    from tests.pg_cluster import PostgresCluster
+    from fake_usersnap import FakeUsersnap
+    from fake_usersnap.pg_cluster import PostgresCluster
+
+pytestmark = pytest.mark.e2e
 
 STATE_ID = state_id("tap-usersnap", "target-postgres")
 JSONB_COLUMNS = {"labels", "ordered_inputs", "custom_data", "client", "screenshot"}

@@ -49,19 +49,23 @@ class SyncResult:
     error: UsersnapError | None = None
 
     def records(self, stream: str) -> list[dict[str, t.Any]]:
+        """The records of one stream, in the order the tap printed them."""
         return [
             m["record"] for m in self.messages if m["type"] == "RECORD" and m["stream"] == stream
         ]
 
     def ids(self, stream: str = "feedback", key: str = "feedback_id") -> list[str]:
+        """One field (the feedback id by default) of every record of a stream."""
         return [r[key] for r in self.records(stream)]
 
     @property
     def states(self) -> list[dict[str, t.Any]]:
+        """Every STATE value, in order."""
         return [m["value"] for m in self.messages if m["type"] == "STATE"]
 
     @property
     def final_state(self) -> dict[str, t.Any]:
+        """The last STATE value (the run must have printed one)."""
         return self.states[-1]
 
     def resume_state(self, previous: dict[str, t.Any] | None) -> dict[str, t.Any] | None:
@@ -69,6 +73,7 @@ class SyncResult:
         return self.states[-1] if self.states else previous
 
     def schema(self, stream: str) -> dict[str, t.Any]:
+        """The SCHEMA message of a stream."""
         return next(m for m in self.messages if m["type"] == "SCHEMA" and m["stream"] == stream)
 
     @property
@@ -78,7 +83,10 @@ class SyncResult:
 
 
 def parse_messages(text: str) -> list[dict[str, t.Any]]:
-    # Split on newlines only: JSON may carry U+2028 and friends raw, which splitlines() splits.
+    """Singer messages, one per line, split on newlines only.
+
+    JSON may carry U+2028 and friends raw, which ``splitlines()`` would split on.
+    """
     return [json.loads(line) for line in text.split("\n") if line.strip()]
 
 

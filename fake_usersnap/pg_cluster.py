@@ -13,7 +13,7 @@ directory is handed to that user. Client commands (``createdb``) run as the call
 ``query()`` uses psycopg 3 (``psycopg[binary]``), imported lazily so that starting and
 stopping a cluster needs nothing beyond the PostgreSQL binaries.
 
-Run ``python tests/pg_cluster.py`` for a smoke check.
+Run ``python fake_usersnap/pg_cluster.py`` for a smoke check.
 """
 
 from __future__ import annotations
@@ -148,7 +148,7 @@ class PostgresCluster:
 
     @property
     def dsn(self) -> str:
-        """libpq keyword/value connection string."""
+        """Libpq keyword/value connection string."""
         params = {
             "host": self.host,
             "port": str(self.port),
@@ -350,7 +350,7 @@ class PostgresCluster:
 
 
 def _smoke() -> None:
-    """Start a cluster, query it, stop it, and report timings (``python tests/pg_cluster.py``)."""
+    """Start a cluster, query it, stop it, and report timings (the module's smoke check)."""
     out = sys.stdout
     started = time.monotonic()
     with PostgresCluster() as cluster:

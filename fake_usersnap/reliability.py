@@ -22,14 +22,14 @@ import re
 import typing as t
 from pathlib import Path
 
+from fake_usersnap.singer_run import SyncResult, bookmarks, run_cli, run_sync
 from tap_usersnap.errors import UsersnapError
 from tap_usersnap.timestamps import normalise_timestamp
-from tests.singer_run import SyncResult, bookmarks, run_cli, run_sync
 
 if t.TYPE_CHECKING:
     import pytest
 
-    from tests.fake_api import FakeUsersnap
+    from fake_usersnap import FakeUsersnap
 
 #: Where a test session leaves its figures (relative to the repository root).
 RESULTS_PATH = Path("build", "reliability.json")
@@ -137,6 +137,7 @@ class Scorecard:
     trials: list[dict[str, t.Any]] = dataclasses.field(default_factory=list)
 
     def write(self, path: Path) -> None:
+        """Save the figures as JSON for ``scripts/reliability_report.py``."""
         path.parent.mkdir(parents=True, exist_ok=True)
         payload = {"scenarios": self.scenarios, "trials": self.trials}
         path.write_text(json.dumps(payload, indent=1, ensure_ascii=False) + "\n")
@@ -152,6 +153,7 @@ class Played:
 
     @property
     def first(self) -> SyncResult:
+        """The run under faults (the others are resumes)."""
         return self.runs[0]
 
     @property

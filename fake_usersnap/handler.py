@@ -1,0 +1,199 @@
+"""The fake's HTTP layer: reading and recording requests, serving faults, writing answers."""
+
+from __future__ import annotations
+
+import copy
+import json
+import select
+import socket
+import sys
+import time
+import typing as t
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+from fake_usersnap import endpoints
+from fake_usersnap.faults import Fault, RecordedRequest
+from fake_usersnap.protocol import API_PREFIX, ApiError, encode_json
+
+if t.TYPE_CHECKING:
+    from fake_usersnap.server import FakeUsersnap
+
+#: How often a trickle checks whether the client hung up or the fake is stopping.
+_POLL_S = 0.05
+
+
+class QuietServer(ThreadingHTTPServer):
+    """Ignores clients that hang up (after a stall, the tap has given up and gone)."""
+
+    daemon_threads = True
+    fake: FakeUsersnap
+
+    def handle_error(self, request: t.Any, client_address: t.Any) -> None:
+        """Report only errors that are not a client hanging up."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
+class Handler(BaseHTTPRequestHandler):
+    """Answers one connection's requests from the :class:`FakeUsersnap` it serves."""
+
+    protocol_version = "HTTP/1.1"
+    # Headers and body go out as two writes; with Nagle's algorithm on, each answer would
+    # wait for the client's delayed ACK (about 40 ms).
+    disable_nagle_algorithm = True
+    server: QuietServer
+
+    def log_message(self, format: str, *args: t.Any) -> None:
+        """Stay quiet: tests read the tap's output, not the server's."""
+
+    def do_GET(self) -> None:
+        """Routed like every method: a route that does not take GET answers 405."""
+        self._handle("GET")
+
+    def do_POST(self) -> None:
+        """Routed like every method: a route that does not take POST answers 405."""
+        self._handle("POST")
+
+    def do_PUT(self) -> None:
+        """Routed like every method: a route that does not take PUT answers 405."""
+        self._handle("PUT")
+
+    def do_DELETE(self) -> None:
+        """Routed like every method: a route that does not take DELETE answers 405."""
+        self._handle("DELETE")
+
+    @property
+    def fake(self) -> FakeUsersnap:
+        """The fake whose data and faults this server answers from."""
+        return self.server.fake
+
+    def _handle(self, method: str) -> None:
+        fake = self.fake
+        split = urlsplit(self.path)
+        path = split.path.removeprefix(API_PREFIX)
+        params = {k: v[-1] for k, v in parse_qs(split.query).items()}
+        length = int(self.headers.get("Content-Length") or 0)
+        raw_body = self.rfile.read(length) if length else b""
+        try:
+            body = json.loads(raw_body) if raw_body else None
+        except ValueError:
+            body = raw_body.decode("utf-8", "replace")
+        auth = self.headers.get("Authorization")
+        record = RecordedRequest(
+            method, path, params, body, auth.removeprefix("Bearer ") if auth else None
+        )
+        fake.record(record)
+        if fake.latency_seconds:
+            time.sleep(fake.latency_seconds)
+        fault = fake.take_fault(method, path)
+        if fault is not None and self._serve_fault(fault, record):
+            return
+        pace = fault.seconds if fault is not None and fault.kind == "trickle" else None
+        try:
+            fake.authenticate(auth)
+            rendered = (
+                fake.prerendered.answer(method, split.path, params, body)
+                if fake.prerendered is not None
+                else None
+            )
+            if rendered is not None:
+                self._send_bytes(200, rendered, record, pace)
+                return
+            data = endpoints.answer(fake, method, split.path, params, body)
+        except ApiError as error:
+            self._send_bytes(error.status, encode_json(error.envelope()), record, pace)
+            return
+        payload = {"status": True, "data": data}
+        if fault is not None and fault.transform is not None:
+            payload = fault.transform(copy.deepcopy(payload), record)
+        self._send_bytes(200, encode_json(payload), record, pace)
+
+    def _serve_fault(self, fault: Fault, record: RecordedRequest) -> bool:
+        """Serve a fault; False means "then answer normally" (stall, call, mangle, trickle)."""
+        if fault.kind == "stall":
+            time.sleep(fault.seconds)
+            return False
+        if fault.kind == "call":
+            if fault.action is not None:
+                fault.action()
+            return False
+        if fault.kind in {"mangle", "trickle"}:
+            return False
+        if fault.kind == "reset":
+            record.status = -1
+            self.close_connection = True
+            self.connection.setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+            )
+            self.connection.close()
+            return True
+        if fault.kind == "truncate":
+            body = fault.body or b'{"status": true, "data": {"has_more": false, "feedbacks": ['
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body) * 2))
+            self.end_headers()
+            self.wfile.write(body)
+            self.wfile.flush()
+            self.close_connection = True
+            record.status = 200
+            return True
+        status = fault.status if fault.kind == "status" else 200
+        default = ApiError(status, HTTPStatus(status).phrase, "FAULT")
+        body = fault.body if fault.body is not None else encode_json(default.envelope())
+        record.status = status
+        self.send_response(status)
+        headers = {"Content-Type": "application/json", **fault.headers}
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        return True
+
+    def _send_bytes(
+        self, status: int, body: bytes, record: RecordedRequest, pace: float | None = None
+    ) -> None:
+        """Status line, headers, body; with ``pace``, the body one byte every ``pace`` s."""
+        record.status = status
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if pace is None:
+            self.wfile.write(body)
+        else:
+            self._trickle(body, pace, record)
+
+    def _trickle(self, body: bytes, pace: float, record: RecordedRequest) -> None:
+        """Send a byte, wait ``pace`` s, repeat: until done, the client hangs up, or stop()."""
+        for offset in range(len(body)):
+            self.wfile.flush()
+            if not self._wait(pace):
+                record.hung_up = not self.fake.closing.is_set()
+                self.close_connection = True
+                return
+            try:
+                self.wfile.write(body[offset : offset + 1])
+            except ConnectionError:
+                record.hung_up = True
+                self.close_connection = True
+                return
+
+    def _wait(self, seconds: float) -> bool:
+        """Wait ``seconds``; False as soon as the client hangs up or the fake stops."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            if self.fake.closing.is_set():
+                return False
+            readable, _, _ = select.select([self.connection], [], [], min(left, _POLL_S))
+            if readable:
+                try:
+                    if not self.connection.recv(1, socket.MSG_PEEK):
+                        return False  # end of stream: the client closed its side
+                except ConnectionError:
+                    return False
+                time.sleep(min(left, _POLL_S))  # a next request already sent: keep waiting
+        return not self.fake.closing.is_set()

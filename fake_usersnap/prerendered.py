@@ -1,0 +1,293 @@
+"""The benchmark's feedback: pre-rendered JSON pages, so the fake is never the bottleneck.
+
+:meth:`FakeUsersnap.seed_benchmark <fake_usersnap.server.FakeUsersnap.seed_benchmark>` adds
+the projects; ``python -m fake_usersnap --prerendered eager --control`` serves them from a
+process of its own (``benchmarks/server.py``).
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import datetime as dt
+import json
+import random
+import re
+import typing as t
+import uuid
+
+from fake_usersnap.data import SampleData
+from fake_usersnap.protocol import (
+    API_PREFIX,
+    MAX_LIMIT,
+    ApiError,
+    invalid_cursor,
+    invalid_request,
+    page_bytes,
+    parse_limit,
+    utc_iso,
+)
+from fake_usersnap.query import DEFAULT_ORDER, created_at_bound, request_body
+
+if t.TYPE_CHECKING:
+    from fake_usersnap.server import FakeUsersnap
+
+_ROUTE = re.compile(r"^/projects/([^/]+)/feedbacks/filter(/count)?$")
+
+
+@dataclasses.dataclass
+class _BenchProject:
+    """One benchmark project: its item ids in created_at order, and where each one is."""
+
+    ordinal: int
+    ids: list[str]
+    positions: dict[str, int]
+
+
+class PrerenderedFeedback:
+    """Benchmark-sized feedback, rendered to JSON once so the server is never the bottleneck.
+
+    Item ``i`` of a project is a deterministic function of ``(project, i)``: a realistic
+    :class:`SampleData` item (one of a pool of templates) padded to about ``item_bytes``
+    of JSON, with its own id, number and timestamps. ``created_at`` grows with ``i``, so
+    the created_at-ascending listing is the item order and a ``created_at`` filter
+    (gte/gt/lt/lte) is a binary search: resumed runs are served too. Only the filter and
+    filter count endpoints are served from here; other feedback endpoints see these
+    projects as empty.
+    """
+
+    TEMPLATES = 256
+    BASE_TIME = dt.datetime(2023, 1, 1, tzinfo=dt.timezone.utc)
+    STEP = dt.timedelta(seconds=61)
+    FILLER = (
+        "Steps to reproduce: open the monthly report, choose last quarter, add the region "
+        "filter, press Export and wait. Expected a CSV download; got a spinner instead. "
+    )
+
+    def __init__(self, fake: FakeUsersnap, *, item_bytes: int = 1900, seed: int = 11) -> None:
+        self.fake = fake
+        self.item_bytes = item_bytes
+        self.cache_pages = True
+        self.page_size = MAX_LIMIT
+        self.rng = random.Random(seed)
+        self.projects: dict[str, _BenchProject] = {}
+        self._templates = [self._template() for _ in range(self.TEMPLATES)]
+        self._pages: dict[tuple[str, int, int], bytes] = {}
+
+    @property
+    def total_items(self) -> int:
+        """Items across the benchmark projects."""
+        return sum(len(p.ids) for p in self.projects.values())
+
+    def serves(self, project_id: str) -> bool:
+        """Whether a project's feedback comes from here (not from the fake's lists)."""
+        return project_id in self.projects
+
+    def add_projects(self, count: int, per_project: int) -> list[str]:
+        """Add ``count`` projects to the fake, ``per_project`` items each; their ids."""
+        added = []
+        for _ in range(count):
+            ordinal = len(self.projects)
+            name = SampleData.PROJECTS[ordinal % len(SampleData.PROJECTS)]
+            project = self.fake.add_project(f"{name} (benchmark {ordinal + 1})")
+            project["feedback_count"] = project["open_feedback_count"] = per_project
+            ids = [
+                str(uuid.UUID(int=self.rng.getrandbits(128), version=4)) for _ in range(per_project)
+            ]
+            positions = {feedback_id: n for n, feedback_id in enumerate(ids)}
+            self.projects[project["project_id"]] = _BenchProject(ordinal, ids, positions)
+            added.append(project["project_id"])
+        return added
+
+    def ids(self, project_id: str) -> list[str]:
+        """A project's feedback ids, oldest first."""
+        return list(self.projects[project_id].ids)
+
+    def created_at(self, project_id: str, index: int) -> str:
+        """``created_at`` of item ``index``, without rendering the item."""
+        return utc_iso(self._created(self.projects[project_id].ordinal, index))
+
+    def item(self, project_id: str, index: int) -> dict[str, t.Any]:
+        """Item ``index`` (0-based, oldest first) of a benchmark project."""
+        project = self.projects[project_id]
+        template = self._templates[(index * 31 + project.ordinal * 7) % self.TEMPLATES]
+        created = self._created(project.ordinal, index)
+        feedback_id = project.ids[index]
+        return {
+            **template,
+            "feedback_id": feedback_id,
+            "feedback_number": index + 1,
+            "public_link": f"https://app.usersnap.com/l/feedback/{feedback_id}",
+            "project_id": project_id,
+            "created_at": utc_iso(created),
+            "updated_at": utc_iso(created + dt.timedelta(minutes=index % 90)),
+        }
+
+    def render_all(self) -> None:
+        """Render every page of the default listing (no filter, ``page_size`` items)."""
+        for project_id, project in self.projects.items():
+            for start in range(0, len(project.ids), self.page_size):
+                self._page_bytes(project_id, (0, len(project.ids)), start, self.page_size)
+
+    def answer(
+        self, method: str, full_path: str, params: dict[str, str], body: t.Any
+    ) -> bytes | None:
+        """The response body for a filter or filter count on a benchmark project, else None."""
+        found = _ROUTE.match(full_path.removeprefix(API_PREFIX)) if method == "POST" else None
+        if found is None or not self.serves(found.group(1)):
+            return None
+        if found.group(2):
+            return self.count(found.group(1), body)
+        return self.page(found.group(1), body, params)
+
+    def count(self, project_id: str, body: t.Any) -> bytes:
+        """The envelope of ``filter/count``: the items the same created_at filters list."""
+        first, stop = self._window(self.projects[project_id], request_body(body))
+        return json.dumps({"status": True, "data": {"total_count": stop - first}}).encode()
+
+    def page(self, project_id: str, body: t.Any, params: dict[str, str]) -> bytes:
+        """The envelope for one filter request, as :meth:`FakeUsersnap.filter_feedback`."""
+        project = self.projects[project_id]
+        if (
+            isinstance(body, dict)
+            and not body.get("query")
+            and body.get("order_by")
+            == {
+                "order_by_type": "updated_at",
+                "direction": "desc",
+            }
+        ):
+            return self._newest_updates(project_id, params)
+        first, stop = self._window(project, _oldest_first(body))
+        start = first
+        after = params.get("after")
+        if after:
+            position = project.positions.get(after)
+            if position is None or not first <= position < stop:
+                raise invalid_cursor(after)
+            start = position + 1
+        return self._page_bytes(project_id, (first, stop), start, parse_limit(params))
+
+    def _page_bytes(
+        self, project_id: str, window: tuple[int, int], start: int, limit: int
+    ) -> bytes:
+        """A page of the listing of items ``window`` (first, stop), rendered once if unfiltered."""
+        key = (project_id, start, limit)
+        cacheable = window == (0, len(self.projects[project_id].ids))
+        rendered = self._pages.get(key) if cacheable else None
+        if rendered is None:
+            rendered = self._render(project_id, window, start, limit)
+            if cacheable and self.cache_pages:
+                with self.fake._lock:
+                    self._pages[key] = rendered
+        return rendered
+
+    def _render(self, project_id: str, window: tuple[int, int], start: int, limit: int) -> bytes:
+        first, stop = window
+        end = min(start + limit, stop)
+        items = [self.item(project_id, n) for n in range(start, end)]
+        return page_bytes(items, has_more=end < stop, count=stop - first, limit=limit)
+
+    def _newest_updates(self, project_id: str, params: dict[str, str]) -> bytes:
+        """``order_by updated_at desc``, as the tap's edit scan asks: rendered per request.
+
+        Sorting a project's items costs the server some milliseconds, once per project
+        and run (a first run asks for one item).
+        """
+        project = self.projects[project_id]
+
+        def updated(n: int) -> tuple[str, str]:
+            return self.item(project_id, n)["updated_at"], project.ids[n]
+
+        order = sorted(range(len(project.ids)), key=updated, reverse=True)
+        start = 0
+        if after := params.get("after"):
+            position = project.positions.get(after)
+            if position is None:
+                raise invalid_cursor(after)
+            start = order.index(position) + 1
+        limit = parse_limit(params)
+        items = [self.item(project_id, n) for n in order[start : start + limit]]
+        has_more = start + limit < len(order)
+        return page_bytes(items, has_more=has_more, count=len(order), limit=limit)
+
+    def _window(self, project: _BenchProject, body: dict[str, t.Any]) -> tuple[int, int]:
+        """The items (first, stop) the body's created_at conditions keep: binary searches."""
+        first, stop = 0, len(project.ids)
+        for condition in body.get("query") or []:
+            operator = condition.get("operator")
+            if condition.get("filter_type") != "created_at" or operator not in _BISECTS:
+                raise _prerendered_unsupported(f"the filter {condition!r}")
+            bound = created_at_bound(condition.get("value"))
+            found = _BISECTS[operator](
+                range(len(project.ids)), bound, key=lambda n: self._created(project.ordinal, n)
+            )
+            if operator in {"gte", "gt"}:
+                first = max(first, found)
+            else:
+                stop = min(stop, found)
+        return first, max(first, stop)
+
+    def _created(self, ordinal: int, index: int) -> dt.datetime:
+        """Strictly increasing per project; projects interleave a millisecond apart."""
+        return (
+            self.BASE_TIME
+            + self.STEP * index
+            + dt.timedelta(milliseconds=ordinal, microseconds=index * 7 % 1000)
+        )
+
+    def _template(self) -> dict[str, t.Any]:
+        """A realistic item padded (a longer comment, session notes) to ``item_bytes``."""
+        fields = SampleData(self.fake, self.rng).feedback_fields()
+        fields.pop("comment")
+        fields["custom_data"] = {**fields["custom_data"], "session_notes": ""}
+        template: dict[str, t.Any] = {
+            "feedback_id": str(uuid.UUID(int=0)),
+            "feedback_number": 10_000,
+            "public_link": f"https://app.usersnap.com/l/feedback/{uuid.UUID(int=0)}",
+            "project_id": str(uuid.UUID(int=0)),
+            "created_at": utc_iso(self.BASE_TIME),
+            "updated_at": utc_iso(self.BASE_TIME),
+            "assignee_id": None,
+            "is_demo": False,
+            "screen_recording": None,
+            **fields,
+        }
+        missing = max(0, self.item_bytes - len(json.dumps(template)))
+        comment_extra = missing // 4  # the comment appears twice: text_value and value
+        first_input = template["ordered_inputs"][0]
+        longer = f"{first_input['text_value']} {_filler(self.FILLER, comment_extra)}"
+        template["ordered_inputs"][0] = {**first_input, "text_value": longer, "value": longer}
+        notes_length = max(0, self.item_bytes - len(json.dumps(template)))
+        template["custom_data"]["session_notes"] = _filler(self.FILLER, notes_length)
+        return template
+
+
+def _filler(text: str, length: int) -> str:
+    """ASCII text of exactly ``length`` characters (one JSON byte each)."""
+    return (text * (length // len(text) + 1))[:length]
+
+
+#: Where each created_at operator cuts the created_at-ascending items (gte/gt: the first
+#: kept, lt/lte: the first dropped).
+_BISECTS = {
+    "gte": bisect.bisect_left,
+    "gt": bisect.bisect_right,
+    "lt": bisect.bisect_left,
+    "lte": bisect.bisect_right,
+}
+
+
+def _oldest_first(body: t.Any) -> dict[str, t.Any]:
+    """The body of a listing the pages serve: created_at ascending, else a clear 400."""
+    order = request_body(body).get("order_by") or DEFAULT_ORDER
+    if (
+        order.get("order_by_type", "created_at") != "created_at"
+        or order.get("direction", "desc") != "asc"
+    ):
+        raise _prerendered_unsupported("an order other than created_at ascending")
+    return t.cast("dict[str, t.Any]", body)
+
+
+def _prerendered_unsupported(what: str) -> ApiError:
+    return invalid_request(f"The pre-rendered benchmark data does not serve {what}")

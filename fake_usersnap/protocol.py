@@ -1,0 +1,138 @@
+"""What every answer of the fake shares: timestamps, error envelopes, keyset pagination."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import typing as t
+
+API_PREFIX = "/v0.1"
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 100
+
+
+def utc_iso(moment: dt.datetime) -> str:
+    """Render a timestamp the way Usersnap does: UTC, microseconds, ``Z``."""
+    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_iso(value: str) -> dt.datetime:
+    """Parse an ISO 8601 timestamp; naive values are taken as UTC."""
+    parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+
+
+class ApiError(Exception):
+    """An error the fake answers with the spec's error envelope."""
+
+    def __init__(
+        self, status: int, msg: str, errortype: str, errordata: dict | None = None
+    ) -> None:
+        super().__init__(msg)
+        self.status = status
+        self.msg = msg
+        self.errortype = errortype
+        self.errordata = errordata or {}
+
+    def envelope(self) -> dict[str, t.Any]:
+        """``{status: false, msg, errortype, errordata}``, as the spec's ``Error`` response."""
+        return {
+            "status": False,
+            "msg": self.msg,
+            "errortype": self.errortype,
+            "errordata": self.errordata,
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class RawJson:
+    """JSON text spliced into an answer as it is, for values ``json.dumps`` cannot build.
+
+    ``json.dumps`` recurses once per nesting level, so a value nested thousands of levels
+    deep (a hostile ``custom_data``) can only be sent as text built without recursion.
+    """
+
+    text: str
+
+
+def encode_json(payload: t.Any) -> bytes:
+    """An answer's body, with any :class:`RawJson` value spliced in unparsed."""
+    spliced: list[str] = []
+
+    def placeholder(value: t.Any) -> str:
+        if not isinstance(value, RawJson):
+            msg = f"{type(value).__name__} is not JSON serializable"
+            raise TypeError(msg)
+        spliced.append(value.text)
+        return f"\0raw-json-{len(spliced) - 1}\0"
+
+    text = json.dumps(payload, default=placeholder)
+    for number, raw in enumerate(spliced):
+        text = text.replace(json.dumps(f"\0raw-json-{number}\0"), raw, 1)
+    return text.encode()
+
+
+def site_not_found(site_id: str) -> ApiError:
+    """The spec's own example error: a project (or API key) Usersnap does not know."""
+    return ApiError(400, "Site does not exist", "SITE_NOT_FOUND", {"site_id": site_id})
+
+
+def invalid_request(msg: str) -> ApiError:
+    """A request the fake cannot or will not answer (bad body, filter, order or limit)."""
+    return ApiError(400, msg, "INVALID_REQUEST")
+
+
+def invalid_cursor(after: str) -> ApiError:
+    """An ``after`` cursor naming no item of the listing, e.g. one deleted since.
+
+    The spec documents only WRONG_AUTH and SITE_NOT_FOUND; INVALID_PARAMETER is the fake's
+    name for a bad parameter, its ``errordata`` keyed by the parameter as SITE_NOT_FOUND's
+    is by ``site_id``.
+    """
+    return ApiError(400, "Invalid cursor: no such item", "INVALID_PARAMETER", {"after": after})
+
+
+def parse_limit(params: dict[str, str], default: int = DEFAULT_LIMIT) -> int:
+    """The ``limit`` query parameter, 1 to :data:`MAX_LIMIT`."""
+    raw = params.get("limit", str(default))
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        raise invalid_request(f"limit must be between 1 and {MAX_LIMIT}")
+    return int(raw)
+
+
+def next_cursor(last_id: str | None, limit: int) -> dict[str, t.Any] | None:
+    """The ``next`` object of a list envelope: resume after ``last_id`` (None: empty page)."""
+    if last_id is None:
+        return None
+    return {"query_string": f"limit={limit}&after={last_id}", "limit": limit, "after": last_id}
+
+
+def page(
+    items: list[dict[str, t.Any]], key: str, id_field: str, limit: int, after: str | None
+) -> dict[str, t.Any]:
+    """Keyset pagination: the page starts right after the item whose id is ``after``."""
+    start = 0
+    if after:
+        positions = [n for n, item in enumerate(items) if item[id_field] == after]
+        if not positions:
+            raise invalid_cursor(after)
+        start = positions[0] + 1
+    chosen = items[start : start + limit]
+    return {
+        "has_more": start + limit < len(items),
+        "count": len(items),
+        key: chosen,
+        "next": next_cursor(chosen[-1][id_field] if chosen else None, limit),
+    }
+
+
+def page_bytes(items: list[dict[str, t.Any]], *, has_more: bool, count: int, limit: int) -> bytes:
+    """A rendered feedback list envelope, for answers built without :func:`page`."""
+    data = {
+        "has_more": has_more,
+        "count": count,
+        "feedbacks": items,
+        "next": next_cursor(items[-1]["feedback_id"] if items else None, limit),
+    }
+    return json.dumps({"status": True, "data": data}).encode()
