@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 import requests
 from singer_sdk.exceptions import RetriableAPIError
+from singer_sdk.helpers._catalog import pop_deselected_record_properties
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.singerlib import RecordMessage
 from singer_sdk.streams import RESTStream
@@ -31,6 +32,7 @@ from tap_usersnap.errors import (
     TokenRejectedError,
     UsersnapError,
 )
+from tap_usersnap.flattening import map_record
 from tap_usersnap.pagination import UsersnapCursorPaginator
 from tap_usersnap.retry import RetryPolicy
 
@@ -125,15 +127,15 @@ class UsersnapStream(RESTStream[str | None]):
 
         Overrides a private SDK hook (singer-sdk is pinned to 0.54.x) because it runs once
         per record: the walk that removes deselected properties cost a fifth of the tap's
-        time when every property is selected, the usual case. With any property deselected,
-        the SDK's own path runs unchanged.
+        time when every property is selected, the usual case. (The SDK's type conformance
+        step is left out too: at ``TypeConformanceLevel.NONE`` it returns the record as
+        is.) Flattened records keep to their flattened schema (:mod:`~tap_usersnap.flattening`).
         """
         if not self._selects_every_property:
-            yield from super()._generate_record_messages(record)
-            return
+            pop_deselected_record_properties(record, self.schema, self.mask)
         extracted_at = dt.datetime.now(dt.timezone.utc)
         for stream_map in self.stream_maps:
-            mapped = stream_map.transform(record)
+            mapped = map_record(stream_map, record)
             if mapped is not None:
                 yield RecordMessage(
                     stream=stream_map.stream_alias,
