@@ -17,6 +17,7 @@ from singer_sdk.helpers._catalog import pop_deselected_record_properties
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.singerlib import RecordMessage
 from singer_sdk.streams import RESTStream
+from typing_extensions import override
 
 from tap_usersnap import retry
 from tap_usersnap.envelope import (
@@ -120,6 +121,7 @@ class UsersnapStream(RESTStream[str | None]):
         """Items per page (``limit``), from the ``page_size`` setting."""
         return int(self.config["page_size"])
 
+    @override
     def _generate_record_messages(
         self, record: dict[str, t.Any]
     ) -> t.Generator[RecordMessage, None, None]:
