@@ -21,6 +21,7 @@ class Table:
     versions: dict[tuple[t.Any, ...], int | None] = dataclasses.field(default_factory=dict)
 
     def key(self, record: dict[str, t.Any]) -> tuple[t.Any, ...]:
+        """The record's primary key values."""
         return tuple(record[k] for k in self.key_properties)
 
 
