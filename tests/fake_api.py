@@ -9,9 +9,9 @@ cursor pagination with ``limit``/``after``, ``has_more`` and ``next``).
 Faults are injected with :meth:`FakeUsersnap.inject`; every request is recorded in
 :attr:`FakeUsersnap.requests` so tests can assert on what the tap asked for. Besides answers
 that replace the real one (``status``, ``reset``, ``truncate``, ``raw``), a fault can delay it
-(``stall``), run an action first, such as deleting a project or revoking the key mid-run
-(``call``), or rewrite the real answer, such as dropping the cursor or repeating items
-(``mangle``).
+(``stall``), send its body a byte at a time (``trickle``), run an action first, such as
+deleting a project or revoking the key mid-run (``call``), or rewrite the real answer, such
+as dropping the cursor or repeating items (``mangle``).
 
 Run ``python -m tests.fake_api`` to serve realistic sample data for a demo.
 
@@ -50,9 +50,10 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 100
 
 
-FaultKind = t.Literal["status", "reset", "stall", "truncate", "raw", "call", "mangle"]
-#: Rewrites a real JSON answer (a deep copy of it) for a ``mangle`` fault.
-Transform = t.Callable[[dict[str, t.Any], "RecordedRequest"], dict[str, t.Any]]
+FaultKind = t.Literal["status", "reset", "stall", "truncate", "raw", "call", "mangle", "trickle"]
+#: Rewrites a real JSON answer (a deep copy of it) for a ``mangle`` fault; bytes are sent
+#: as they are (for bodies ``json.dumps`` cannot write, such as nesting thousands deep).
+Transform = t.Callable[[dict[str, t.Any], "RecordedRequest"], dict[str, t.Any] | bytes]
 
 
 def utc_iso(moment: dt.datetime) -> str:
@@ -76,6 +77,8 @@ class RecordedRequest:
     body: t.Any
     token: str | None
     status: int = 0
+    #: When it arrived (``time.monotonic``), to time the tap's tries.
+    at: float = dataclasses.field(default_factory=time.monotonic)
 
 
 @dataclasses.dataclass
@@ -85,7 +88,9 @@ class Fault:
     ``match`` is a regex searched in ``METHOD path`` (e.g. ``"POST .*/filter"``); ``skip``
     lets that many matching requests through first, so a fault can strike mid-run.
     ``action`` (kind ``call``) runs before the real answer; ``transform`` (kind ``mangle``)
-    rewrites a successful real answer.
+    rewrites a successful real answer. ``trickle`` sends the real answer's status and
+    headers, then its body one byte every ``seconds`` (0.2 if unset) until the client
+    hangs up.
     """
 
     kind: FaultKind
@@ -1004,9 +1009,14 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(error.status, error.envelope(), record)
             return
         payload = {"status": True, "data": data}
+        answer: dict[str, t.Any] | bytes = payload
         if fault is not None and fault.transform is not None:
-            payload = fault.transform(copy.deepcopy(payload), record)
-        self._send_json(200, payload, record)
+            answer = fault.transform(copy.deepcopy(payload), record)
+        body = answer if isinstance(answer, bytes) else json.dumps(answer).encode()
+        if fault is not None and fault.kind == "trickle":
+            self._send_trickle(body, fault.seconds or 0.2, record)
+            return
+        self._send_bytes(200, body, record)
 
     def _route(self, method: str, full_path: str, params: dict[str, str], body: t.Any) -> t.Any:
         if not full_path.startswith(API_PREFIX + "/"):
@@ -1043,7 +1053,7 @@ class _Handler(BaseHTTPRequestHandler):
             if fault.action is not None:
                 fault.action()
             return False
-        if fault.kind == "mangle":
+        if fault.kind in {"mangle", "trickle"}:
             return False
         if fault.kind == "reset":
             record.status = -1
@@ -1085,6 +1095,22 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
         return True
+
+    def _send_trickle(self, body: bytes, seconds: float, record: RecordedRequest) -> None:
+        """A 200 with the body's real length, sent one byte every ``seconds``."""
+        record.status = 200
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.close_connection = True
+        try:
+            for offset in range(len(body)):
+                self.wfile.write(body[offset : offset + 1])
+                self.wfile.flush()
+                time.sleep(seconds)
+        except OSError:  # the client gave up and hung up
+            return
 
     def _send_json(self, status: int, payload: t.Any, record: RecordedRequest) -> None:
         self._send_bytes(status, json.dumps(payload).encode(), record)
