@@ -20,6 +20,7 @@ A ``status`` fault's default body is an error envelope with errortype ``FAULT``;
 from __future__ import annotations
 
 import dataclasses
+import time
 import typing as t
 
 FaultKind = t.Literal["status", "reset", "stall", "truncate", "raw", "call", "mangle", "trickle"]
@@ -37,10 +38,13 @@ class RecordedRequest:
     status: int = 0
     #: A ``trickle`` noticed the client hang up before the whole body was sent.
     hung_up: bool = False
+    #: When the request arrived (``time.monotonic``).
+    at: float = dataclasses.field(default_factory=time.monotonic)
 
 
-#: Rewrites a real JSON answer (a deep copy of it) for a ``mangle`` fault.
-Transform = t.Callable[[dict[str, t.Any], RecordedRequest], dict[str, t.Any]]
+#: Rewrites a real JSON answer (a deep copy of it) for a ``mangle`` fault; bytes replace
+#: the body outright.
+Transform = t.Callable[[dict[str, t.Any], RecordedRequest], "dict[str, t.Any] | bytes"]
 
 
 @dataclasses.dataclass

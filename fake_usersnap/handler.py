@@ -105,10 +105,13 @@ class Handler(BaseHTTPRequestHandler):
         except ApiError as error:
             self._send_bytes(error.status, encode_json(error.envelope()), record, pace)
             return
-        payload = {"status": True, "data": data}
+        envelope: dict[str, t.Any] = {"status": True, "data": data}
+        payload: dict[str, t.Any] | bytes = envelope
         if fault is not None and fault.transform is not None:
-            payload = fault.transform(copy.deepcopy(payload), record)
-        self._send_bytes(200, encode_json(payload), record, pace)
+            payload = fault.transform(copy.deepcopy(envelope), record)
+        # A transform may answer bytes: a body no JSON encoder would write.
+        answer = payload if isinstance(payload, bytes) else encode_json(payload)
+        self._send_bytes(200, answer, record, pace)
 
     def _serve_fault(self, fault: Fault, record: RecordedRequest) -> bool:
         """Serve a fault; False means "then answer normally" (stall, call, mangle, trickle)."""

@@ -35,6 +35,8 @@ if t.TYPE_CHECKING:
 RESULTS_PATH = Path("build", "reliability.json")
 #: The only POST the tap may send: the read-only filter.
 FILTER_PATH = re.compile(r"/projects/[^/]+/feedbacks/filter(/count)?")
+#: The group of scenarios whose input is hostile: malformed items and pages, odd state.
+BAD_INPUT = "bad input"
 #: Marks every feedback text planted by :func:`plant_canaries`.
 CANARY = "zq-canary"
 #: Page size of the fault suite: 12 items per project make pages of 5, 5 and 2.
@@ -183,6 +185,7 @@ class FaultScenario:
         recover: t.Callable[[], None] | None = None,
         expected: set[str] | None = None,
         cli: bool = False,
+        state: dict[str, t.Any] | None = None,
     ) -> Played:
         """Sync under the injected faults; on an expected failure, recover and resume.
 
@@ -191,20 +194,20 @@ class FaultScenario:
         ``recover``. ``expected`` defaults to every feedback_id the fake holds at the end.
         With ``cli`` the runs go through the console script (then ``fails`` only says
         that the run must exit 1, without a traceback, its last ERROR line matching
-        ``message``).
+        ``message``). ``state`` is the first run's input state.
         """
         items = item_index(self.fake)
         config = self.fake.config(**{**SEQUENTIAL, **(settings or {})})
         self.caplog.clear()
         self.caplog.set_level(logging.INFO)
-        first, error = self._run(config, None, cli=cli)
+        first, error = self._run(config, state, cli=cli)
         runs = [first]
         resume_error = None
         if fails is not None:
             self.fake.clear_faults()
             if recover is not None:
                 recover()
-            resumed, resume_error = self._run(config, first.resume_state(None), cli=cli)
+            resumed, resume_error = self._run(config, first.resume_state(state), cli=cli)
             runs.append(resumed)
         logs = self.caplog.text + "".join(run.stderr for run in runs)
         expected = self.fake.all_feedback_ids() if expected is None else expected

@@ -17,8 +17,24 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 #: The README's summary sits between these markers and is replaced on every run.
 START, END = "<!-- reliability:start -->", "<!-- reliability:end -->"
+#: The scenario group of hostile input (``tests/reliability.py``): a summary row of its own.
+BAD_INPUT = "bad input"
 
 Results = dict[str, list[dict[str, t.Any]]]
+
+
+def scenario_row(label: str, scenarios: list[dict[str, t.Any]]) -> tuple[t.Any, ...]:
+    """A summary row of some scenarios: tried, survived, lost, duplicates, secrets leaked."""
+    failed_runs = [s for s in scenarios if s["ending"] != "completes"]
+    return (
+        label,
+        len(scenarios),
+        sum(1 for s in scenarios if s["survived"]),
+        sum(s["lost"] for s in scenarios),
+        f"{sum(s['duplicates_after_resume'] for s in failed_runs)} in "
+        f"{len(failed_runs)} resumes after a clear failure",
+        sum(s["secrets_leaked"] for s in scenarios),
+    )
 
 
 def summary(results: Results) -> list[str]:
@@ -27,16 +43,14 @@ def summary(results: Results) -> list[str]:
     kills = sum(len(trial["kills"]) for trial in trials)
     kills_survived = sum(len(trial["kills"]) for trial in trials if trial["survived"])
     resumes = [count for trial in trials for count in trial["duplicates_per_resume"]]
-    failed_runs = [s for s in scenarios if s["ending"] != "completes"]
+    faults = [s for s in scenarios if s["group"] != BAD_INPUT]
+    bad_input = [s for s in scenarios if s["group"] == BAD_INPUT]
     rows = [
-        (
-            "fault suite (faults injected into full syncs)",
-            len(scenarios),
-            sum(1 for s in scenarios if s["survived"]),
-            sum(s["lost"] for s in scenarios),
-            f"{sum(s['duplicates_after_resume'] for s in failed_runs)} in "
-            f"{len(failed_runs)} resumes after a clear failure",
-            sum(s["secrets_leaked"] for s in scenarios),
+        scenario_row("fault suite (faults injected into full syncs)", faults),
+        *(
+            [scenario_row("bad input (malformed items, pages and state)", bad_input)]
+            if bad_input
+            else []
         ),
         (
             "crash and resume (SIGKILL at random points)",
@@ -126,7 +140,8 @@ def document(results: Results) -> str:
         "",
         "## Fault suite",
         "",
-        "`tests/test_faults.py`: each fault is injected into the fake Usersnap API "
+        "`tests/test_faults.py` and `tests/test_hostile_input.py`: each fault or bad input "
+        "is injected into the fake Usersnap API "
         "(`fake_usersnap/`) during a full sync of 3 projects with 12 feedback items each, "
         "read in pages of 5. Every comment carries a unique marker that must never appear in a "
         "log or error; the JWT secret and every token the fake saw must appear nowhere.",

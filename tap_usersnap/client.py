@@ -110,21 +110,33 @@ class UsersnapStream(FastRecordPath, RESTStream[str | None]):
 
     @override
     def apply_catalog(self, catalog: Catalog) -> None:
-        """Apply the catalog, but always emit the primary and replication keys.
-
-        A hand-written catalog may leave out ``inclusion`` or deselect a key; records
-        without their key cannot be loaded, and without ``created_at`` not bookmarked.
-        """
-        keys, replication_key = self.primary_keys, self.replication_key
+        """Apply the catalog, but always emit the primary and replication keys."""
+        self.keep_keys(catalog)
         super().apply_catalog(catalog)
-        self.primary_keys, self.replication_key = keys, replication_key
+
+    @classmethod
+    def keep_keys(cls, catalog: Catalog) -> None:
+        """Make the stream's catalog entry name its keys and always select them.
+
+        A hand-written catalog may leave out ``inclusion`` or the keys, or deselect a key;
+        records without their key cannot be loaded, and without ``created_at`` not
+        bookmarked. The SDK builds SCHEMA messages (properties and key_properties) from the
+        input catalog, so the entry itself is corrected, not only the stream.
+        """
+        entry = catalog.get_stream(cls.name)  # type: ignore[misc]  # a class attribute here
+        if entry is None:
+            return
+        keys = list(t.cast("t.Sequence[str]", cls.primary_keys))
+        replication_key = t.cast("str | None", cls.replication_key)
+        entry.key_properties = keys
+        entry.replication_key = replication_key
         for key in [*keys, *([replication_key] if replication_key else [])]:
             breadcrumb = ("properties", key)
-            entry = self.metadata.get(breadcrumb)
-            if entry is None:
-                self.metadata[breadcrumb] = Metadata(inclusion=Metadata.InclusionType.AUTOMATIC)
+            metadata = entry.metadata.get(breadcrumb)
+            if metadata is None:
+                entry.metadata[breadcrumb] = Metadata(inclusion=Metadata.InclusionType.AUTOMATIC)
             else:
-                entry.inclusion = Metadata.InclusionType.AUTOMATIC
+                metadata.inclusion = Metadata.InclusionType.AUTOMATIC
 
     @override
     def generate_child_contexts(

@@ -15,7 +15,7 @@ from tap_usersnap.client import UsersnapStream
 from tap_usersnap.deletes import PENDING, count_query, find_deletions, prune_partitions
 from tap_usersnap.derived import derived_fields
 from tap_usersnap.edit_scan import EditWindow, scan_edits
-from tap_usersnap.envelope import describe_request
+from tap_usersnap.envelope import describe_request, page_items
 from tap_usersnap.errors import (
     CursorRejectedError,
     EndpointNotFoundError,
@@ -320,9 +320,10 @@ class FeedbackStream(BookmarksPerPage, UsersnapStream):
         """One list per answer, the page's raw items, even when empty.
 
         The SDK's request loop then hands :meth:`_pages` whole pages, and paging follows
-        ``has_more`` alone (an empty page that says ``has_more`` is followed).
+        ``has_more`` alone (an empty page that says ``has_more`` is followed). Entries that
+        are not objects stay in: :func:`checked_page` skips them naming their project.
         """
-        yield t.cast("dict", list(super().parse_response(response)))
+        yield t.cast("dict", list(page_items(response, self.records_key)))
 
     @override
     def get_url_params(

@@ -27,6 +27,14 @@ if t.TYPE_CHECKING:
     from tap_usersnap.client import UsersnapStream
 
 
+#: The streams, in sync order.
+STREAM_TYPES: tuple[type[UsersnapStream], ...] = (
+    ProjectsStream,
+    FeedbackStream,
+    ProjectAssigneesStream,
+)
+
+
 class TapUsersnap(TapHooks):
     """Extracts Usersnap projects, feedback and assignees through the Usersnap REST API v0.1."""
 
@@ -50,10 +58,22 @@ class TapUsersnap(TapHooks):
     @override
     def discover_streams(self) -> list[UsersnapStream]:
         """The streams, in sync order: projects first, so the others reuse its listing."""
-        streams = [ProjectsStream(self), FeedbackStream(self), ProjectAssigneesStream(self)]
+        streams = [stream_type(self) for stream_type in STREAM_TYPES]
         for stream in streams:
             stream.logger.addFilter(ExplainedFailureFilter())
         return streams
+
+    @override
+    def setup_mapper(self) -> None:
+        """Build the stream maps from an input catalog whose keys are named and selected.
+
+        The SDK derives every SCHEMA message from the input catalog's entries, before any
+        stream is created (see :meth:`UsersnapStream.keep_keys`).
+        """
+        if self.input_catalog is not None:
+            for stream_type in STREAM_TYPES:
+                stream_type.keep_keys(self.input_catalog)
+        super().setup_mapper()
 
     @override
     def config_errors(self) -> list[str]:

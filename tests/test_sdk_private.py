@@ -1,0 +1,209 @@
+"""The private singer-sdk members the tap relies on still exist, as relied on.
+
+``tap_usersnap/sdk_private.py`` keeps every use of a private SDK member in one place. When
+singer-sdk changes one of them, a test here fails naming the installed SDK version and
+what in ``sdk_private.py`` (or elsewhere) must be revisited, instead of the tap silently
+losing a guarantee (bookmarks per page, exit codes, secret-free config errors ...).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import inspect
+import re
+import secrets
+import signal
+import typing as t
+from pathlib import Path
+
+import pytest
+from singer_sdk import Stream, Tap
+from singer_sdk.plugin_base import PluginBase
+
+from tap_usersnap import sdk_private
+from tap_usersnap.sdk_private import SDK_UNHANDLED_ERROR_LINE, BookmarksPerPage, TapHooks
+from tap_usersnap.tap import TapUsersnap
+
+SDK_VERSION = importlib.metadata.version("singer-sdk")
+P = inspect.Parameter
+POSITIONAL = P.POSITIONAL_OR_KEYWORD
+KEYWORD = P.KEYWORD_ONLY
+
+#: ``(name, kind, default)`` of each parameter; ``P.empty``: no default.
+Shape = list[tuple[str, t.Any, t.Any]]
+
+
+def revisit(member: str, user: str, found: str) -> str:
+    return (
+        f"singer-sdk {SDK_VERSION} changed {member} (found: {found}); "
+        f"revisit {user} in tap_usersnap/sdk_private.py"
+    )
+
+
+def shape(function: t.Callable[..., t.Any]) -> Shape:
+    return [(p.name, p.kind, p.default) for p in inspect.signature(function).parameters.values()]
+
+
+def source(function: t.Callable[..., t.Any]) -> str:
+    return inspect.getsource(function)
+
+
+@pytest.fixture
+def tap() -> t.Iterator[TapUsersnap]:
+    """A tap that never syncs (no server needed); the signal handlers it installs undone."""
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    config = {
+        "jwt_id": secrets.token_hex(8),
+        "jwt_secret": secrets.token_urlsafe(32),
+        "api_url": "http://127.0.0.1:9/v0.1",
+    }
+    try:
+        yield TapUsersnap(config=config)
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+
+
+@pytest.mark.parametrize(
+    ("owner", "name", "expected", "user"),
+    [
+        (
+            Stream,
+            "_generate_record_messages",
+            [("self", POSITIONAL, P.empty), ("record", POSITIONAL, P.empty)],
+            "FastRecordPath._generate_record_messages",
+        ),
+        (
+            Stream,
+            "_increment_stream_state",
+            [
+                ("self", POSITIONAL, P.empty),
+                ("latest_record", POSITIONAL, P.empty),
+                ("context", KEYWORD, None),
+            ],
+            "BookmarksPerPage._increment_stream_state",
+        ),
+        (
+            PluginBase,
+            "_validate_config",
+            [("self", POSITIONAL, P.empty), ("raise_errors", KEYWORD, True)],
+            "TapHooks._validate_config",
+        ),
+        (
+            PluginBase,
+            "_handle_termination",
+            [
+                ("self", POSITIONAL, P.empty),
+                ("signum", POSITIONAL, P.empty),
+                ("frame", POSITIONAL, P.empty),
+            ],
+            "TapHooks._handle_termination",
+        ),
+        (
+            Tap,
+            "_handle_termination",
+            [
+                ("self", POSITIONAL, P.empty),
+                ("signum", POSITIONAL, P.empty),
+                ("frame", POSITIONAL, P.empty),
+            ],
+            "TapHooks._handle_termination",
+        ),
+        (Tap, "sync_all", [("self", POSITIONAL, P.empty)], "TapHooks.sync_all"),
+    ],
+    ids=lambda value: value if isinstance(value, str) and not value[0].isupper() else None,
+)
+def test_private_method_keeps_its_signature(
+    owner: type, name: str, expected: Shape, user: str
+) -> None:
+    member = f"{owner.__name__}.{name}"
+    assert name in vars(owner), revisit(member, user, f"no {name} defined on {owner.__name__}")
+    found = shape(getattr(owner, name))
+    assert found == expected, revisit(member, user, str(inspect.signature(getattr(owner, name))))
+
+
+def test_the_overrides_match_the_sdk_signatures() -> None:
+    """The tap's overrides take what the SDK passes (same names, kinds and defaults)."""
+    pairs: list[tuple[t.Callable[..., t.Any], t.Callable[..., t.Any]]] = [
+        (sdk_private.FastRecordPath._generate_record_messages, Stream._generate_record_messages),
+        (BookmarksPerPage._increment_stream_state, Stream._increment_stream_state),
+        (TapHooks._validate_config, PluginBase._validate_config),
+        (TapHooks._handle_termination, Tap._handle_termination),
+    ]
+    for ours, theirs in pairs:
+        assert shape(ours) == shape(theirs), revisit(
+            theirs.__qualname__, ours.__qualname__, str(inspect.signature(theirs))
+        )
+
+
+def test_the_sdk_still_calls_the_overridden_members() -> None:
+    """An override the SDK no longer calls would be dead code and lose its guarantee."""
+    calls: list[tuple[t.Callable[..., t.Any], str, str]] = [
+        (Stream._sync_records, "self._increment_stream_state(", "BookmarksPerPage"),
+        (Stream._write_record_message, "self._generate_record_messages(", "FastRecordPath"),
+        (PluginBase.__init__, "self._validate_config(", "TapHooks._validate_config"),
+    ]
+    for caller, call, user in calls:
+        assert call in source(caller), revisit(
+            caller.__qualname__, user, f"it no longer contains {call}...)"
+        )
+
+
+def test_sync_all_is_still_final_without_an_after_sync_hook() -> None:
+    assert getattr(Tap.sync_all, "__final__", False), revisit(
+        "Tap.sync_all", "TapHooks.sync_all (its type: ignore[misc])", "no longer final"
+    )
+    hooks = [n for n in dir(Tap) if re.search(r"(after|post|finish|end)_?sync|sync_?(end|done)", n)]
+    assert hooks == [], revisit(
+        "Tap", "TapHooks.sync_all/after_sync: use the SDK's own hook", f"new members {hooks}"
+    )
+
+
+def test_the_termination_handler_is_what_the_signals_call(tap: TapUsersnap) -> None:
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        handler = signal.getsignal(signum)
+        assert getattr(handler, "__func__", None) is TapHooks._handle_termination, revisit(
+            "PluginBase._setup_signal_handlers",
+            "TapHooks._handle_termination",
+            f"{signum!r} is handled by {handler!r}",
+        )
+
+
+def test_stream_version_is_still_the_records_version(tap: TapUsersnap) -> None:
+    stream = t.cast("sdk_private.FastRecordPath", tap.streams["feedback"])
+    assert "_stream_version" in vars(stream), revisit(
+        "Stream._stream_version", "FastRecordPath.record_version", "no such instance attribute"
+    )
+    assert stream.record_version is None  # set when a sync with table versions starts
+    assert "version=self._stream_version" in source(Stream._generate_record_messages), revisit(
+        "Stream._generate_record_messages",
+        "FastRecordPath.record_version",
+        "RECORDs no longer carry _stream_version",
+    )
+    assert "self._stream_version =" in source(Stream.sync), revisit(
+        "Stream.sync", "FastRecordPath.record_version", "it no longer sets _stream_version"
+    )
+
+
+def test_the_unhandled_error_line_is_still_the_sdks() -> None:
+    core = Path(inspect.getfile(Stream))
+    assert core.name == "core.py"
+    assert SDK_UNHANDLED_ERROR_LINE in core.read_text(encoding="utf-8"), revisit(
+        "the log line of a failed stream sync",
+        "SDK_UNHANDLED_ERROR_LINE (ExplainedFailureFilter)",
+        f"{SDK_UNHANDLED_ERROR_LINE!r} not in {core}",
+    )
+    assert SDK_UNHANDLED_ERROR_LINE in source(Stream.sync)
+
+
+def test_the_config_errors_read_the_plugins_own_config_dict(tap: TapUsersnap) -> None:
+    """``TapUsersnap.config_errors`` (tap.py) reads ``PluginBase._config``, the dict behind
+    ``config``, so numbers given as text are read as numbers for the whole run."""
+    assert isinstance(vars(tap).get("_config"), dict), revisit(
+        "PluginBase._config", "TapUsersnap.config_errors in tap_usersnap/tap.py", "no dict"
+    )
+    tap._config["request_timeout"] = "30"
+    assert tap.config_errors() == []
+    assert tap.config["request_timeout"] == 30.0, revisit(
+        "PluginBase.config", "TapUsersnap.config_errors in tap_usersnap/tap.py", "a copy now"
+    )
