@@ -13,6 +13,8 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+from typing_extensions import override
+
 from fake_usersnap import endpoints
 from fake_usersnap.faults import Fault, RecordedRequest
 from fake_usersnap.protocol import API_PREFIX, ApiError, encode_json
@@ -30,6 +32,7 @@ class QuietServer(ThreadingHTTPServer):
     daemon_threads = True
     fake: FakeUsersnap
 
+    @override
     def handle_error(self, request: t.Any, client_address: t.Any) -> None:
         """Report only errors that are not a client hanging up."""
         if not isinstance(sys.exc_info()[1], ConnectionError):
@@ -45,6 +48,7 @@ class Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server: QuietServer
 
+    @override
     def log_message(self, format: str, *args: t.Any) -> None:
         """Stay quiet: tests read the tap's output, not the server's."""
 

@@ -11,6 +11,7 @@ import warnings
 import jwt
 from jwt.warnings import InsecureKeyLengthWarning
 from singer_sdk.authenticators import APIAuthenticatorBase
+from typing_extensions import override
 
 if t.TYPE_CHECKING:
     import requests
@@ -48,6 +49,7 @@ class UsersnapJWTAuthenticator(APIAuthenticatorBase):
         self._expires_at = 0.0
         self._lock = threading.Lock()
 
+    @override
     def __repr__(self) -> str:
         """Name the key, never the secret or the token."""
         return f"{type(self).__name__}(jwt_id={self._jwt_id!r})"
@@ -66,6 +68,7 @@ class UsersnapJWTAuthenticator(APIAuthenticatorBase):
         with self._lock:
             self._token = None
 
+    @override
     def authenticate_request(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         """Set the bearer header on every request (retries included) from the cache."""
         request.headers["Authorization"] = f"Bearer {self.token}"

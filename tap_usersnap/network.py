@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import requests
 import urllib3.exceptions
 from requests.adapters import HTTPAdapter
+from typing_extensions import override
 
 #: Seconds to wait for a connection.
 CONNECT_TIMEOUT_SECONDS = 10.0
@@ -88,6 +89,7 @@ class DeadlineAdapter(HTTPAdapter):
         super().__init__()
         self.total_seconds = total_seconds
 
+    @override
     def send(  # type: ignore[override]
         self, request: requests.PreparedRequest, stream: bool = False, **kwargs: t.Any
     ) -> requests.Response:

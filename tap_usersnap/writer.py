@@ -8,6 +8,7 @@ import sys
 from singer_sdk.contrib.msgspec import MsgSpecWriter, enc_hook, serialize_jsonl
 from singer_sdk.singerlib import RecordMessage, StateMessage
 from singer_sdk.singerlib.encoding.simple import Message
+from typing_extensions import override
 
 
 class BufferedMsgSpecWriter(MsgSpecWriter):
@@ -18,6 +19,7 @@ class BufferedMsgSpecWriter(MsgSpecWriter):
     never seen before the records it covers (a killed run resumes from the last one out).
     """
 
+    @override
     def serialize_message(self, message: Message) -> bytearray:
         r"""The JSON line by msgspec; by the standard library where msgspec cannot encode.
 
@@ -32,6 +34,7 @@ class BufferedMsgSpecWriter(MsgSpecWriter):
             line = json.dumps(message.to_dict(), default=enc_hook, separators=(",", ":"))
             return bytearray((line + "\n").encode("ascii"))
 
+    @override
     def write_message(self, message: Message) -> None:
         """Buffer records; flush the rest."""
         out = sys.stdout.buffer

@@ -8,6 +8,7 @@ import io
 import json
 
 from singer_sdk.singerlib import RecordMessage, StateMessage
+from typing_extensions import override
 
 from tap_usersnap.writer import BufferedMsgSpecWriter
 
@@ -17,6 +18,7 @@ class CountingBuffer(io.BytesIO):
 
     flushes = 0
 
+    @override
     def flush(self) -> None:
         self.flushes += 1
         super().flush()
