@@ -13,7 +13,7 @@ import sys
 import typing as t
 
 from singer_sdk import Stream, Tap
-from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.exceptions import AbortedSyncExceptionBase, ConfigValidationError
 from singer_sdk.helpers._catalog import pop_deselected_record_properties
 from singer_sdk.singerlib import RecordMessage
 from typing_extensions import override
@@ -99,14 +99,16 @@ class BookmarksPerPage(Stream):
 
 
 class ExplainedFailureFilter(logging.Filter):
-    """Drops the SDK's generic "unhandled error" line for failures the tap explains itself.
+    """Drops the SDK's generic "unhandled error" line where it is no error of the sync's.
 
-    The SDK logs it while the exception is being handled, so ``sys.exc_info`` tells which.
+    That is a failure the tap explains itself in one line, or the SDK's own deliberate stop
+    after one record of each stream in ``--test``. The SDK logs the line while the exception
+    is being handled, so ``sys.exc_info`` tells which.
     """
 
     @override
     def filter(self, record: logging.LogRecord) -> bool:
-        explained = isinstance(sys.exc_info()[1], UsersnapError)
+        explained = isinstance(sys.exc_info()[1], UsersnapError | AbortedSyncExceptionBase)
         return not (explained and str(record.msg).startswith(SDK_UNHANDLED_ERROR_LINE))
 
 

@@ -22,6 +22,7 @@ from tap_usersnap.streams import FeedbackStream, ProjectAssigneesStream, Project
 from tap_usersnap.writer import BufferedMsgSpecWriter
 
 if t.TYPE_CHECKING:
+    import click
     from singer_sdk.helpers.capabilities import CapabilitiesEnum
 
     from tap_usersnap.client import UsersnapStream
@@ -144,6 +145,16 @@ class TapUsersnap(TapHooks):
         except UsersnapError as exc:
             cls.logger.error("%s", exc)  # noqa: TRY400 - one line, no traceback, on purpose
             sys.exit(1)
+
+    @classmethod
+    @override
+    def cb_test(cls, ctx: click.Context, param: click.Option, value: str) -> None:
+        """``--test``: the SDK's connection check; a known failure is one line, exit 1."""
+        try:
+            super().cb_test(ctx, param, value)
+        except UsersnapError as exc:
+            cls.logger.error("Connection test failed: %s", exc)  # noqa: TRY400 - one line
+            ctx.exit(1)
 
 
 def _checked_json_file(file: t.IO[str] | None, what: str) -> t.IO[str] | None:

@@ -100,3 +100,23 @@ def test_about_lists_the_settings_and_marks_the_secret() -> None:
     assert properties["page_size"]["default"] == 100
     assert properties["api_url"]["default"] == "https://platform.usersnap.com/v0.1"
     assert set(settings["required"]) == {"jwt_id", "jwt_secret"}
+
+
+def test_connection_test_passes_without_error_lines(fake: FakeUsersnap) -> None:
+    result = run_cli("--test", config=fake.config())
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "ERROR" not in result.stderr
+    assert "Traceback" not in result.stderr
+    records = [m for m in result.messages if m["type"] == "RECORD"]
+    assert sorted(m["stream"] for m in records) == ["feedback", "project_assignees", "projects"]
+
+
+def test_connection_test_with_bad_credentials_is_one_line(fake: FakeUsersnap) -> None:
+    config = fake.config(jwt_secret=secrets.token_urlsafe(32))
+    result = run_cli("--test", config=config)
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if "ERROR" in line]
+    assert len(errors) == 1
+    assert "Connection test failed: Usersnap rejected the credentials (401)" in errors[0]
+    assert config["jwt_secret"] not in result.stderr
+    assert "Traceback" not in result.stderr
