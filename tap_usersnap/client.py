@@ -5,28 +5,22 @@ from __future__ import annotations
 import functools
 import threading
 import typing as t
-from http import HTTPStatus
 from urllib.parse import urlsplit
 
-from singer_sdk.exceptions import RetriableAPIError
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import RemoveRecordTransform
-from singer_sdk.singerlib import ActivateVersionMessage, Metadata
+from singer_sdk.singerlib import ActivateVersionMessage
 from singer_sdk.streams import RESTStream
 from typing_extensions import override
 
-from tap_usersnap.envelope import api_error_text, describe_request, page_items, read_envelope
+from tap_usersnap.answers import check_answer
+from tap_usersnap.catalog import keep_keys
+from tap_usersnap.envelope import describe_request, page_items, read_envelope
 from tap_usersnap.errors import (
-    CursorRejectedError,
-    ProjectNotFoundError,
-    RateLimitedError,
-    RequestRefusedError,
-    TokenRejectedError,
     UsersnapError,
 )
 from tap_usersnap.network import CONNECT_TIMEOUT_SECONDS, new_session
 from tap_usersnap.pagination import UsersnapCursorPaginator
-from tap_usersnap.retry import parse_retry_after
 from tap_usersnap.sdk_private import FastRecordPath
 
 if t.TYPE_CHECKING:
@@ -116,27 +110,10 @@ class UsersnapStream(FastRecordPath, RESTStream[str | None]):
 
     @classmethod
     def keep_keys(cls, catalog: Catalog) -> None:
-        """Make the stream's catalog entry name its keys and always select them.
-
-        A hand-written catalog may leave out ``inclusion`` or the keys, or deselect a key;
-        records without their key cannot be loaded, and without ``created_at`` not
-        bookmarked. The SDK builds SCHEMA messages (properties and key_properties) from the
-        input catalog, so the entry itself is corrected, not only the stream.
-        """
-        entry = catalog.get_stream(cls.name)  # type: ignore[misc]  # a class attribute here
-        if entry is None:
-            return
+        """Make the stream's catalog entry name its keys and always select them."""
         keys = list(t.cast("t.Sequence[str]", cls.primary_keys))
-        replication_key = t.cast("str | None", cls.replication_key)
-        entry.key_properties = keys
-        entry.replication_key = replication_key
-        for key in [*keys, *([replication_key] if replication_key else [])]:
-            breadcrumb = ("properties", key)
-            metadata = entry.metadata.get(breadcrumb)
-            if metadata is None:
-                entry.metadata[breadcrumb] = Metadata(inclusion=Metadata.InclusionType.AUTOMATIC)
-            else:
-                metadata.inclusion = Metadata.InclusionType.AUTOMATIC
+        name = cls.name  # type: ignore[misc]  # a class attribute in every Usersnap stream
+        keep_keys(catalog, name, keys, t.cast("str | None", cls.replication_key))
 
     @override
     def generate_child_contexts(
@@ -183,49 +160,8 @@ class UsersnapStream(FastRecordPath, RESTStream[str | None]):
 
         Anything but a well-formed page is a failed try, never "no items".
         """
-        self.check_answer(response)
+        check_answer(response)
         page_items(response, self.records_key)
-
-    def check_answer(self, response: requests.Response) -> None:
-        """Raise what an error answer stands for: a retry, or a one-line failure.
-
-        Messages name the request and Usersnap's error type, never a token or a body.
-        """
-        status = response.status_code
-        where = describe_request(response)
-        if status == HTTPStatus.UNAUTHORIZED:
-            raise TokenRejectedError(f"Usersnap answered 401 to {where}", response)
-        if status == HTTPStatus.TOO_MANY_REQUESTS:
-            retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            raise RateLimitedError(f"Usersnap rate-limited {where} (429)", response, retry_after)
-        if status >= HTTPStatus.INTERNAL_SERVER_ERROR or status == HTTPStatus.REQUEST_TIMEOUT:
-            msg = f"Usersnap answered {status} to {where}: {api_error_text(response)}"
-            raise RetriableAPIError(msg, response)
-        if status == HTTPStatus.FORBIDDEN:
-            raise RequestRefusedError(f"Usersnap refused {where} (403 {api_error_text(response)})")
-        if status >= HTTPStatus.BAD_REQUEST:
-            raise self.client_error(response)
-        if read_envelope(response).get("status") is False:
-            msg = f"Usersnap answered {where} with status false: {api_error_text(response)}"
-            raise UsersnapError(msg)
-
-    def client_error(self, response: requests.Response) -> UsersnapError:
-        """The failure a 4xx answer stands for (an unknown project is skipped by name)."""
-        text = api_error_text(response)
-        where = describe_request(response)
-        if "SITE_NOT_FOUND" in text:
-            errordata = read_envelope(response).get("errordata") or {}
-            project = errordata.get("site_id") or urlsplit(response.url).path.split("/")[-3]
-            return ProjectNotFoundError(
-                f"Usersnap project {project!r} does not exist or this JWT key cannot see it "
-                f"(400 SITE_NOT_FOUND on {where}); check the project_ids setting"
-            )
-        if "after=" in (urlsplit(response.request.url or "").query or ""):
-            return CursorRejectedError(
-                f"Usersnap rejected the page cursor of {where} ({response.status_code} {text}); "
-                "the item it names was probably deleted meanwhile"
-            )
-        return UsersnapError(f"Usersnap rejected {where} ({response.status_code} {text})")
 
     @override
     def request_decorator(self, func: t.Callable) -> t.Callable:
@@ -250,7 +186,7 @@ class UsersnapStream(FastRecordPath, RESTStream[str | None]):
                 method="POST", url=url, json=body, headers=self.http_headers
             )
             response = self.requests_session.send(request, timeout=self.timeout)
-            self.check_answer(response)
+            check_answer(response)
             return response
 
         data = read_envelope(self.usersnap.retrier.call(send)).get("data")

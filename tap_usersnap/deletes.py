@@ -19,18 +19,12 @@ import logging
 import typing as t
 
 if t.TYPE_CHECKING:
+    from tap_usersnap.counts import FeedbackCounts
+    from tap_usersnap.feedback import FeedbackStream
     from tap_usersnap.project_state import ProjectState
 
 #: Stream-level state key: the table version of a reconciliation not yet activated.
 PENDING = "deletes_pending_version"
-
-
-def count_query(start_date: str | None, before: str) -> list[dict[str, str]]:
-    """The filter for "created before ``before``, from ``start_date`` on"."""
-    query = [{"filter_type": "created_at", "operator": "lt", "value": before}]
-    if start_date:
-        query.insert(0, {"filter_type": "created_at", "operator": "gte", "value": start_date})
-    return query
 
 
 def find_deletions(
@@ -79,3 +73,45 @@ def prune_partitions(stream_state: dict[str, t.Any], in_scope: t.Container[str])
             for p in partitions
             if isinstance(p, dict) and (p.get("context") or {}).get("project_id") in in_scope
         ]
+
+
+class Reconciliation:
+    """One run's handling of deletions in the feedback stream."""
+
+    def __init__(self) -> None:
+        #: The table version of this run's re-read; None: no deletion found.
+        self.version: int | None = None
+
+    def begin(self, stream: FeedbackStream, counts: FeedbackCounts) -> None:
+        """Count each project; if anything was deleted, read every project again, versioned."""
+        reasons = find_deletions(
+            stream.projects,
+            stream.stream_state,
+            count=counts.before_bookmark,
+            every_project_listed=not stream.usersnap.project_ids,
+            logger=stream.logger,
+        )
+        if not reasons:
+            return
+        self.version = stream.usersnap.table_version
+        stream.logger.warning(
+            "Feedback was deleted in Usersnap (%s): reading every project again from "
+            "start_date; ACTIVATE_VERSION %d then removes what is gone from the warehouse",
+            "; ".join(reasons),
+            self.version,
+        )
+        start_date = stream.config.get("start_date")
+        for project in stream.projects.values():
+            project.restart(start_date)
+        stream.use_table_version(self.version)
+        stream.stream_state[PENDING] = self.version
+        stream.usersnap.state_writer.write_state(stream.tap_state)
+
+    def finish(self, stream: FeedbackStream) -> None:
+        """After the last record: ACTIVATE_VERSION, then a state without the pending mark."""
+        if self.version is None:
+            return
+        stream.activate_version()
+        stream.stream_state.pop(PENDING, None)
+        prune_partitions(stream.stream_state, stream.projects)
+        stream.usersnap.state_writer.write_state(stream.tap_state)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import logging
 import typing as t
 
 from tap_usersnap.items import cut_deep_custom_data, describe_item, unusable_reason
@@ -75,6 +76,19 @@ class RecentIds:
     def __init__(self, size: int = 1000) -> None:
         self._order: collections.deque[str] = collections.deque(maxlen=size)
         self._ids: set[str] = set()
+
+    def fresh(self, page: FeedbackPage, logger: logging.Logger) -> t.Iterator[dict[str, t.Any]]:
+        """The page's items, less any the API already gave in one of the last pages."""
+        for item in page.items:
+            if self.is_new(item["feedback_id"]):
+                yield item
+            else:
+                logger.info(
+                    "Skipped feedback %s of project %s: already read in this run (the API "
+                    "repeated it on a later page)",
+                    item["feedback_id"],
+                    page.project_id,
+                )
 
     def is_new(self, item_id: str) -> bool:
         """True the first time an id is seen (within the window); remembers it."""

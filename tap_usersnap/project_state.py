@@ -117,21 +117,11 @@ def load_project_states(
         if isinstance(p, dict)
     }
     legacy = _legacy_bookmark(stream_state, replication_key, logger)
-    now = dt.datetime.now(dt.timezone.utc)
     states = {}
     for project_id in project_ids:
         entry = saved.get(project_id) or {}
-        bookmark = None
-        if entry.get("replication_key", replication_key) == replication_key:
-            bookmark = _read(entry.get(BOOKMARK), project_id, BOOKMARK)
-        bookmark = bookmark or legacy
-        if bookmark and parse_timestamp(bookmark) > now + FUTURE_TOLERANCE:
-            logger.warning(
-                "The state's bookmark of project %s, %s, is in the future: no feedback created "
-                "before it will be read for this project. Correct or clear the state if wrong",
-                project_id,
-                bookmark,
-            )
+        bookmark = _bookmark(entry, project_id, replication_key) or legacy
+        _warn_if_future(bookmark, project_id, logger)
         if full_table:
             bookmark = None
         saved_count = entry.get(COUNT)
@@ -144,6 +134,24 @@ def load_project_states(
             saved_count=saved_count if isinstance(saved_count, int) else None,
         )
     return states
+
+
+def _bookmark(entry: dict[str, t.Any], project_id: str, replication_key: str) -> str | None:
+    """The project's own bookmark, normalised."""
+    if entry.get("replication_key", replication_key) != replication_key:
+        return None
+    return _read(entry.get(BOOKMARK), project_id, BOOKMARK)
+
+
+def _warn_if_future(bookmark: str | None, project_id: str, logger: logging.Logger) -> None:
+    now = dt.datetime.now(dt.timezone.utc)
+    if bookmark and parse_timestamp(bookmark) > now + FUTURE_TOLERANCE:
+        logger.warning(
+            "The state's bookmark of project %s, %s, is in the future: no feedback created "
+            "before it will be read for this project. Correct or clear the state if wrong",
+            project_id,
+            bookmark,
+        )
 
 
 def later_of(*moments: str | None) -> str | None:

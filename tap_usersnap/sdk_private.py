@@ -123,8 +123,8 @@ class TapHooks(Tap):
       interrupted run as a success.
     """
 
-    def config_errors(self) -> list[str]:
-        """Every problem with the settings, none quoting a secret value."""
+    def config_errors(self, config: dict[str, t.Any]) -> list[str]:
+        """Every problem with ``config`` (the settings as given), none quoting a secret."""
         return []
 
     def after_sync(self) -> None:
@@ -132,7 +132,7 @@ class TapHooks(Tap):
 
     @override
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
-        errors = self.config_errors()
+        errors = self.config_errors(self._config)  # the SDK's own check reads it so too
         if errors and raise_errors:
             raise ConfigValidationError(
                 "Config validation failed", errors=errors, schema=self.config_jsonschema

@@ -77,9 +77,9 @@ class TapUsersnap(TapHooks):
         super().setup_mapper()
 
     @override
-    def config_errors(self) -> list[str]:
+    def config_errors(self, config: dict[str, t.Any]) -> list[str]:
         """The settings' problems, none quoting a secret (see :mod:`tap_usersnap.settings`)."""
-        return config_problems(self._config, self.config_jsonschema)
+        return config_problems(config, self.config_jsonschema)
 
     @property
     def project_ids(self) -> list[str]:

@@ -197,13 +197,13 @@ def test_the_unhandled_error_line_is_still_the_sdks() -> None:
 
 
 def test_the_config_errors_read_the_plugins_own_config_dict(tap: TapUsersnap) -> None:
-    """``TapUsersnap.config_errors`` (tap.py) reads ``PluginBase._config``, the dict behind
-    ``config``, so numbers given as text are read as numbers for the whole run."""
+    """``TapHooks._validate_config`` (sdk_private.py) hands ``PluginBase._config``, the dict
+    behind ``config``, to the checks, so numbers given as text are numbers for the whole run."""
     assert isinstance(vars(tap).get("_config"), dict), revisit(
-        "PluginBase._config", "TapUsersnap.config_errors in tap_usersnap/tap.py", "no dict"
+        "PluginBase._config", "TapHooks._validate_config in tap_usersnap/sdk_private.py", "no dict"
     )
     tap._config["request_timeout"] = "30"
-    assert tap.config_errors() == []
+    assert tap._validate_config() == []
     assert tap.config["request_timeout"] == 30.0, revisit(
-        "PluginBase.config", "TapUsersnap.config_errors in tap_usersnap/tap.py", "a copy now"
+        "PluginBase.config", "TapHooks._validate_config in tap_usersnap/sdk_private.py", "a copy"
     )

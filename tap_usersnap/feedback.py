@@ -1,0 +1,231 @@
+"""The feedback stream: every project's feedback, incrementally, with edits and deletes."""
+
+from __future__ import annotations
+
+import functools
+import typing as t
+
+from singer_sdk import StreamSchema
+from typing_extensions import override
+
+from tap_usersnap.client import UsersnapStream
+from tap_usersnap.counts import FeedbackCounts
+from tap_usersnap.deletes import Reconciliation
+from tap_usersnap.derived import derived_fields
+from tap_usersnap.edit_scan import EditWindow, scan_edits
+from tap_usersnap.envelope import page_items
+from tap_usersnap.errors import CursorRejectedError, ProjectNotFoundError
+from tap_usersnap.filters import EDIT_SCAN_BODY, new_feedback_body
+from tap_usersnap.pages import FeedbackPage, RecentIds, checked_page
+from tap_usersnap.prefetch import Failed, Finished, PageFeed
+from tap_usersnap.progress import BackfillProgress
+from tap_usersnap.project_state import ProjectState, later_of, load_project_states
+from tap_usersnap.schemas import SCHEMAS
+from tap_usersnap.sdk_private import BookmarksPerPage
+
+if t.TYPE_CHECKING:
+    import requests
+    from singer_sdk.helpers.types import Context, Record
+
+    from tap_usersnap.streams import ProjectsStream
+
+#: Context flag of the edit scan's requests.
+EDIT_SCAN = "edit_scan"
+FULL_TABLE = "FULL_TABLE"
+
+
+class FeedbackStream(BookmarksPerPage, UsersnapStream):
+    """Feedback items, oldest first, incrementally by ``created_at``, one partition per project.
+
+    Read with ``POST /projects/{project_id}/feedbacks/filter`` filtered on
+    ``created_at gte <bookmark>`` and ordered by ``created_at`` ascending, so a resumed run
+    loses nothing. Items created at the bookmark's instant are read again (the target
+    upserts on ``feedback_id``). With ``capture_edits`` (the default), each project's read
+    starts with an edit scan (:mod:`tap_usersnap.edit_scan`).
+    """
+
+    name = "feedback"
+    path = "/projects/{project_id}/feedbacks/filter"
+    http_method = "POST"
+    primary_keys = ("feedback_id",)
+    replication_key = "created_at"
+    is_sorted = True
+    records_key = "feedbacks"
+    id_key = "feedback_id"
+    schema = StreamSchema(SCHEMAS)
+
+    #: Every project's read progress, set up at the start of the sync.
+    projects: dict[str, ProjectState]
+    #: This run's handling of deletions (see :mod:`tap_usersnap.deletes`).
+    reconciliation: Reconciliation
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.reconciliation = Reconciliation()
+
+    @property
+    @override
+    def partitions(self) -> None:
+        """None: the SDK reads the stream in one pass; :meth:`get_records` reads projects.
+
+        Projects are read concurrently, so not as SDK partitions, one after another. State
+        is still one partition per project (:mod:`tap_usersnap.project_state`).
+        """
+        return None
+
+    @property
+    def full_table(self) -> bool:
+        """The catalog asks for FULL_TABLE: read everything, state bookmarks aside."""
+        return self.replication_method == FULL_TABLE
+
+    @override
+    def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
+        """Every project's items, page by page as they arrive; STATE after each page.
+
+        Pages of different projects interleave; each project's come in created_at order.
+        Every page is a resume point for its project: its bookmark moves past the page's
+        items once they are out. A project Usersnap no longer knows is skipped by name
+        (the run then fails at the end); any other failure ends the run.
+        """
+        self.projects = load_project_states(
+            self.stream_state,
+            self._project_ids(),
+            replication_key=str(self.replication_key),
+            start_date=self.config.get("start_date"),
+            full_table=self.full_table,
+            partition_for=lambda pid: self.get_context_state({"project_id": pid}),
+            logger=self.logger,
+        )
+        counts = FeedbackCounts(
+            self.post_json,
+            url_base=self.url_base,
+            start_date=self.config.get("start_date"),
+            logger=self.logger,
+        )
+        self.reconciliation = Reconciliation()
+        if self.captures_deletes and not self.full_table:
+            self.reconciliation.begin(self, counts)
+        concurrency = int(self.config["concurrency"])
+        feed = PageFeed(list(self.projects), self._fetch_pages, concurrency=concurrency)
+        progress = BackfillProgress(lambda pid: counts.to_read(self.projects[pid]), self.logger)
+        recent: dict[str, RecentIds] = {}
+        for project_id, page in feed:
+            if isinstance(page, Finished | Failed):
+                recent.pop(project_id, None)
+                progress.done(project_id)
+                if isinstance(page, Failed):
+                    self._project_failed(project_id, page.error)
+                continue
+            emitted: list[str] = []
+            for item in recent.setdefault(project_id, RecentIds()).fresh(page, self.logger):
+                emitted.append(item["created_at"])
+                yield item
+            self._page_done(page, emitted)
+            if not page.edits:
+                progress.read(project_id, len(emitted))
+
+    def finish_deletes(self) -> None:
+        """After the last record of a run that found deletions: ACTIVATE_VERSION."""
+        self.reconciliation.finish(self)
+
+    def _project_ids(self) -> list[str]:
+        """The projects to read: the ``project_ids`` setting, else every project."""
+        return self.usersnap.project_ids or [
+            p["project_id"] for p in self._projects_stream.listing()
+        ]
+
+    @property
+    def _projects_stream(self) -> ProjectsStream:
+        return t.cast("ProjectsStream", self.usersnap.streams["projects"])
+
+    def _project_failed(self, project_id: str, error: Exception) -> None:
+        if not isinstance(error, ProjectNotFoundError):
+            raise error
+        self.usersnap.report.skipped_project(project_id, error)
+
+    def _page_done(self, page: FeedbackPage, emitted: list[str]) -> None:
+        """The page's records are out: move its project's bookmark or mark, write STATE."""
+        project = self.projects[page.project_id]
+        if not page.edits and emitted:
+            project.advance(emitted)
+            project.save(str(self.replication_key))
+        if page.edit_mark is not None:
+            project.set_edit_mark(page.edit_mark)
+        self.usersnap.state_writer.write_state(self.tap_state)
+
+    def _fetch_pages(self, project_id: str) -> t.Iterator[FeedbackPage]:
+        """One project's pages; read again from its bookmark if a page cursor is refused.
+
+        The API's cursor names the last item read: if that item is deleted while the tap
+        pages past it, the next page is refused. Reading again from the bookmark (once)
+        loses nothing; the target upserts what is read twice.
+        """
+        project = self.projects[project_id]
+        try:
+            yield from self._read_project(project)
+        except CursorRejectedError as exc:
+            self.logger.warning("%s: reading project %s again from its bookmark", exc, project_id)
+            project.start = later_of(project.bookmark, self.config.get("start_date"))
+            yield from self._read_project(project)
+
+    def _read_project(self, project: ProjectState) -> t.Iterator[FeedbackPage]:
+        """The edit scan (if on), then new feedback from the project's start."""
+        project_id = project.project_id
+        if self.config.get("capture_edits") and not self.full_table:
+            reconciling = self.reconciliation.version is not None
+            start_date = self.config.get("start_date")
+            window = None if reconciling else EditWindow.of(project, start_date)
+            context = {"project_id": project_id, EDIT_SCAN: window is None}
+            yield from scan_edits(project, window, self._pages(context))
+        yield from self._pages({"project_id": project_id})
+
+    def _pages(self, context: Context) -> t.Iterator[FeedbackPage]:
+        """Checked pages through the SDK's request loop (paging, retries, metrics)."""
+        project_id = context["project_id"]
+        for raw_items in self.request_records(context):
+            yield checked_page(project_id, t.cast("list[t.Any]", raw_items), self.usersnap.report)
+
+    @override
+    def parse_response(self, response: requests.Response) -> t.Iterable[dict]:
+        """One list per answer, the page's raw items, even when empty.
+
+        The SDK's request loop then hands :meth:`_pages` whole pages, and paging follows
+        ``has_more`` alone (an empty page that says ``has_more`` is followed). Entries that
+        are not objects stay in: :func:`checked_page` skips them naming their project.
+        """
+        yield t.cast("dict", list(page_items(response, self.records_key)))
+
+    @override
+    def get_url_params(
+        self,
+        context: Context | None,
+        next_page_token: str | None,
+    ) -> dict[str, t.Any]:
+        """A first edit scan needs only the newest item; every other read full pages."""
+        params = super().get_url_params(context, next_page_token)
+        if context and context.get(EDIT_SCAN):
+            params["limit"] = 1
+        return params
+
+    @override
+    def prepare_request_payload(
+        self,
+        context: Context | None,
+        next_page_token: str | None,
+    ) -> dict[str, t.Any]:
+        """New feedback oldest first from the bookmark; or, for the edit scan, newest edit first."""
+        context = context or {}
+        if EDIT_SCAN in context:
+            return EDIT_SCAN_BODY
+        return new_feedback_body(self.projects[context["project_id"]].start)
+
+    @override
+    def post_process(self, row: Record, context: Context | None = None) -> Record | None:
+        """Add ``project_name`` and the derived fields."""
+        row["project_name"] = self._project_names.get(row["project_id"])
+        row.update(derived_fields(row))
+        return row
+
+    @functools.cached_property
+    def _project_names(self) -> dict[str | None, str | None]:
+        return {p.get("project_id"): p.get("name") for p in self._projects_stream.listing()}
