@@ -12,14 +12,14 @@ from tap_usersnap.client import UsersnapStream
 from tap_usersnap.counts import FeedbackCounts
 from tap_usersnap.deletes import Reconciliation
 from tap_usersnap.derived import derived_fields
-from tap_usersnap.edit_scan import EditWindow, scan_edits
 from tap_usersnap.envelope import page_items
-from tap_usersnap.errors import CursorRejectedError, ProjectNotFoundError
+from tap_usersnap.errors import ProjectNotFoundError
 from tap_usersnap.filters import EDIT_SCAN_BODY, new_feedback_body
-from tap_usersnap.pages import FeedbackPage, RecentIds, checked_page
+from tap_usersnap.pages import FeedbackPage, RecentIds
 from tap_usersnap.prefetch import Failed, Finished, PageFeed
 from tap_usersnap.progress import BackfillProgress
-from tap_usersnap.project_state import ProjectState, later_of, load_project_states
+from tap_usersnap.project_reader import EDIT_SCAN, ProjectReader
+from tap_usersnap.project_state import ProjectState, load_project_states
 from tap_usersnap.schemas import SCHEMAS
 from tap_usersnap.sdk_private import BookmarksPerPage
 
@@ -29,8 +29,6 @@ if t.TYPE_CHECKING:
 
     from tap_usersnap.streams import ProjectsStream
 
-#: Context flag of the edit scan's requests.
-EDIT_SCAN = "edit_scan"
 FULL_TABLE = "FULL_TABLE"
 
 
@@ -106,7 +104,7 @@ class FeedbackStream(BookmarksPerPage, UsersnapStream):
         if self.captures_deletes and not self.full_table:
             self.reconciliation.begin(self, counts)
         concurrency = int(self.config["concurrency"])
-        feed = PageFeed(list(self.projects), self._fetch_pages, concurrency=concurrency)
+        feed = PageFeed(list(self.projects), ProjectReader(self), concurrency=concurrency)
         progress = BackfillProgress(lambda pid: counts.to_read(self.projects[pid]), self.logger)
         recent: dict[str, RecentIds] = {}
         for project_id, page in feed:
@@ -153,43 +151,11 @@ class FeedbackStream(BookmarksPerPage, UsersnapStream):
             project.set_edit_mark(page.edit_mark)
         self.usersnap.state_writer.write_state(self.tap_state)
 
-    def _fetch_pages(self, project_id: str) -> t.Iterator[FeedbackPage]:
-        """One project's pages; read again from its bookmark if a page cursor is refused.
-
-        The API's cursor names the last item read: if that item is deleted while the tap
-        pages past it, the next page is refused. Reading again from the bookmark (once)
-        loses nothing; the target upserts what is read twice.
-        """
-        project = self.projects[project_id]
-        try:
-            yield from self._read_project(project)
-        except CursorRejectedError as exc:
-            self.logger.warning("%s: reading project %s again from its bookmark", exc, project_id)
-            project.start = later_of(project.bookmark, self.config.get("start_date"))
-            yield from self._read_project(project)
-
-    def _read_project(self, project: ProjectState) -> t.Iterator[FeedbackPage]:
-        """The edit scan (if on), then new feedback from the project's start."""
-        project_id = project.project_id
-        if self.config.get("capture_edits") and not self.full_table:
-            reconciling = self.reconciliation.version is not None
-            start_date = self.config.get("start_date")
-            window = None if reconciling else EditWindow.of(project, start_date)
-            context = {"project_id": project_id, EDIT_SCAN: window is None}
-            yield from scan_edits(project, window, self._pages(context))
-        yield from self._pages({"project_id": project_id})
-
-    def _pages(self, context: Context) -> t.Iterator[FeedbackPage]:
-        """Checked pages through the SDK's request loop (paging, retries, metrics)."""
-        project_id = context["project_id"]
-        for raw_items in self.request_records(context):
-            yield checked_page(project_id, t.cast("list[t.Any]", raw_items), self.usersnap.report)
-
     @override
     def parse_response(self, response: requests.Response) -> t.Iterable[dict]:
         """One list per answer, the page's raw items, even when empty.
 
-        The SDK's request loop then hands :meth:`_pages` whole pages, and paging follows
+        The SDK's request loop then hands :class:`ProjectReader` whole pages, and paging follows
         ``has_more`` alone (an empty page that says ``has_more`` is followed). Entries that
         are not objects stay in: :func:`checked_page` skips them naming their project.
         """
