@@ -22,6 +22,7 @@ MAX_QUOTED_MESSAGE = 200
 MAX_BODY_DEPTH = 96
 #: What stands in for a value cut for its depth.
 TOO_DEEP = "[removed by tap-usersnap: nested too deep to store]"
+_API_KEY_IN_PATH = re.compile(r"(/projects/)[^/]+(/assignees)$")
 _TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 
 
@@ -122,8 +123,15 @@ def envelope_data(response: requests.Response) -> dict[str, t.Any]:
 def describe_request(response: requests.Response) -> str:
     """``METHOD /path`` of the request behind a response: no query, no body, no token."""
     request = response.request
-    path = urlsplit(request.url or response.url or "").path
-    return f"{request.method} {path}"
+    return f"{request.method} {loggable_path(request.url or response.url or '')}"
+
+
+def loggable_path(url: str) -> str:
+    """A URL's path as logs may show it: a project's api_key (in the assignees path) hidden.
+
+    The api_key is the widget's key of a project; it stays out of logs as out of state.
+    """
+    return _API_KEY_IN_PATH.sub(r"\1{api_key}\2", urlsplit(url).path)
 
 
 def api_error_text(response: requests.Response) -> str:

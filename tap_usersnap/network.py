@@ -23,6 +23,8 @@ import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 from typing_extensions import override
 
+from tap_usersnap.envelope import loggable_path
+
 #: Seconds to wait for a connection.
 CONNECT_TIMEOUT_SECONDS = 10.0
 
@@ -116,7 +118,7 @@ class DeadlineAdapter(HTTPAdapter):
         return response
 
     def _too_slow(self, request: requests.PreparedRequest) -> requests.exceptions.ReadTimeout:
-        path = urlsplit(request.url or "").path
+        path = loggable_path(request.url or "")
         msg = (
             f"{request.method} {path} did not finish within {self.total_seconds:g}s "
             "(request_timeout)"

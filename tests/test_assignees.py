@@ -172,3 +172,15 @@ def catalog_selecting(fake: FakeUsersnap, *streams: str) -> dict[str, t.Any]:
             if metadata["breadcrumb"] == []:
                 metadata["metadata"]["selected"] = entry["tap_stream_id"] in streams
     return catalog
+
+
+@pytest.mark.parametrize("status", [403, 404, 400])
+def test_logs_never_show_a_projects_api_key(
+    fake: FakeUsersnap, caplog: pytest.LogCaptureFixture, status: int
+) -> None:
+    fake.inject("status", status=status, match=r"^GET /projects/[^/]+/assignees$", times=10**6)
+    with caplog.at_level(logging.INFO):  # the tap's level (urllib3's DEBUG lines show URLs)
+        run_sync(fake.config(), check=False)
+    api_keys = [p["api_key"] for p in fake.projects.values()]
+    assert "/projects/{api_key}/assignees" in caplog.text
+    assert not [key for key in api_keys if key in caplog.text]
