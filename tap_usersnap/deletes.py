@@ -51,13 +51,13 @@ def find_deletions(
         reasons += [f"project {pid} is gone" for pid in sorted(known - set(projects))]
     for project in projects.values():
         if project.bookmark is None:
-            project.count = 0
+            project.baseline = 0
             continue
-        project.count = count(project)
-        if project.saved_count is not None and project.count < project.saved_count:
+        now = project.baseline = count(project)
+        if project.saved_count is not None and now < project.saved_count:
             reasons.append(
-                f"project {project.project_id} holds {project.count} items created before its "
-                f"bookmark, {project.saved_count - project.count} fewer than last run"
+                f"project {project.project_id} holds {now} items created before its "
+                f"bookmark, {project.saved_count - now} fewer than last run"
             )
     for reason in reasons:
         logger.info("Deletions to apply: %s", reason)

@@ -114,13 +114,11 @@ class FeedbackStream(BookmarksPerPage, UsersnapStream):
                 if isinstance(page, Failed):
                     self._project_failed(project_id, page.error)
                 continue
-            emitted: list[str] = []
-            for item in recent.setdefault(project_id, RecentIds()).fresh(page, self.logger):
-                emitted.append(item["created_at"])
-                yield item
-            self._page_done(page, emitted)
+            delivered = recent.setdefault(project_id, RecentIds()).fresh(page, self.logger)
+            yield from delivered
+            self._page_done(page, delivered)
             if not page.edits:
-                progress.read(project_id, len(emitted))
+                progress.read(project_id, len(delivered))
 
     def finish_deletes(self) -> None:
         """After the last record of a run that found deletions: ACTIVATE_VERSION."""
@@ -141,11 +139,11 @@ class FeedbackStream(BookmarksPerPage, UsersnapStream):
             raise error
         self.usersnap.report.skipped_project(project_id, error)
 
-    def _page_done(self, page: FeedbackPage, emitted: list[str]) -> None:
+    def _page_done(self, page: FeedbackPage, delivered: list[dict[str, t.Any]]) -> None:
         """The page's records are out: move its project's bookmark or mark, write STATE."""
         project = self.projects[page.project_id]
-        if not page.edits and emitted:
-            project.advance(emitted)
+        if not page.edits and delivered:
+            project.advance([item["created_at"] for item in delivered])
             project.save(str(self.replication_key))
         if page.edit_mark is not None:
             project.set_edit_mark(page.edit_mark)

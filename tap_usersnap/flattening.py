@@ -9,10 +9,10 @@ that is not in the schema. Undeclared keys inside a flattened object
 Targets that write a column per schema property (meltanolabs-target-csv) then stop, and
 others (target-postgres) drop the key without a word.
 
-:func:`map_record` applies a stream map, then keeps a flattened record to the columns of
-the flattened schema that stream map announced in its SCHEMA message: a null object
-becomes nulls in each of its columns, and keys without a column are left out (they are
-still in the unflattened record, when flattening is off).
+:func:`flattened_columns` tells, once per stream map, the columns of the flattened schema
+it announced in its SCHEMA message; :func:`keep_to_columns` keeps each mapped record to
+them: a null object becomes nulls in each of its columns, and keys without a column are
+left out (they are still in the unflattened record, when flattening is off).
 """
 
 from __future__ import annotations
@@ -23,13 +23,12 @@ if t.TYPE_CHECKING:
     from singer_sdk.mapper import StreamMap
 
 
-def map_record(stream_map: StreamMap, record: dict[str, t.Any]) -> dict[str, t.Any] | None:
-    """``stream_map.transform(record)``; if it flattens, only the flattened schema's keys."""
-    mapped = stream_map.transform(record)
+def flattened_columns(stream_map: StreamMap) -> tuple[t.Collection[str], str] | None:
+    """The stream map's flattened columns and separator; None if it does not flatten."""
     options = stream_map.flattening_options
-    if mapped is None or options is None or not stream_map.flattening_enabled:
-        return mapped
-    return keep_to_columns(mapped, stream_map.transformed_schema["properties"], options.separator)
+    if options is None or not stream_map.flattening_enabled:
+        return None
+    return frozenset(stream_map.transformed_schema["properties"]), options.separator
 
 
 def keep_to_columns(

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import typing as t
 
-from tap_usersnap.envelope import TOO_DEEP
-from tap_usersnap.timestamps import parse_timestamp
+from tap_usersnap.timestamps import is_canonical, parse_timestamp
 
 #: ``custom_data`` nested deeper than this is replaced by ``null`` (jsonb and the targets'
 #: JSON decoders stop far below the thousands a hostile visitor can send).
@@ -28,15 +27,21 @@ def unusable_reason(item: t.Any) -> str | None:
     if not isinstance(feedback_id, str) or not feedback_id:
         return "it has no feedback_id"
     created_at = item.get("created_at")
-    if created_at is None:
-        return "its created_at is missing or null"
     if not isinstance(created_at, str):
+        if created_at is None:
+            return "its created_at is missing or null"
         return f"its created_at is a {type(created_at).__name__}, not a timestamp"
+    if is_canonical(created_at) or _parses(created_at):  # Usersnap's own form: the usual case
+        return None
+    return f"its created_at {created_at[:MAX_QUOTED]!r} is not an ISO 8601 timestamp"
+
+
+def _parses(value: str) -> bool:
     try:
-        parse_timestamp(created_at)
+        parse_timestamp(value)
     except ValueError:
-        return f"its created_at {created_at[:MAX_QUOTED]!r} is not an ISO 8601 timestamp"
-    return None
+        return False
+    return True
 
 
 def describe_item(item: t.Any, project_id: str) -> str:
@@ -52,7 +57,7 @@ def describe_item(item: t.Any, project_id: str) -> str:
 
 
 def cut_deep_custom_data(item: dict[str, t.Any]) -> bool:
-    """Replace a too-deep (or already cut) ``custom_data`` by ``None``; True if it did."""
+    """Replace a too-deep ``custom_data`` by ``None``; True if it did."""
     value = item.get("custom_data")
     if not isinstance(value, dict | list) or not _too_deep(value):
         return False
@@ -61,16 +66,22 @@ def cut_deep_custom_data(item: dict[str, t.Any]) -> bool:
 
 
 def _too_deep(value: dict[str, t.Any] | list[t.Any]) -> bool:
-    """Nested deeper than :data:`MAX_CUSTOM_DATA_DEPTH`, or cut while decoding: no recursion."""
-    stack: list[tuple[t.Any, int]] = [(value, 1)]
-    while stack:
-        current, depth = stack.pop()
-        if depth > MAX_CUSTOM_DATA_DEPTH:
-            return True
-        children = current.values() if isinstance(current, dict) else current
-        for child in children:
-            if isinstance(child, dict | list):
-                stack.append((child, depth + 1))
-            elif child == TOO_DEEP:
-                return True
-    return False
+    """Nested deeper than :data:`MAX_CUSTOM_DATA_DEPTH`, without recursion.
+
+    A value cut while decoding (:data:`~tap_usersnap.envelope.TOO_DEEP`) sits deeper still.
+    Runs for every item: a flat value (the usual custom data) costs one pass.
+    """
+    level: list[t.Any] = [value]
+    for _ in range(MAX_CUSTOM_DATA_DEPTH):
+        level = [
+            child
+            for current in level
+            for child in (current.values() if type(current) is dict else current)
+            if type(child) in _CONTAINERS
+        ]
+        if not level:
+            return False
+    return True
+
+
+_CONTAINERS = (dict, list)

@@ -8,7 +8,7 @@ import logging
 import typing as t
 
 from tap_usersnap.items import cut_deep_custom_data, describe_item, unusable_reason
-from tap_usersnap.timestamps import normalise_timestamp
+from tap_usersnap.timestamps import is_canonical, normalise_timestamp
 
 if t.TYPE_CHECKING:
     from tap_usersnap.report import RunReport
@@ -29,41 +29,50 @@ class FeedbackPage:
         """The same project's page with other items."""
         return dataclasses.replace(self, items=items, edits=edits)
 
-    def newest_created_at(self) -> str | None:
-        """The bookmark this page moves its project to (items are bookmark-formatted)."""
-        return max((item["created_at"] for item in self.items), default=None)
-
 
 def checked_page(project_id: str, raw_items: list[t.Any], report: RunReport) -> FeedbackPage:
     """The usable items of an API page, ready to emit.
 
     An item that cannot be keyed or bookmarked is skipped and reported; a ``custom_data``
     too deep to store is replaced and reported. Timestamps are normalised (bookmarks
-    compare as strings) and every item names its project.
+    compare as strings) and every item names its project. Runs once per item: the usual
+    item (Usersnap's own timestamp form, shallow custom data) takes the short way.
     """
     items = []
     for item in raw_items:
-        problem = unusable_reason(item)
-        if problem is not None:
-            report.skipped_item(describe_item(item, project_id), problem)
-            continue
-        item["created_at"] = normalise_timestamp(item["created_at"])
-        try:
-            item["updated_at"] = normalise_timestamp(item.get("updated_at"))
-        except (TypeError, ValueError):
-            item["updated_at"] = None  # the edit scan then goes by created_at
-            report.altered_item(
-                describe_item(item, project_id),
-                "its updated_at is not a timestamp; emitted as null",
-            )
-        item["project_id"] = item.get("project_id") or project_id
-        if cut_deep_custom_data(item):
+        if not (
+            type(item) is dict
+            and is_canonical(item.get("created_at"))
+            and type(feedback_id := item.get("feedback_id")) is str
+            and feedback_id
+        ):  # not the usual item: check it in full
+            problem = unusable_reason(item)
+            if problem is not None:
+                report.skipped_item(describe_item(item, project_id), problem)
+                continue
+            item["created_at"] = normalise_timestamp(item["created_at"])
+        updated_at = item.get("updated_at")
+        if updated_at is not None and not is_canonical(updated_at):
+            _normalise_updated_at(item, project_id, report)
+        if not item.get("project_id"):
+            item["project_id"] = project_id
+        if item.get("custom_data") and cut_deep_custom_data(item):
             report.altered_item(
                 describe_item(item, project_id),
                 "its custom_data is nested too deep for any target to store; emitted as null",
             )
         items.append(item)
     return FeedbackPage(project_id, items)
+
+
+def _normalise_updated_at(item: dict[str, t.Any], project_id: str, report: RunReport) -> None:
+    try:
+        item["updated_at"] = normalise_timestamp(item["updated_at"])
+    except (TypeError, ValueError):
+        item["updated_at"] = None  # the edit scan then goes by created_at
+        report.altered_item(
+            describe_item(item, project_id), "its updated_at is not a timestamp; emitted as null"
+        )
 
 
 class RecentIds:
@@ -77,18 +86,19 @@ class RecentIds:
         self._order: collections.deque[str] = collections.deque(maxlen=size)
         self._ids: set[str] = set()
 
-    def fresh(self, page: FeedbackPage, logger: logging.Logger) -> t.Iterator[dict[str, t.Any]]:
+    def fresh(self, page: FeedbackPage, logger: logging.Logger) -> list[dict[str, t.Any]]:
         """The page's items, less any the API already gave in one of the last pages."""
-        for item in page.items:
-            if self.is_new(item["feedback_id"]):
-                yield item
-            else:
-                logger.info(
-                    "Skipped feedback %s of project %s: already read in this run (the API "
-                    "repeated it on a later page)",
-                    item["feedback_id"],
-                    page.project_id,
-                )
+        fresh = [item for item in page.items if self.is_new(item["feedback_id"])]
+        if len(fresh) < len(page.items):
+            for item in page.items:
+                if not any(item is kept for kept in fresh):
+                    logger.info(
+                        "Skipped feedback %s of project %s: already read in this run (the API "
+                        "repeated it on a later page)",
+                        item["feedback_id"],
+                        page.project_id,
+                    )
+        return fresh
 
     def is_new(self, item_id: str) -> bool:
         """True the first time an id is seen (within the window); remembers it."""

@@ -55,20 +55,28 @@ class ProjectState:
     partition: t.Callable[[], dict[str, t.Any]]
     #: The count kept in the state by the last run (None: none kept).
     saved_count: int | None = None
-    #: Items known created before the bookmark (None: not counted, deletes are off).
-    count: int | None = None
-    #: Items delivered so far that were created at the bookmark's very instant.
+    #: Items the API held before this run's read began (None: not counted, deletes off).
+    baseline: int | None = None
+    #: Items this run's ``created_at`` pass delivered ...
+    read: int = 0
+    #: ... and how many of them were created at the bookmark's very instant.
     at_bookmark: int = 0
 
-    def advance(self, created_ats: t.Iterable[str]) -> None:
-        """Move the bookmark to the newest of a page's items (in order), counting them."""
-        for created_at in created_ats:
-            if self.bookmark is None or created_at > self.bookmark:
-                if self.count is not None:
-                    self.count += self.at_bookmark
-                self.bookmark, self.at_bookmark = created_at, 1
-            elif created_at == self.bookmark:
-                self.at_bookmark += 1
+    @property
+    def count(self) -> int | None:
+        """Items created before the bookmark (from ``start_date`` on), if counted."""
+        return None if self.baseline is None else self.baseline + self.read - self.at_bookmark
+
+    def advance(self, created_ats: list[str]) -> None:
+        """Move the bookmark to the newest of a page's delivered items, counting them."""
+        if not created_ats:
+            return
+        newest = max(created_ats)
+        self.read += len(created_ats)
+        if self.bookmark is None or newest > self.bookmark:
+            self.bookmark, self.at_bookmark = newest, created_ats.count(newest)
+        elif newest == self.bookmark:
+            self.at_bookmark += created_ats.count(newest)
 
     def save(self, replication_key: str) -> None:
         """Write the bookmark and count into the project's state partition."""
@@ -77,15 +85,16 @@ class ProjectState:
         state = self.partition()
         state["replication_key"] = replication_key
         state[BOOKMARK] = self.bookmark
-        if self.count is None:
+        count = self.count
+        if count is None:
             state.pop(COUNT, None)
         else:
-            state[COUNT] = self.count
+            state[COUNT] = count
 
     def restart(self, start_date: str | None) -> None:
         """Read this project again from ``start_date``, counting from nothing."""
-        self.bookmark, self.start, self.at_bookmark = None, start_date, 0
-        self.count = 0 if self.count is not None else None
+        self.bookmark, self.start, self.read, self.at_bookmark = None, start_date, 0, 0
+        self.baseline = None if self.baseline is None else 0
 
     def set_edit_mark(self, mark: str) -> None:
         """Keep the edit scan's new mark."""

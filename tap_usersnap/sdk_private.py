@@ -8,6 +8,7 @@ The rest of the tap calls only the hooks these mixins define.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import sys
 import typing as t
@@ -19,10 +20,12 @@ from singer_sdk.singerlib import RecordMessage
 from typing_extensions import override
 
 from tap_usersnap.errors import UsersnapError
-from tap_usersnap.flattening import map_record
+from tap_usersnap.flattening import flattened_columns, keep_to_columns
 
 if t.TYPE_CHECKING:
     from types import FrameType
+
+    from singer_sdk.mapper import StreamMap
 
 #: The SDK's log line for a failed stream sync; the tap's own one line replaces it.
 SDK_UNHANDLED_ERROR_LINE = "An unhandled error occurred while syncing"
@@ -47,23 +50,28 @@ class FastRecordPath(Stream):
         if not self.selects_every_property:
             pop_deselected_record_properties(record, self.schema, self.mask)
         extracted_at = dt.datetime.now(dt.timezone.utc)
-        for stream_map in self.stream_maps:
-            mapped = map_record(stream_map, record)
-            if mapped is not None:
-                yield RecordMessage(
-                    stream=stream_map.stream_alias,
-                    record=mapped,
-                    version=self.record_version,
-                    time_extracted=extracted_at,
-                )
+        for stream_map, flattened in self._record_maps:
+            mapped = stream_map.transform(record)
+            if mapped is None:
+                continue
+            if flattened is not None:
+                mapped = keep_to_columns(mapped, *flattened)
+            yield RecordMessage(
+                stream=stream_map.stream_alias,
+                record=mapped,
+                version=self._stream_version,
+                time_extracted=extracted_at,
+            )
 
-    @property
+    @functools.cached_property
+    def _record_maps(self) -> list[tuple[StreamMap, tuple[t.Collection[str], str] | None]]:
+        """Each stream map with its flattened columns, resolved once (records are many)."""
+        return [(stream_map, flattened_columns(stream_map)) for stream_map in self.stream_maps]
+
+    @functools.cached_property
     def selects_every_property(self) -> bool:
         """True when the catalog deselects nothing (a missing entry inherits its parent's)."""
-        cached: bool | None = self.__dict__.get("_selects_every_property")
-        if cached is None:
-            cached = self.__dict__["_selects_every_property"] = all(self.mask.values())
-        return cached
+        return all(self.mask.values())
 
     @property
     def record_version(self) -> int | None:

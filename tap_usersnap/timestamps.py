@@ -9,6 +9,7 @@ import typing as t
 #: Fixed width, so bookmarks compare correctly as strings too.
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 TIMESTAMP_EXAMPLE = "2024-03-01T12:00:00.000000Z"
+_CANONICAL_LENGTH = len(TIMESTAMP_EXAMPLE)
 
 
 def changed_at(item: dict[str, t.Any]) -> str:
@@ -18,7 +19,7 @@ def changed_at(item: dict[str, t.Any]) -> str:
 
 def normalise_timestamp(value: str | None) -> str | None:
     """Any ISO 8601 timestamp (``Z``, offsets, fewer fraction digits) as UTC ``...Z``."""
-    if not value or _is_canonical(value):
+    if not value or is_canonical(value):
         return value
     return format_timestamp(parse_timestamp(value))
 
@@ -29,9 +30,14 @@ def parse_timestamp(value: str) -> dt.datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
 
 
-def _is_canonical(value: str) -> bool:
+def is_canonical(value: t.Any) -> bool:
     """Already ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (Usersnap's own form): the common fast path."""
-    return len(value) == len(TIMESTAMP_EXAMPLE) and value[-1] == "Z" and value[19] == "."
+    return (
+        type(value) is str
+        and len(value) == _CANONICAL_LENGTH
+        and value[-1] == "Z"
+        and value[19] == "."
+    )
 
 
 def format_timestamp(moment: dt.datetime) -> str:

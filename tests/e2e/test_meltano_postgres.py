@@ -348,3 +348,44 @@ def test_assignees_and_derived_fields_land_as_columns(
         assert label_names == [label["name"] for label in item["labels"]]
         given = [i["value"] for i in item["ordered_inputs"] if i["label"] == "Rating"]
         assert rating == (given[0] if given else None)
+
+
+def live_feedback(pg: PostgresCluster) -> set[str]:
+    return {
+        fid
+        for (fid,) in pg.query(
+            "SELECT feedback_id FROM usersnap.feedback WHERE _sdc_deleted_at IS NULL"
+        )
+    }
+
+
+@pytest.mark.parametrize("hard_delete", [False, True])
+def test_deletions_at_usersnap_leave_postgres_on_the_next_run(
+    fake: FakeUsersnap, meltano: MeltanoProject, warehouse: PostgresCluster, hard_delete: bool
+) -> None:
+    """A deleted item, assignee and project are no longer live rows after the next run."""
+    settings = {"TARGET_POSTGRES_HARD_DELETE": "true"} if hard_delete else {}
+    run_pipeline(meltano, fake, warehouse, **settings)
+    project_a, project_b, *_ = list(fake.projects)
+    erased = fake.feedback[project_a][1]["feedback_id"]
+    fake.delete_feedback(erased)
+    gone_project = project_b
+    fake.remove_project(gone_project)
+    new = fake.add_feedback(project_a)
+
+    run_pipeline(meltano, fake, warehouse, **settings)
+
+    assert live_feedback(warehouse) == fake.all_feedback_ids()
+    assert new["feedback_id"] in live_feedback(warehouse)
+    live_projects = warehouse.query(
+        "SELECT project_id FROM usersnap.projects WHERE _sdc_deleted_at IS NULL"
+    )
+    assert {pid for (pid,) in live_projects} == set(fake.projects)
+    stored = warehouse.query(
+        "SELECT _sdc_deleted_at IS NOT NULL FROM usersnap.feedback WHERE feedback_id = %s", erased
+    )
+    assert stored == ([] if hard_delete else [(True,)])
+    live_assignees = warehouse.query(
+        "SELECT DISTINCT project_id FROM usersnap.project_assignees WHERE _sdc_deleted_at IS NULL"
+    )
+    assert gone_project not in {pid for (pid,) in live_assignees}
