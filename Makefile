@@ -22,8 +22,12 @@ $(UV):
 	$(PYTHON) -m venv .uv
 	.uv/bin/pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 
+# Bytecode is compiled at install, as pip does: with PYTHONDONTWRITEBYTECODE set (as on these
+# machines) every run would otherwise parse the SDK's whole source again. (A stale .pyc of the
+# tap's own source is ignored by Python once the source changes.)
 $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --all-groups --python $(PYTHON)
+	$(UV) sync --frozen --all-groups --compile-bytecode --python $(PYTHON)
+	$(BIN)/python -m compileall -q tap_usersnap
 	touch $@
 
 $(MELTANO_VENV)/.installed: requirements/meltano.txt | $(UV)

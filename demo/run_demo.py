@@ -4,6 +4,8 @@
 2. ``meltano run tap-usersnap target-duckdb`` into ``output/warehouse.duckdb``; print what
    landed, queried from the warehouse.
 3. Add feedback at the API and run again: only feedback created since the first run arrives.
+4. Delete an item at the API (a visitor's erasure request) and show it leave a PostgreSQL
+   warehouse (target-duckdb ignores ACTIVATE_VERSION; skipped without PostgreSQL binaries).
 
 Meltano's own logs go to ``output/demo-run-<n>.log``. The API runs in this process, so nothing
 keeps running afterwards. The API's credentials reach Meltano only as environment variables.
@@ -30,6 +32,7 @@ from fake_usersnap.meltano_project import (
     state_id,
     usersnap_env,
 )
+from fake_usersnap.pg_cluster import PostgresCluster, PostgresClusterError, find_pg_bindir
 from fake_usersnap.singer_run import bookmarks
 
 if t.TYPE_CHECKING:
@@ -90,13 +93,14 @@ class Demo:
         self.out.write(text + "\n")
         self.out.flush()
 
-    def meltano_run(self, *args: str) -> float:
+    def meltano_run(self, *args: str, env: dict[str, str] | None = None) -> float:
         """``meltano run ARGS`` with the API's settings; its log goes to a file."""
         self.runs += 1
         log = self.project.root / "output" / f"demo-run-{self.runs}.log"
         started = time.monotonic()
         try:
-            done = self.project.run("run", *args, env=usersnap_env(self.api.config()))
+            environment = {**usersnap_env(self.api.config()), **(env or {})}
+            done = self.project.run("run", *args, env=environment)
         except MeltanoError as exc:
             log.write_text(str(exc))
             raise
@@ -160,6 +164,7 @@ def run_demo(
         demo.say(f"   done in {seconds:.1f}s")
         report_second_run(demo, first_counts, bookmarks_before, new_ids, second_started)
         report_edits(demo, edited)
+        show_deletion(demo)
     demo.say()
     demo.say("== Sample API stopped; nothing is left running.")
     demo.say(
@@ -287,6 +292,51 @@ def report_second_run(
         ("project", "run 1", "run 2"),
         [(name, bookmarks_before.get(name, "-"), value) for name, value in sorted(after.items())],
     )
+
+
+def show_deletion(demo: Demo) -> None:
+    """An item deleted in Usersnap leaves a warehouse that applies ACTIVATE_VERSION.
+
+    target-duckdb 0.8.0 ignores ACTIVATE_VERSION, so this part loads into a throwaway
+    PostgreSQL with target-postgres (MeltanoLabs), which marks the row ``_sdc_deleted_at``.
+    """
+    demo.say()
+    try:
+        bindir = find_pg_bindir()
+    except PostgresClusterError:
+        demo.say("== Deletes: skipped (they need the PostgreSQL server binaries installed)")
+        return
+    demo.say("== Deletes: target-duckdb ignores ACTIVATE_VERSION, so they are shown in a")
+    demo.say("   throwaway PostgreSQL with target-postgres: meltano install target-postgres")
+    demo.project.run("install", "target-postgres")
+    with PostgresCluster(dbname="warehouse", bindir=bindir) as pg:
+        env = {
+            "TARGET_POSTGRES_HOST": pg.host,
+            "TARGET_POSTGRES_PORT": str(pg.port),
+            "TARGET_POSTGRES_PASSWORD": pg.password,
+        }
+        demo.meltano_run("tap-usersnap", "target-postgres", env=env)
+        project_id = next(iter(demo.api.projects))
+        erased = sorted(demo.api.feedback[project_id], key=lambda i: i["created_at"])[0]
+        number = erased["feedback_number"]
+        demo.api.delete_feedback(erased["feedback_id"])
+        name = demo.api.projects[project_id]["name"]
+        demo.say(f"== {name} #{number} is deleted in Usersnap (a visitor asked to be erased)")
+        demo.meltano_run("tap-usersnap", "target-postgres", env=env)
+        ((live, gone),) = pg.query(
+            "SELECT count(*) FILTER (WHERE _sdc_deleted_at IS NULL),"
+            " count(*) FILTER (WHERE _sdc_deleted_at IS NOT NULL) FROM usersnap.feedback"
+        )
+        rows = pg.query(
+            "SELECT feedback_number, _sdc_deleted_at IS NOT NULL FROM usersnap.feedback"
+            " WHERE feedback_id = %s",
+            erased["feedback_id"],
+        )
+    demo.say(
+        f"   After the next run: {live} live rows (as many as Usersnap holds), {gone} deleted:"
+    )
+    demo.table(("project", "number", "deleted (_sdc_deleted_at set)"), [(name, *r) for r in rows])
+    demo.say("   With target-postgres's hard_delete: true the row is removed instead.")
 
 
 def _cell(value: t.Any) -> str:

@@ -58,6 +58,12 @@ def test_demo_loads_everything_then_only_what_is_new(meltano: MeltanoProject) ->
         ).fetchone()
     assert done is not None
     assert done[0] >= 2
+
+    # The deletion part, in PostgreSQL: the erased item is the one deleted row.
+    live = PROJECTS * PER_PROJECT + NEW - 1
+    assert f"After the next run: {live} live rows (as many as Usersnap has), 1 deleted:" in printed
+    erased_row = printed.split("deleted (_sdc_deleted_at set)")[1].splitlines()[1].split()
+    assert erased_row[-1] == "True"
     assert f"Rows now: {rows}, distinct feedback_id: {rows}: no duplicates." in printed
     assert "新しいフィードバック" in printed
     assert (meltano.root / "output" / "demo-run-2.log").read_text().count("Run completed") == 1
