@@ -169,7 +169,7 @@ def run_demo(
     demo.say("== Sample API stopped; nothing is left running.")
     demo.say(
         "   Warehouse: output/warehouse.duckdb (usersnap.feedback, usersnap.projects);"
-        " Meltano logs: output/demo-run-1.log, output/demo-run-2.log"
+        " Meltano logs: output/demo-run-*.log"
     )
 
 
@@ -332,9 +332,7 @@ def show_deletion(demo: Demo) -> None:
             " WHERE feedback_id = %s",
             erased["feedback_id"],
         )
-    demo.say(
-        f"   After the next run: {live} live rows (as many as Usersnap holds), {gone} deleted:"
-    )
+    demo.say(f"   After the next run: {live} live rows (as many as Usersnap has), {gone} deleted:")
     demo.table(("project", "number", "deleted (_sdc_deleted_at set)"), [(name, *r) for r in rows])
     demo.say("   With target-postgres's hard_delete: true the row is removed instead.")
 

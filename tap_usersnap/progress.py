@@ -68,10 +68,10 @@ class BackfillProgress:
         if project.total is None:
             project.total = self._count_total(project_id)
         project.told = True
-        total = max(project.total or 0, project.read)
-        if not total:
+        if not project.total:  # the API would not say
             self._logger.info("Progress: project %s, %d items read", project_id, project.read)
             return
+        total = max(project.total, project.read)
         rate = project.read / max(now - project.started, 1e-9)
         left = (total - project.read) / rate if rate else float("inf")
         self._logger.info(

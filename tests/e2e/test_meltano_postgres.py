@@ -364,8 +364,8 @@ def test_deletions_at_usersnap_leave_postgres_on_the_next_run(
     fake: FakeUsersnap, meltano: MeltanoProject, warehouse: PostgresCluster, hard_delete: bool
 ) -> None:
     """A deleted item, assignee and project are no longer live rows after the next run."""
-    settings = {"TARGET_POSTGRES_HARD_DELETE": "true"} if hard_delete else {}
-    run_pipeline(meltano, fake, warehouse, **settings)
+    hard = str(hard_delete).lower()
+    run_pipeline(meltano, fake, warehouse, TARGET_POSTGRES_HARD_DELETE=hard)
     project_a, project_b, *_ = list(fake.projects)
     erased = fake.feedback[project_a][1]["feedback_id"]
     fake.delete_feedback(erased)
@@ -373,7 +373,7 @@ def test_deletions_at_usersnap_leave_postgres_on_the_next_run(
     fake.remove_project(gone_project)
     new = fake.add_feedback(project_a)
 
-    run_pipeline(meltano, fake, warehouse, **settings)
+    run_pipeline(meltano, fake, warehouse, TARGET_POSTGRES_HARD_DELETE=hard)
 
     assert live_feedback(warehouse) == fake.all_feedback_ids()
     assert new["feedback_id"] in live_feedback(warehouse)
