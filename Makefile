@@ -16,7 +16,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export MELTANO_SEND_ANONYMOUS_USAGE_STATS := false
 
-.PHONY: setup meltano-venv meltano-lock lint types unit e2e report reliability test bench bench-quick demo dist clean
+.PHONY: setup meltano-venv meltano-lock lint types unit e2e report reliability test bench bench-quick bench-deletes demo dist clean
 
 $(UV):
 	$(PYTHON) -m venv .uv
@@ -76,6 +76,9 @@ bench: setup ## the benchmark: tap vs a plain requests loop (a few minutes; BENC
 
 bench-quick: setup ## the benchmark on small data, one run each: a smoke test (~15 s)
 	$(BIN)/python -m benchmarks.bench --quick $(BENCH_ARGS)
+
+bench-deletes: setup ## requests per project with and without deletions (3 x 10,000 items)
+	$(BIN)/python -m benchmarks.deletes
 
 demo: setup meltano-venv ## sample Usersnap API -> meltano run tap-usersnap target-duckdb, twice
 	$(BIN)/python -m demo.run_demo
