@@ -10,7 +10,7 @@ import typing as t
 if t.TYPE_CHECKING:
     from benchmarks.measure import Measurement
 
-#: Issue 5's goals.
+#: The benchmark's goals (docs/performance.md).
 CPU_RATIO_LIMIT = 1.3
 WALL_RATIO_LIMIT = 1.1
 RSS_RATIO_LIMIT = 1.2

@@ -21,6 +21,18 @@ class Clock:
         return self.now
 
 
+class Totals:
+    """Stands in for the count requests: answers ``total`` and records who asked."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.asked: list[str] = []
+
+    def __call__(self, project_id: str) -> int:
+        self.asked.append(project_id)
+        return self.total
+
+
 def lines(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.getMessage().startswith("Progress")]
 
@@ -34,20 +46,14 @@ def logger(caplog: pytest.LogCaptureFixture) -> logging.Logger:
 def test_a_short_read_logs_nothing_and_asks_no_total(
     logger: logging.Logger, caplog: pytest.LogCaptureFixture
 ) -> None:
-    asked: list[str] = []
-    clock = Clock()
-
-    def total(pid: str) -> int:
-        asked.append(pid)
-        return 1000
-
-    progress = BackfillProgress(total, logger, clock=clock)
+    totals, clock = Totals(1000), Clock()
+    progress = BackfillProgress(totals, logger, clock=clock)
     for _ in range(5):
         clock.now += 1
         progress.read("p1", 100)
     progress.done("p1")
     assert lines(caplog) == []
-    assert asked == []
+    assert totals.asked == []
 
 
 def test_a_long_read_says_how_far_of_how_many_and_the_time_left(
@@ -70,19 +76,13 @@ def test_a_long_read_says_how_far_of_how_many_and_the_time_left(
 def test_every_project_in_progress_gets_its_line_and_one_total_each(
     logger: logging.Logger, caplog: pytest.LogCaptureFixture
 ) -> None:
-    asked: list[str] = []
-    clock = Clock()
-
-    def total(pid: str) -> int:
-        asked.append(pid)
-        return 400
-
-    progress = BackfillProgress(total, logger, clock=clock)
+    totals, clock = Totals(400), Clock()
+    progress = BackfillProgress(totals, logger, clock=clock)
     for _ in range(3):
         for pid in ("a", "b"):
             clock.now += 5
             progress.read(pid, 100)
-    assert asked == ["a", "b"]
+    assert totals.asked == ["a", "b"]
     # Lines fall due at 110, 120 and 130 s: each time one per project in progress.
     assert [line.split(",")[0] for line in lines(caplog)] == [
         "Progress: project a",
