@@ -13,7 +13,7 @@ import pytest
 from fake_usersnap.singer_run import SyncResult, bookmarks, run_sync
 from fake_usersnap.warehouse import Warehouse
 from tap_usersnap.deletes import PENDING
-from tap_usersnap.errors import UsersnapError
+from tap_usersnap.errors import CursorRejectedError, UsersnapError
 
 if t.TYPE_CHECKING:
     from fake_usersnap import FakeUsersnap
@@ -189,3 +189,28 @@ def test_capture_deletes_off_sends_no_count_and_no_activate_version(
     assert fake.requests_to(COUNT) == []
     assert [m for m in first.messages + second.messages if m["type"] == "ACTIVATE_VERSION"] == []
     assert all("version" not in m for m in second.messages if m["type"] == "RECORD")
+
+
+def test_a_second_refused_cursor_in_one_read_is_one_clear_failure(
+    empty_fake: FakeUsersnap,
+) -> None:
+    fake = empty_fake
+    fake.seed(projects=1, per_project=40)
+    project = next(iter(fake.projects))
+
+    def delete_the_item_each_page_ends_with(envelope: dict, request: t.Any) -> dict:
+        items = envelope["data"]["feedbacks"]
+        if items and envelope["data"]["has_more"]:
+            fake.delete_feedback(items[-1]["feedback_id"])  # the next page's cursor
+        return envelope
+
+    fake.inject(
+        "mangle",
+        transform=delete_the_item_each_page_ends_with,
+        match=rf"POST .*/{project}/feedbacks/filter$",
+        times=10**6,
+    )
+    result = run_sync(fake.config(concurrency=1, page_size=5), check=False)
+    assert isinstance(result.error, CursorRejectedError)
+    assert "rejected the page cursor" in str(result.error)
+    assert len([r for r in fake.requests_to(FILTER) if r.status == 400]) == 2
