@@ -1,0 +1,78 @@
+"""The retry loop on its own, in fake time: no sleeping, no monkeypatching."""
+
+from __future__ import annotations
+
+import logging
+import typing as t
+
+import pytest
+import requests
+
+from tap_usersnap.errors import (
+    CredentialsRejectedError,
+    RateLimitedError,
+    TokenRejectedError,
+    UsersnapError,
+)
+from tap_usersnap.retry import Retrier, RetryPolicy
+from tests.conftest import FakeClock
+
+
+def retrier(clock: FakeClock, invalidated: list[int] | None = None) -> Retrier:
+    return Retrier(
+        policy=RetryPolicy(),
+        clock=clock,
+        logger=logging.getLogger("retry-test"),
+        on_token_rejected=lambda: (invalidated if invalidated is not None else []).append(1),
+        credentials_error=lambda: CredentialsRejectedError("rejected"),
+    )
+
+
+def failing(*errors: Exception) -> t.Callable[[], str]:
+    queue = list(errors)
+
+    def call() -> str:
+        if queue:
+            raise queue.pop(0)
+        return "ok"
+
+    return call
+
+
+def rate_limited(retry_after: float | None) -> RateLimitedError:
+    return RateLimitedError("429", requests.Response(), retry_after)
+
+
+def test_a_429_waits_what_retry_after_says_every_time(fake_clock: FakeClock) -> None:
+    call = failing(rate_limited(3), rate_limited(3), rate_limited(7))
+    assert retrier(fake_clock).call(call) == "ok"
+    assert fake_clock.waits == [3, 3, 7]
+
+
+def test_transient_failures_back_off_exponentially_then_give_up(fake_clock: FakeClock) -> None:
+    timeout = requests.exceptions.ReadTimeout("slow")
+    call = failing(*[timeout] * 6)
+    with pytest.raises(UsersnapError, match="gave up after 6 tries"):
+        retrier(fake_clock).call(call)
+    waits = fake_clock.waits
+    assert len(waits) == 5
+    assert waits == sorted(waits)
+    assert 0.8 <= waits[0] <= 1.0
+    assert 12.8 <= waits[-1] <= 16.0
+
+
+def test_a_401_re_signs_once_then_the_credentials_are_rejected(fake_clock: FakeClock) -> None:
+    invalidated: list[int] = []
+    rejected = TokenRejectedError("401", requests.Response())
+    assert retrier(fake_clock, invalidated).call(failing(rejected)) == "ok"
+    assert invalidated == [1]
+    with pytest.raises(CredentialsRejectedError):
+        retrier(fake_clock, invalidated).call(failing(rejected, rejected))
+
+
+def test_one_429_pauses_every_later_request_of_the_run(fake_clock: FakeClock) -> None:
+    shared = retrier(fake_clock)
+    shared.call(failing(rate_limited(30)))
+    fake_clock.now -= 10  # another thread's request 20 s into the pause
+    shared.call(failing())
+    assert fake_clock.waits == [30, 10]
