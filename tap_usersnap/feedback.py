@@ -142,8 +142,8 @@ class FeedbackStream(BookmarksPerPage, UsersnapStream):
     def _page_done(self, page: FeedbackPage, delivered: list[dict[str, t.Any]]) -> None:
         """The page's records are out: move its project's bookmark or mark, write STATE."""
         project = self.projects[page.project_id]
-        if not page.edits and delivered:
-            project.advance([item["created_at"] for item in delivered])
+        if not page.edits and (delivered or page.skipped):
+            project.advance([item["created_at"] for item in delivered] + page.skipped)
             project.save(str(self.replication_key))
         if page.edit_mark is not None:
             project.set_edit_mark(page.edit_mark)

@@ -8,7 +8,12 @@ import logging
 import typing as t
 
 from tap_usersnap.items import cut_deep_custom_data, describe_item, unusable_reason
-from tap_usersnap.timestamps import is_canonical, normalise_timestamp
+from tap_usersnap.timestamps import (
+    format_timestamp,
+    is_canonical,
+    normalise_timestamp,
+    parse_timestamp,
+)
 
 if t.TYPE_CHECKING:
     from tap_usersnap.report import RunReport
@@ -24,6 +29,9 @@ class FeedbackPage:
     edits: bool = False
     #: Set on the page that ends the edit scan: the project's new edit mark.
     edit_mark: str | None = None
+    #: ``created_at`` of the skipped items that have one: the API counts them, so the
+    #: project's count of items before its bookmark must too (see ``deletes``).
+    skipped: list[str] = dataclasses.field(default_factory=list)
 
     def but_only(self, items: list[dict[str, t.Any]], *, edits: bool) -> FeedbackPage:
         """The same project's page with other items."""
@@ -38,7 +46,7 @@ def checked_page(project_id: str, raw_items: list[t.Any], report: RunReport) -> 
     compare as strings) and every item names its project. Runs once per item: the usual
     item (Usersnap's own timestamp form, shallow custom data) takes the short way.
     """
-    items = []
+    items, skipped = [], []
     for item in raw_items:
         if not (
             type(item) is dict
@@ -49,6 +57,7 @@ def checked_page(project_id: str, raw_items: list[t.Any], report: RunReport) -> 
             problem = unusable_reason(item)
             if problem is not None:
                 report.skipped_item(describe_item(item, project_id), problem)
+                skipped.extend(_created_at_if_any(item))
                 continue
             item["created_at"] = normalise_timestamp(item["created_at"])
         updated_at = item.get("updated_at")
@@ -62,7 +71,16 @@ def checked_page(project_id: str, raw_items: list[t.Any], report: RunReport) -> 
                 "its custom_data is nested too deep for any target to store; emitted as null",
             )
         items.append(item)
-    return FeedbackPage(project_id, items)
+    return FeedbackPage(project_id, items, skipped=skipped)
+
+
+def _created_at_if_any(item: t.Any) -> list[str]:
+    """A skipped item's ``created_at`` in the bookmark format, if it has a usable one."""
+    created_at = item.get("created_at") if isinstance(item, dict) else None
+    try:
+        return [format_timestamp(parse_timestamp(created_at))] if created_at else []
+    except (TypeError, ValueError, AttributeError):
+        return []
 
 
 def _normalise_updated_at(item: dict[str, t.Any], project_id: str, report: RunReport) -> None:

@@ -214,3 +214,24 @@ def test_a_second_refused_cursor_in_one_read_is_one_clear_failure(
     assert isinstance(result.error, CursorRejectedError)
     assert "rejected the page cursor" in str(result.error)
     assert len([r for r in fake.requests_to(FILTER) if r.status == 400]) == 2
+
+
+def test_a_skipped_item_does_not_hide_a_deletion(fake: FakeUsersnap) -> None:
+    """The API counts an item the tap skips (no feedback_id), so the tap counts it too."""
+    project = next(iter(fake.projects))
+    items = sorted(fake.feedback[project], key=lambda i: i["created_at"])
+    keyless = items[3]["feedback_id"]
+
+    def drop_its_key(envelope: dict, request: t.Any) -> dict:
+        for item in envelope["data"]["feedbacks"]:
+            if item.get("feedback_id") == keyless:
+                del item["feedback_id"]
+        return envelope
+
+    fake.inject("mangle", transform=drop_its_key, match=FILTER, times=10**6)
+    warehouse = Warehouse()
+    first = sync(fake, warehouse, None)
+    fake.delete_feedback(items[6]["feedback_id"])
+    second = sync(fake, warehouse, first.final_state)
+    assert "feedback" in {m["stream"] for m in second.messages if m["type"] == "ACTIVATE_VERSION"}
+    assert warehouse.ids("feedback", "feedback_id") == fake.all_feedback_ids() - {keyless}

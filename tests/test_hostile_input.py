@@ -274,8 +274,11 @@ def test_an_item_without_a_key_or_bookmark_is_skipped_by_name(
         summary_line(skipped=1, altered=0, refused=0),
     ]
     delivered = [i["created_at"] for i in items if i["feedback_id"] != bad["feedback_id"]]
+    # A skipped item with a usable created_at counts like a delivered one (the API counts it
+    # too, see the deletes check); the next run, from that instant, meets it again.
+    usable = [bad["created_at"]] if reason == "it has no feedback_id" else []
     first_bookmarks = bookmarks(played.first.final_state)
-    assert first_bookmarks[project_id] == max(delivered)
+    assert first_bookmarks[project_id] == max(delivered + usable)
 
     again = second_run(scenario, played.first.final_state)
 
