@@ -80,6 +80,11 @@ class UsersnapStream(FastRecordPath, RESTStream[str | None]):
         """Connect and per-read timeouts; the whole answer is bounded too (``network``)."""
         return (CONNECT_TIMEOUT_SECONDS, float(self.config["request_timeout"]))
 
+    def version_full_table(self) -> None:
+        """With ``capture_deletes``, RECORDs carry the run's table version (see ``deletes``)."""
+        if self.captures_deletes:
+            self.use_table_version(self.usersnap.table_version)
+
     def activate_version(self) -> None:
         """ACTIVATE_VERSION for the records of this run, after them all (see ``deletes``)."""
         version = self.record_version
@@ -102,15 +107,12 @@ class UsersnapStream(FastRecordPath, RESTStream[str | None]):
         """Items per page (``limit``), from the ``page_size`` setting."""
         return int(self.config["page_size"])
 
-    @override
-    def apply_catalog(self, catalog: Catalog) -> None:
-        """Apply the catalog, but always emit the primary and replication keys."""
-        self.keep_keys(catalog)
-        super().apply_catalog(catalog)
-
     @classmethod
     def keep_keys(cls, catalog: Catalog) -> None:
-        """Make the stream's catalog entry name its keys and always select them."""
+        """Make the stream's catalog entry name its keys and always select them.
+
+        The tap applies it to the catalog it is given (``TapUsersnap.input_catalog``).
+        """
         keys = list(t.cast("t.Sequence[str]", cls.primary_keys))
         name = cls.name  # type: ignore[misc]  # a class attribute in every Usersnap stream
         keep_keys(catalog, name, keys, t.cast("str | None", cls.replication_key))

@@ -27,8 +27,6 @@ if t.TYPE_CHECKING:
     import requests
     from singer_sdk.helpers.types import Context, Record
 
-    from tap_usersnap.streams import ProjectsStream
-
 FULL_TABLE = "FULL_TABLE"
 
 
@@ -127,12 +125,8 @@ class FeedbackStream(BookmarksPerPage, UsersnapStream):
     def _project_ids(self) -> list[str]:
         """The projects to read: the ``project_ids`` setting, else every project."""
         return self.usersnap.project_ids or [
-            p["project_id"] for p in self._projects_stream.listing()
+            p["project_id"] for p in self.usersnap.projects_listing()
         ]
-
-    @property
-    def _projects_stream(self) -> ProjectsStream:
-        return t.cast("ProjectsStream", self.usersnap.streams["projects"])
 
     def _project_failed(self, project_id: str, error: Exception) -> None:
         if not isinstance(error, ProjectNotFoundError):
@@ -192,4 +186,4 @@ class FeedbackStream(BookmarksPerPage, UsersnapStream):
 
     @functools.cached_property
     def _project_names(self) -> dict[str | None, str | None]:
-        return {p.get("project_id"): p.get("name") for p in self._projects_stream.listing()}
+        return {p.get("project_id"): p.get("name") for p in self.usersnap.projects_listing()}

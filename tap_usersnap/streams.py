@@ -86,8 +86,7 @@ class ProjectsStream(UsersnapStream):
     @override
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
         """Emit the shared listing (copies, so emitting never alters it)."""
-        if self.captures_deletes:
-            self.use_table_version(self.usersnap.table_version)
+        self.version_full_table()
         for project in self.listing():
             yield dict(project)
 
@@ -124,9 +123,8 @@ class ProjectAssigneesStream(UsersnapStream):
 
     @functools.cached_property
     def _api_keys(self) -> dict[str, str]:
-        projects = t.cast("ProjectsStream", self.usersnap.streams["projects"]).listing()
         api_keys = {}
-        for project in projects:
+        for project in self.usersnap.projects_listing():
             if project.get("api_key"):
                 api_keys[project["project_id"]] = project["api_key"]
             else:
@@ -153,8 +151,7 @@ class ProjectAssigneesStream(UsersnapStream):
     @override
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
         """The project's assignees; a 404 or an empty list is logged, not an error."""
-        if self.captures_deletes:
-            self.use_table_version(self.usersnap.table_version)
+        self.version_full_table()
         if not context:
             return  # no project in scope: the SDK still calls once, with an empty context
         project_id = context["project_id"]

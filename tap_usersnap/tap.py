@@ -24,6 +24,7 @@ from tap_usersnap.writer import BufferedMsgSpecWriter
 if t.TYPE_CHECKING:
     import click
     from singer_sdk.helpers.capabilities import CapabilitiesEnum
+    from singer_sdk.singerlib import Catalog
 
     from tap_usersnap.client import UsersnapStream
 
@@ -64,22 +65,29 @@ class TapUsersnap(TapHooks):
             stream.logger.addFilter(ExplainedFailureFilter())
         return streams
 
+    @property
     @override
-    def setup_mapper(self) -> None:
-        """Build the stream maps from an input catalog whose keys are named and selected.
+    def input_catalog(self) -> Catalog | None:
+        """The catalog given, each stream's keys named in it and always selected.
 
-        The SDK derives every SCHEMA message from the input catalog's entries, before any
-        stream is created (see :meth:`UsersnapStream.keep_keys`).
+        Every use of the catalog reads it here: the SCHEMA messages, which the SDK derives
+        from it before any stream exists, and each stream's selection
+        (:mod:`tap_usersnap.catalog`; idempotent, so reading it again costs nothing more).
         """
-        if self.input_catalog is not None:
+        catalog = super().input_catalog
+        if catalog is not None:
             for stream_type in STREAM_TYPES:
-                stream_type.keep_keys(self.input_catalog)
-        super().setup_mapper()
+                stream_type.keep_keys(catalog)
+        return catalog
 
     @override
     def config_errors(self, config: dict[str, t.Any]) -> list[str]:
         """The settings' problems, none quoting a secret (see :mod:`tap_usersnap.settings`)."""
         return config_problems(config, self.config_jsonschema)
+
+    def projects_listing(self) -> list[dict[str, t.Any]]:
+        """The projects in scope, listed once per run (``GET /projects``), for every stream."""
+        return t.cast("ProjectsStream", self.streams["projects"]).listing()
 
     @property
     def project_ids(self) -> list[str]:
