@@ -18,6 +18,8 @@ from __future__ import annotations
 import logging
 import typing as t
 
+from tap_usersnap.project_state import saved_partitions
+
 if t.TYPE_CHECKING:
     from tap_usersnap.counts import FeedbackCounts
     from tap_usersnap.feedback import FeedbackStream
@@ -43,12 +45,8 @@ def find_deletions(
     if stream_state.get(PENDING):
         reasons.append("a reconciliation of an earlier run did not finish")
     if every_project_listed:
-        known = {
-            p["context"]["project_id"]
-            for p in stream_state.get("partitions") or []
-            if isinstance(p, dict) and isinstance((p.get("context") or {}).get("project_id"), str)
-        }
-        reasons += [f"project {pid} is gone" for pid in sorted(known - set(projects))]
+        known = saved_partitions(stream_state)
+        reasons += [f"project {pid} is gone" for pid in sorted(set(known) - set(projects))]
     for project in projects.values():
         if project.bookmark is None:
             project.baseline = 0
@@ -66,12 +64,11 @@ def find_deletions(
 
 def prune_partitions(stream_state: dict[str, t.Any], in_scope: t.Container[str]) -> None:
     """Drop the state of projects no longer read, once their rows are reconciled away."""
-    partitions = stream_state.get("partitions")
-    if isinstance(partitions, list):
+    if isinstance(stream_state.get("partitions"), list):
         stream_state["partitions"] = [
-            p
-            for p in partitions
-            if isinstance(p, dict) and (p.get("context") or {}).get("project_id") in in_scope
+            partition
+            for project_id, partition in saved_partitions(stream_state).items()
+            if project_id in in_scope
         ]
 
 

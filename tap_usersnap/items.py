@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typing as t
 
-from tap_usersnap.timestamps import is_canonical, parse_timestamp
+from tap_usersnap.timestamps import is_canonical, is_timestamp
 
 #: ``custom_data`` nested deeper than this is replaced by ``null`` (jsonb and the targets'
 #: JSON decoders stop far below the thousands a hostile visitor can send).
@@ -31,17 +31,9 @@ def unusable_reason(item: t.Any) -> str | None:
         if created_at is None:
             return "its created_at is missing or null"
         return f"its created_at is a {type(created_at).__name__}, not a timestamp"
-    if is_canonical(created_at) or _parses(created_at):  # Usersnap's own form: the usual case
+    if is_canonical(created_at) or is_timestamp(created_at):  # Usersnap's own form: the usual case
         return None
     return f"its created_at {created_at[:MAX_QUOTED]!r} is not an ISO 8601 timestamp"
-
-
-def _parses(value: str) -> bool:
-    try:
-        parse_timestamp(value)
-    except ValueError:
-        return False
-    return True
 
 
 def describe_item(item: t.Any, project_id: str) -> str:

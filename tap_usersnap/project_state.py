@@ -120,11 +120,7 @@ def load_project_states(
     Raises:
         StateError: A bookmark or mark is not a timestamp (names the project and value).
     """
-    saved = {
-        (p.get("context") or {}).get("project_id"): p
-        for p in stream_state.get("partitions") or []
-        if isinstance(p, dict)
-    }
+    saved = saved_partitions(stream_state)
     legacy = _legacy_bookmark(stream_state, replication_key, logger)
     states = {}
     for project_id in project_ids:
@@ -161,6 +157,17 @@ def _warn_if_future(bookmark: str | None, project_id: str, logger: logging.Logge
             project_id,
             bookmark,
         )
+
+
+def saved_partitions(stream_state: dict[str, t.Any]) -> dict[str, dict[str, t.Any]]:
+    """``{project_id: partition}`` of the state's partitions that name a project."""
+    saved = {}
+    for partition in stream_state.get("partitions") or []:
+        context = partition.get("context") if isinstance(partition, dict) else None
+        project_id = context.get("project_id") if isinstance(context, dict) else None
+        if isinstance(project_id, str):
+            saved[project_id] = partition
+    return saved
 
 
 def later_of(*moments: str | None) -> str | None:

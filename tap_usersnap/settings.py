@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import typing as t
 
 from singer_sdk import typing as th
 from singer_sdk.plugin_base import JSONSchemaValidator
+
+from tap_usersnap.timestamps import is_timestamp
 
 DEFAULT_API_URL = "https://platform.usersnap.com/v0.1"
 
@@ -114,7 +115,7 @@ def config_problems(config: dict[str, t.Any], schema: dict[str, t.Any]) -> list[
         else:
             problems.append(f"{error.message} in config{where}" if where else error.message)
     start_date = config.get("start_date")
-    if start_date is not None and not _is_datetime(start_date):
+    if start_date is not None and not is_timestamp(start_date):
         problems.append(
             f"start_date {start_date!r} is not an ISO 8601 date-time "
             "(e.g. 2024-01-31T00:00:00Z) in config['start_date']"
@@ -141,13 +142,3 @@ def _read_numbers(config: dict[str, t.Any], properties: dict[str, t.Any]) -> Non
         if isinstance(value, str) and "number" in types:
             with contextlib.suppress(ValueError):  # else left for the schema check to name
                 config[name] = float(value)
-
-
-def _is_datetime(value: t.Any) -> bool:
-    if not isinstance(value, str):
-        return False
-    try:
-        dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return False
-    return True

@@ -43,3 +43,14 @@ def is_canonical(value: t.Any) -> bool:
 def format_timestamp(moment: dt.datetime) -> str:
     """A datetime in the bookmark format."""
     return moment.astimezone(dt.timezone.utc).strftime(TIMESTAMP_FORMAT)
+
+
+def is_timestamp(value: t.Any) -> bool:
+    """An ISO 8601 timestamp (any form :func:`parse_timestamp` reads)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        parse_timestamp(value)
+    except ValueError:
+        return False
+    return True
