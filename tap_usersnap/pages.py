@@ -8,12 +8,7 @@ import logging
 import typing as t
 
 from tap_usersnap.items import cut_deep_custom_data, describe_item, unusable_reason
-from tap_usersnap.timestamps import (
-    format_timestamp,
-    is_canonical,
-    normalise_timestamp,
-    parse_timestamp,
-)
+from tap_usersnap.timestamps import is_canonical, is_timestamp, normalise_timestamp
 
 if t.TYPE_CHECKING:
     from tap_usersnap.report import RunReport
@@ -77,10 +72,7 @@ def checked_page(project_id: str, raw_items: list[t.Any], report: RunReport) -> 
 def _created_at_if_any(item: t.Any) -> list[str]:
     """A skipped item's ``created_at`` in the bookmark format, if it has a usable one."""
     created_at = item.get("created_at") if isinstance(item, dict) else None
-    try:
-        return [format_timestamp(parse_timestamp(created_at))] if created_at else []
-    except (TypeError, ValueError, AttributeError):
-        return []
+    return [normalise_timestamp(created_at)] if is_timestamp(created_at) else []
 
 
 def _normalise_updated_at(item: dict[str, t.Any], project_id: str, report: RunReport) -> None:

@@ -14,7 +14,15 @@ _CANONICAL_LENGTH = len(TIMESTAMP_EXAMPLE)
 
 def changed_at(item: dict[str, t.Any]) -> str:
     """When an item last changed, in the bookmark format (never-edited items: created)."""
-    return t.cast("str", normalise_timestamp(item.get("updated_at") or item["created_at"]))
+    return normalise_timestamp(str(item.get("updated_at") or item["created_at"]))
+
+
+@t.overload
+def normalise_timestamp(value: str) -> str: ...
+
+
+@t.overload
+def normalise_timestamp(value: None) -> None: ...
 
 
 def normalise_timestamp(value: str | None) -> str | None:
@@ -45,7 +53,7 @@ def format_timestamp(moment: dt.datetime) -> str:
     return moment.astimezone(dt.timezone.utc).strftime(TIMESTAMP_FORMAT)
 
 
-def is_timestamp(value: t.Any) -> bool:
+def is_timestamp(value: t.Any) -> t.TypeGuard[str]:
     """An ISO 8601 timestamp (any form :func:`parse_timestamp` reads)."""
     if not isinstance(value, str):
         return False
