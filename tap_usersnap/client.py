@@ -15,6 +15,7 @@ from typing_extensions import override
 
 from tap_usersnap.answers import check_answer
 from tap_usersnap.catalog import keep_keys
+from tap_usersnap.deletes import ACTIVE, new_version, state_version
 from tap_usersnap.envelope import describe_request, page_items, read_envelope
 from tap_usersnap.errors import (
     UsersnapError,
@@ -81,12 +82,16 @@ class UsersnapStream(FastRecordPath, RESTStream[str | None]):
         return (CONNECT_TIMEOUT_SECONDS, float(self.config["request_timeout"]))
 
     def version_full_table(self) -> None:
-        """With ``capture_deletes``, RECORDs carry the run's table version (see ``deletes``)."""
-        if self.captures_deletes:
-            self.use_table_version(self.usersnap.table_version)
+        """With ``capture_deletes``, RECORDs carry a new table version, later than the last."""
+        if self.captures_deletes and self.record_version is None:
+            active = state_version(self.stream_state.get(ACTIVE))
+            self.use_table_version(new_version(self.usersnap.table_version, active))
 
     def activate_version(self) -> None:
-        """ACTIVATE_VERSION for the records of this run, after them all (see ``deletes``)."""
+        """ACTIVATE_VERSION for the records of this run, after them all (see ``deletes``).
+
+        The version becomes the stream's active one in state.
+        """
         version = self.record_version
         if version is None or not self.selected:
             return
@@ -96,6 +101,16 @@ class UsersnapStream(FastRecordPath, RESTStream[str | None]):
             self.usersnap.write_message(
                 ActivateVersionMessage(stream=stream_map.stream_alias, version=version)
             )
+        self.stream_state[ACTIVE] = version
+
+    @property
+    @override
+    def emit_activate_version_messages(self) -> bool:
+        """False, whatever the setting: the SDK's would go out before the records.
+
+        The tap sends ACTIVATE_VERSION itself, after a complete read (``deletes``).
+        """
+        return False
 
     @property
     def captures_deletes(self) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import typing as t
 
@@ -19,8 +20,9 @@ from tap_usersnap.pages import FeedbackPage, RecentIds
 from tap_usersnap.prefetch import Failed, Finished, PageFeed
 from tap_usersnap.progress import BackfillProgress
 from tap_usersnap.project_reader import EDIT_SCAN, ProjectReader
-from tap_usersnap.project_state import ProjectState, load_project_states
+from tap_usersnap.project_state import ProjectState, load_project_states, saved_partitions
 from tap_usersnap.schemas import SCHEMAS
+from tap_usersnap.scope import pinned_scope
 from tap_usersnap.sdk_private import BookmarksPerPage
 
 if t.TYPE_CHECKING:
@@ -54,6 +56,8 @@ class FeedbackStream(BookmarksPerPage, UsersnapStream):
     projects: dict[str, ProjectState]
     #: This run's handling of deletions (see :mod:`tap_usersnap.deletes`).
     reconciliation: Reconciliation
+    #: Where the feedback history starts, pinned at the first run (:mod:`tap_usersnap.scope`).
+    scope_start: str | None = None
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)
@@ -83,24 +87,28 @@ class FeedbackStream(BookmarksPerPage, UsersnapStream):
         items once they are out. A project Usersnap no longer knows is skipped by name
         (the run then fails at the end); any other failure ends the run.
         """
+        self.scope_start = pinned_scope(
+            self.stream_state, self.config, now=dt.datetime.now(dt.timezone.utc), logger=self.logger
+        )
         self.projects = load_project_states(
             self.stream_state,
             self._project_ids(),
             replication_key=str(self.replication_key),
-            start_date=self.config.get("start_date"),
+            start_date=self.scope_start,
             full_table=self.full_table,
             partition_for=lambda pid: self.get_context_state({"project_id": pid}),
             logger=self.logger,
         )
-        counts = FeedbackCounts(
+        counts = self._counts = FeedbackCounts(
             self.post_json,
             url_base=self.url_base,
-            start_date=self.config.get("start_date"),
+            start_date=self.scope_start,
             logger=self.logger,
         )
         self.reconciliation = Reconciliation()
-        if self.captures_deletes and not self.full_table:
-            self.reconciliation.begin(self, counts)
+        if self.captures_deletes:
+            gone, held = self.usersnap.scope_gaps(set(saved_partitions(self.stream_state)))
+            self.reconciliation.begin(self, counts, gone=gone, held=held)
         concurrency = int(self.config["concurrency"])
         feed = PageFeed(list(self.projects), ProjectReader(self), concurrency=concurrency)
         progress = BackfillProgress(lambda pid: counts.to_read(self.projects[pid]), self.logger)
@@ -111,6 +119,8 @@ class FeedbackStream(BookmarksPerPage, UsersnapStream):
                 progress.done(project_id)
                 if isinstance(page, Failed):
                     self._project_failed(project_id, page.error)
+                else:
+                    self.reconciliation.finished.add(project_id)
                 continue
             delivered = recent.setdefault(project_id, RecentIds()).fresh(page, self.logger)
             yield from delivered
@@ -118,9 +128,15 @@ class FeedbackStream(BookmarksPerPage, UsersnapStream):
             if not page.edits:
                 progress.read(project_id, len(delivered))
 
-    def finish_deletes(self) -> None:
-        """After the last record of a run that found deletions: ACTIVATE_VERSION."""
-        self.reconciliation.finish(self)
+    def finish_deletes(self, held: list[str]) -> None:
+        """After the last record of a full read: ACTIVATE_VERSION, unless ``held`` or short."""
+        if self.selected and hasattr(self, "_counts"):
+            self.reconciliation.finish(self, self._counts, held)
+
+    @property
+    def max_delete_percent(self) -> int:
+        """The ``max_delete_percent`` setting."""
+        return int(self.config.get("max_delete_percent", 100))
 
     def _project_ids(self) -> list[str]:
         """The projects to read: the ``project_ids`` setting, else every project."""
@@ -136,9 +152,12 @@ class FeedbackStream(BookmarksPerPage, UsersnapStream):
     def _page_done(self, page: FeedbackPage, delivered: list[dict[str, t.Any]]) -> None:
         """The page's records are out: move its project's bookmark or mark, write STATE."""
         project = self.projects[page.project_id]
+        if not page.edits:
+            project.unbookmarked += page.dropped - len(page.skipped)
         if not page.edits and (delivered or page.skipped):
             project.advance([item["created_at"] for item in delivered] + page.skipped)
-            project.save(str(self.replication_key))
+            if not self.reconciliation.deferred:
+                project.save(str(self.replication_key))
         if page.edit_mark is not None:
             project.set_edit_mark(page.edit_mark)
         self.usersnap.state_writer.write_state(self.tap_state)

@@ -27,6 +27,8 @@ class FeedbackPage:
     #: ``created_at`` of the skipped items that have one: the API counts them, so the
     #: project's count of items before its bookmark must too (see ``deletes``).
     skipped: list[str] = dataclasses.field(default_factory=list)
+    #: How many of the API's entries were skipped, with a created_at or without.
+    dropped: int = 0
 
     def but_only(self, items: list[dict[str, t.Any]], *, edits: bool) -> FeedbackPage:
         """The same project's page with other items."""
@@ -66,7 +68,7 @@ def checked_page(project_id: str, raw_items: list[t.Any], report: RunReport) -> 
                 "its custom_data is nested too deep for any target to store; emitted as null",
             )
         items.append(item)
-    return FeedbackPage(project_id, items, skipped=skipped)
+    return FeedbackPage(project_id, items, skipped=skipped, dropped=len(raw_items) - len(items))
 
 
 def _created_at_if_any(item: t.Any) -> list[str]:

@@ -37,7 +37,7 @@ class ProjectReader:
             yield from self._read(project)
         except CursorRejectedError as exc:
             stream.logger.warning("%s: reading project %s again from its bookmark", exc, project_id)
-            project.start = later_of(project.bookmark, stream.config.get("start_date"))
+            project.start = later_of(project.bookmark, stream.scope_start)
             yield from self._read(project)
 
     def _read(self, project: ProjectState) -> t.Iterator[FeedbackPage]:
@@ -45,9 +45,8 @@ class ProjectReader:
         stream = self._stream
         project_id = project.project_id
         if stream.config.get("capture_edits") and not stream.full_table:
-            reconciling = stream.reconciliation.version is not None
-            start_date = stream.config.get("start_date")
-            window = None if reconciling else EditWindow.of(project, start_date)
+            rereading = stream.reconciliation.deferred
+            window = None if rereading else EditWindow.of(project, stream.scope_start)
             context = {"project_id": project_id, EDIT_SCAN: window is None}
             yield from scan_edits(project, window, self._pages(context))
         yield from self._pages({"project_id": project_id})

@@ -61,6 +61,8 @@ class ProjectState:
     read: int = 0
     #: ... and how many of them were created at the bookmark's very instant.
     at_bookmark: int = 0
+    #: Entries of this run's pass skipped without a ``created_at``: the API counts them too.
+    unbookmarked: int = 0
 
     @property
     def count(self) -> int | None:
@@ -92,9 +94,28 @@ class ProjectState:
             state[COUNT] = count
 
     def restart(self, start_date: str | None) -> None:
-        """Read this project again from ``start_date``, counting from nothing."""
+        """Read this project again from ``start_date``, counting from nothing.
+
+        Only in memory: the state partition keeps the bookmark and count it had until the
+        re-read is complete and activated (:meth:`adopt_reread`).
+        """
         self.bookmark, self.start, self.read, self.at_bookmark = None, start_date, 0, 0
-        self.baseline = None if self.baseline is None else 0
+        self.baseline, self.unbookmarked = 0, 0
+
+    @property
+    def received(self) -> int:
+        """Entries this run's pass received from the API, delivered or skipped."""
+        return self.read + self.unbookmarked
+
+    def adopt_reread(self, replication_key: str) -> None:
+        """A complete re-read's bookmark and count replace the partition's.
+
+        A project that now holds nothing keeps its bookmark, with a count of zero.
+        """
+        if self.bookmark is not None:
+            self.save(replication_key)
+        elif self.saved_count is not None:
+            self.partition()[COUNT] = 0
 
     def set_edit_mark(self, mark: str) -> None:
         """Keep the edit scan's new mark."""

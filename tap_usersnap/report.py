@@ -24,6 +24,10 @@ class RunReport:
         self.altered_items = 0
         self.skipped_projects: list[str] = []
         self.refused: list[str] = []
+        #: Tables whose deletions were not applied this run, each with why.
+        self.held_deletes: list[str] = []
+        #: Projects whose deletions could not be checked this run.
+        self.unchecked: list[str] = []
 
     def skipped_item(self, what: str, problem: str) -> None:
         """An item that cannot be keyed or bookmarked: skipped, the others go on."""
@@ -50,6 +54,27 @@ class RunReport:
         with self._lock:
             self.refused.append(what)
 
+    def detection_skipped(self, project_id: str, error: Exception) -> None:
+        """A project's deletion count failed: not checked this run, its new items still load."""
+        self._logger.warning(
+            "Deletion detection skipped for project %s this run (its new feedback still "
+            "loads; the next run counts again): %s",
+            project_id,
+            error,
+        )
+        with self._lock:
+            self.unchecked.append(project_id)
+
+    def deletes_held(self, what: str, why: str) -> None:
+        """No ACTIVATE_VERSION for ``what``: every row stays, the next run tries again."""
+        self._logger.warning(
+            "Deletions not applied to %s, every row stays and the next run tries again: %s",
+            what,
+            why,
+        )
+        with self._lock:
+            self.held_deletes.append(what)
+
     def finish(self) -> None:
         """Log the summary; raise if a project had to be skipped."""
         if self.skipped_items or self.altered_items or self.refused:
@@ -60,6 +85,19 @@ class RunReport:
                 self.skipped_items,
                 self.altered_items,
                 len(self.refused),
+            )
+        if self.unchecked:
+            self._logger.warning(
+                "Run summary: deletions not checked this run for %d project(s) (their count "
+                "failed: %s); the next run checks again",
+                len(self.unchecked),
+                ", ".join(self.unchecked),
+            )
+        if self.held_deletes:
+            self._logger.warning(
+                "Run summary: deletions held back for %s (a warning above says why); "
+                "nothing was removed from them",
+                ", ".join(dict.fromkeys(self.held_deletes)),
             )
         if self.skipped_projects:
             names = ", ".join(repr(p) for p in self.skipped_projects)

@@ -8,6 +8,7 @@ import typing as t
 from singer_sdk import typing as th
 from singer_sdk.plugin_base import JSONSchemaValidator
 
+from tap_usersnap.scope import BACKFILL_WINDOW_PATTERN
 from tap_usersnap.timestamps import is_timestamp
 
 DEFAULT_API_URL = "https://platform.usersnap.com/v0.1"
@@ -47,8 +48,17 @@ SETTINGS = th.PropertiesList(
         "start_date",
         th.DateTimeType,
         title="Start date",
-        description="Only feedback created at or after this instant (ISO 8601) on the "
-        "first run; later runs continue from their bookmarks. Default: all history.",
+        description="Only feedback created at or after this instant (ISO 8601). Fixed at "
+        "the first run (kept in state): a later change is reported and applies after a full "
+        "refresh. Default: all history.",
+    ),
+    th.Property(
+        "backfill_window",
+        th.StringType(pattern=BACKFILL_WINDOW_PATTERN),
+        title="Backfill window",
+        description="Instead of start_date, how far back the first run reads: '7 days', "
+        "'30 days', '90 days', '6 months' (days, weeks or months). Resolved once, at the first "
+        "run, and kept in state, so later runs and deletes keep the same lower bound.",
     ),
     th.Property(
         "page_size",
@@ -75,6 +85,15 @@ SETTINGS = th.PropertiesList(
         "warehouse (ACTIVATE_VERSION: soft-deleted with _sdc_deleted_at, or removed with the "
         "target's hard_delete). Costs one count request per project per run; a run that finds "
         "a deletion reads every project again.",
+    ),
+    th.Property(
+        "max_delete_percent",
+        th.IntegerType(minimum=0, maximum=100),
+        default=50,
+        title="Largest share deleted at once (%)",
+        description="Deletions are held back (with a warning) when a project of 20 or more "
+        "items would lose more than this percentage of them in one run: more often a glitch "
+        "than a clean-up. Set 100 for one run to apply such a deletion on purpose.",
     ),
     th.Property(
         "concurrency",
@@ -119,6 +138,11 @@ def config_problems(config: dict[str, t.Any], schema: dict[str, t.Any]) -> list[
         problems.append(
             f"start_date {start_date!r} is not an ISO 8601 date-time "
             "(e.g. 2024-01-31T00:00:00Z) in config['start_date']"
+        )
+    if start_date is not None and config.get("backfill_window"):
+        problems.append(
+            "start_date and backfill_window are both set; set one of them (each says where "
+            "the first run starts)"
         )
     if config.get("batch_config"):
         problems.append(

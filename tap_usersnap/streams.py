@@ -26,6 +26,10 @@ if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context, Record
 
 
+#: Projects stream state key: the projects listed by the last run whose deletions applied.
+KNOWN_PROJECTS = "project_ids"
+
+
 class ProjectsStream(UsersnapStream):
     """Every project the key can see (or those in ``project_ids``): ``GET /projects``."""
 
@@ -39,6 +43,8 @@ class ProjectsStream(UsersnapStream):
 
     _listing: list[dict[str, t.Any]] | None = None
     _paginator: UsersnapCursorPaginator | None = None
+    #: False when the listing stopped early: a project missing from it may exist.
+    listing_complete = True
 
     def listing(self) -> list[dict[str, t.Any]]:
         """The projects in scope, fetched once per run and shared with the other streams."""
@@ -49,6 +55,18 @@ class ProjectsStream(UsersnapStream):
                 projects = [p for p in projects if p.get("project_id") in wanted]
             self._listing = projects
         return self._listing
+
+    @property
+    def known_project_ids(self) -> set[str]:
+        """The projects whose rows (and assignees) the warehouse holds, as the state says."""
+        known = self.stream_state.get(KNOWN_PROJECTS)
+        return {p for p in known if isinstance(p, str)} if isinstance(known, list) else set()
+
+    def remember_listed(self, *, retired: bool) -> None:
+        """Keep the listed projects in state; with ``retired``, the others' rows are gone."""
+        listed = {p.get("project_id") for p in self.listing()} - {None}
+        keep = listed if retired else listed | self.known_project_ids
+        self.stream_state[KNOWN_PROJECTS] = sorted(t.cast("set[str]", keep))
 
     def _list_all(self) -> list[dict[str, t.Any]]:
         """Every page of ``GET /projects``.
@@ -69,9 +87,10 @@ class ProjectsStream(UsersnapStream):
         except UsersnapError as exc:
             if not (projects and self._paginator and self._paginator.used_fallback):
                 raise
+            self.listing_complete = False
             self.logger.warning(
                 "Listing projects stopped after %d: Usersnap refused the next page's cursor "
-                "(%s); going on with the projects listed",
+                "(%s); going on with the projects listed (no deletion is applied this run)",
                 len(projects),
                 exc,
             )

@@ -13,6 +13,7 @@ from singer_sdk.helpers.capabilities import PluginCapabilities
 from typing_extensions import override
 
 from tap_usersnap.auth import UsersnapJWTAuthenticator
+from tap_usersnap.counts import FeedbackCounts
 from tap_usersnap.errors import CredentialsRejectedError, UsersnapError
 from tap_usersnap.report import RunReport
 from tap_usersnap.retry import Clock, Retrier, RetryPolicy, SystemClock
@@ -120,20 +121,84 @@ class TapUsersnap(TapHooks):
         """The table version of this run's full-table records (milliseconds since 1970)."""
         return int(time.time() * 1000)  # wall clock: versions must grow from run to run
 
+    def scope_gaps(self, known: set[str]) -> tuple[list[str], list[str]]:
+        """Known projects Usersnap confirms gone, and why no deletion may be applied this run.
+
+        ``known`` are the projects whose rows the warehouse holds. A project missing
+        from the listing is gone only if its own endpoint answers SITE_NOT_FOUND; a listing
+        that stopped early, or a ``project_ids`` narrower than ``known``, holds every
+        deletion back.
+        """
+        projects = t.cast("ProjectsStream", self.streams["projects"])
+        wanted = set(self.project_ids)
+        listed = {p.get("project_id") for p in projects.listing()}
+        held: list[str] = []
+        left_out = sorted(known - wanted) if wanted else []
+        if left_out:
+            held.append(
+                f"project_ids leaves out {len(left_out)} project(s) whose rows the warehouse "
+                f"holds ({', '.join(left_out)}); to retire them on purpose, run once with a "
+                "full refresh (meltano run --full-refresh ...)"
+            )
+        if not projects.listing_complete:
+            held.append("the project listing stopped early, so a missing project may exist")
+            return [], held
+        gone = []
+        for project_id in sorted(known - listed - set(left_out)):
+            exists = self._project_exists(project_id)
+            if exists is False:
+                gone.append(project_id)
+            else:
+                held.append(
+                    f"project {project_id} is missing from the project listing, but Usersnap "
+                    + ("still answers for it" if exists else "did not say whether it exists")
+                )
+        return gone, held
+
+    @functools.cache  # noqa: B019 - one tap per run; an answer per project, asked once
+    def _project_exists(self, project_id: str) -> bool | None:
+        stream = self.streams["projects"]
+        counts = FeedbackCounts(
+            t.cast("UsersnapStream", stream).post_json,
+            url_base=t.cast("UsersnapStream", stream).url_base,
+            start_date=None,
+            logger=self.logger,
+        )
+        return counts.exists(project_id)
+
     @override
     def after_sync(self) -> None:
-        """Apply deletions when nothing was skipped; summarise; fail if a project was skipped.
+        """Apply deletions where the read was complete; summarise; fail if a project was skipped.
 
         A skipped project's rows were not re-sent, so ACTIVATE_VERSION would delete them.
         """
         report = self.report
         streams = t.cast("dict[str, UsersnapStream]", self.streams)
-        if not report.skipped_projects:
-            t.cast("FeedbackStream", streams["feedback"]).finish_deletes()
-            streams["projects"].activate_version()
-            if not report.refused:
-                streams["project_assignees"].activate_version()
+        projects = t.cast("ProjectsStream", streams["projects"])
+        held = [f"project {p} was skipped" for p in report.skipped_projects]
+        if projects.captures_deletes:
+            t.cast("FeedbackStream", streams["feedback"]).finish_deletes(held)
+            self._finish_full_tables(projects, streams["project_assignees"], held)
         report.finish()
+
+    def _finish_full_tables(
+        self, projects: ProjectsStream, assignees: UsersnapStream, held: list[str]
+    ) -> None:
+        """ACTIVATE_VERSION for projects and assignees, unless a project may be missing."""
+        if projects.selected or assignees.selected:
+            held = held + self.scope_gaps(projects.known_project_ids)[1]
+        if held:
+            what = [s.name for s in (projects, assignees) if s.selected]
+            if what:
+                self.report.deletes_held(" and ".join(what), "; ".join(held))
+        else:
+            projects.activate_version()
+            if self.report.refused:
+                self.report.deletes_held(assignees.name, "an assignees endpoint was refused")
+            else:
+                assignees.activate_version()
+        projects.remember_listed(retired=not held)
+        self.state_writer.write_state(self.state)
 
     def _credentials_rejected(self) -> CredentialsRejectedError:
         return CredentialsRejectedError(

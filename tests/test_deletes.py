@@ -56,7 +56,13 @@ def test_three_runs_full_then_deletes_edits_and_new_then_nothing(fake: FakeUsers
     warehouse = Warehouse()
     first = sync(fake, warehouse, None)
     assert_mirrors(warehouse, fake)
-    assert fake.requests_to(COUNT) == []  # a first run has nothing to compare with
+    # A first run is a full read: one count per project proves it complete before activation.
+    assert len(fake.requests_to(COUNT)) == len(fake.projects)
+    assert [m["stream"] for m in first.messages if m["type"] == "ACTIVATE_VERSION"] == [
+        "feedback",
+        "projects",
+        "project_assignees",
+    ]
 
     project_a, project_b, project_c = list(fake.projects)
     gone = [fake.feedback[project_a][3]["feedback_id"], fake.feedback[project_b][0]["feedback_id"]]

@@ -253,9 +253,11 @@ def test_has_more_on_the_last_page(scenario: FaultScenario) -> None:
 
 def test_credentials_revoked_mid_run(scenario: FaultScenario, sleeps: list[float]) -> None:
     fake = scenario.fake
-    fake.inject("call", skip=5, action=lambda: setattr(fake, "revoked", True))
+    # The listing, one count per project (a first run proves itself complete), project 1's
+    # three pages and project 2's first: then the key is revoked.
+    fake.inject("call", skip=8, action=lambda: setattr(fake, "revoked", True))
     played = scenario.play(
-        "credentials revoked mid-run (401 from the 6th request on)",
+        "credentials revoked mid-run (401 from the 9th request on)",
         group=ACCESS,
         fails=CredentialsRejectedError,
         message=rf"rejected the credentials \(401\) of JWT ID '{fake.jwt_id}'",
@@ -286,7 +288,7 @@ def deleted_on_its_second_page(fake: FakeUsersnap) -> tuple[str, set[str]]:
     first_page = ids_of(pages(fake, project_id)[0])
     fake.inject(
         "call",
-        match=f"POST /projects/{project_id}/",
+        match=f"POST /projects/{project_id}/feedbacks/filter$",
         skip=1,
         action=lambda: fake.remove_project(project_id),
     )

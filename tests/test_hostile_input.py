@@ -467,13 +467,14 @@ def test_a_page_malformed_forever_fails_the_cli_with_one_line(
 
 
 def feedback_state(**partitions: dict[str, t.Any]) -> dict[str, t.Any]:
-    """A state with one feedback partition per project id given."""
+    """A state with one feedback partition per project id given (rows at table version 1)."""
     return {
         "bookmarks": {
             "feedback": {
+                "table_version": 1,
                 "partitions": [
                     {"context": {"project_id": pid}, **values} for pid, values in partitions.items()
-                ]
+                ],
             }
         }
     }
@@ -856,13 +857,21 @@ def test_a_refused_assignees_endpoint_is_skipped_with_a_warning(
         (p["project_id"], u["user_id"]) for p in others for u in fake.assignees[p["api_key"]]
     }
     warnings = messages_at(caplog, logging.WARNING)
-    assert len(warnings) == 2, warnings
+    assert len(warnings) == 4, warnings
     assert warnings[0].startswith("Usersnap refused GET /v0.1/projects/")
     assert warnings[0].endswith(
         f"/assignees (403 FAULT: Forbidden); skipped the assignees of project "
         f"{refused['project_id']}, the rest of the run continues"
     )
-    assert warnings[1] == summary_line(skipped=0, altered=0, refused=1)
+    # The refused project's assignees were not re-sent: ACTIVATE_VERSION would retire them.
+    assert warnings[1] == (
+        "Deletions not applied to project_assignees, every row stays and the next run tries "
+        "again: an assignees endpoint was refused"
+    )
+    assert "ACTIVATE_VERSION" not in {
+        m["type"] for m in result.messages if m.get("stream") == "project_assignees"
+    }
+    assert warnings[2] == summary_line(skipped=0, altered=0, refused=1)
 
 
 def test_a_refused_projects_listing_fails_with_the_plan_message(fake: FakeUsersnap) -> None:
@@ -966,6 +975,16 @@ def test_a_refused_continuation_of_the_projects_listing_keeps_the_projects_liste
         f"Listing projects stopped after {len(fake.projects)}: Usersnap refused the next "
         "page's cursor (Usersnap rejected the page cursor of GET /v0.1/projects (400 FAULT: "
         "Bad Request); the item it names was probably deleted meanwhile); going on with the "
-        "projects listed"
+        "projects listed (no deletion is applied this run)",
+        # Even a first run: after a full refresh, the warehouse may hold a missing project.
+        "Deletions not applied to feedback, every row stays and the next run tries again: "
+        "the first read is not complete: the project listing stopped early, so a missing "
+        "project may exist",
+        "Deletions not applied to projects and project_assignees, every row stays and the "
+        "next run tries again: the project listing stopped early, so a missing project may "
+        "exist",
+        "Run summary: deletions held back for feedback, projects and project_assignees (a "
+        "warning above says why); nothing was removed from them",
     ]
+    assert [m for m in result.messages if m["type"] == "ACTIVATE_VERSION"] == []
     assert len(fake.requests_to("GET /projects$")) == 2
