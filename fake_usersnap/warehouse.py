@@ -1,9 +1,11 @@
-"""Tables that apply a tap's Singer messages the way SDK targets (target-postgres) do.
+"""Tables that apply a tap's Singer messages the way Singer SQL targets do.
 
 RECORD upserts on the stream's key and keeps the record's ``version`` as the row's table
-version; a RECORD with ``_sdc_deleted_at`` set removes its row; ACTIVATE_VERSION removes
-every row whose version is older than the message's or unset (target-postgres with
-``hard_delete``; by default it marks them ``_sdc_deleted_at`` instead: not live either).
+version; a RECORD with ``_sdc_deleted_at`` set removes its row. ACTIVATE_VERSION removes
+every row whose version is older than the message's; target-postgres also removes rows
+whose version is unset, the SDK's own SQL sink (target-snowflake, target-redshift) keeps
+them (``Warehouse(sdk_sink=True)``). With ``hard_delete`` the rows are deleted; by default
+they are marked ``_sdc_deleted_at``: not live either way.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ class Warehouse:
     """Every stream's table, fed message by message across runs."""
 
     tables: dict[str, Table] = dataclasses.field(default_factory=dict)
+    #: Retire only rows of an older version, never unset ones (``singer_sdk.sql.SQLSink``).
+    sdk_sink: bool = False
 
     def apply(self, messages: t.Iterable[dict[str, t.Any]]) -> None:
         """Apply one run's messages in order."""
@@ -40,7 +44,7 @@ class Warehouse:
             elif kind == "RECORD":
                 self._record(self.tables[message["stream"]], message)
             elif kind == "ACTIVATE_VERSION":
-                self._activate(self.tables[message["stream"]], message["version"])
+                self._activate(self.tables[message["stream"]], message["version"], self.sdk_sink)
 
     def ids(self, stream: str, key: str) -> set[t.Any]:
         """The live rows' values of ``key``."""
@@ -63,8 +67,8 @@ class Warehouse:
         table.versions[key] = message.get("version")
 
     @staticmethod
-    def _activate(table: Table, version: int) -> None:
+    def _activate(table: Table, version: int, sdk_sink: bool) -> None:
         for key, row_version in list(table.versions.items()):
-            if row_version is None or row_version < version:
+            if (not sdk_sink) if row_version is None else row_version < version:
                 del table.rows[key]
                 del table.versions[key]
