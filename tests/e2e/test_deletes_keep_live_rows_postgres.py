@@ -1,0 +1,115 @@
+"""Through real target-postgres: a short re-read or a raised start_date retires no live row.
+
+The tap runs in-process (so the fake can misbehave for one run); its output is piped into
+the target-postgres that ``meltano install`` put in its plugin venv (meltano.yml's pin).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import typing as t
+
+import pytest
+
+from fake_usersnap.singer_run import run_sync
+
+if t.TYPE_CHECKING:
+    from pathlib import Path
+
+    from fake_usersnap import FakeUsersnap
+    from fake_usersnap.pg_cluster import PostgresCluster
+
+pytestmark = pytest.mark.e2e
+
+
+class Pipeline:
+    """tap (in-process) | target-postgres, run after run, the state carried along."""
+
+    def __init__(
+        self, tmp_path: Path, fake: FakeUsersnap, sys_dir: Path, pg: PostgresCluster
+    ) -> None:
+        (self.target,) = sys_dir.glob("**/loaders/target-postgres/venv/bin/target-postgres")
+        self.fake, self.pg = fake, pg
+        self.target_config = tmp_path / "target.json"
+        self.target_config.write_text(
+            json.dumps(
+                {
+                    "host": pg.host,
+                    "port": pg.port,
+                    "user": pg.user,
+                    "password": pg.password,
+                    "database": pg.dbname,
+                    "default_target_schema": "usersnap",
+                }
+            )
+        )
+        self.state: dict[str, t.Any] | None = None
+
+    def run(self, **config: t.Any) -> list[str]:
+        """One run; the streams that got ACTIVATE_VERSION."""
+        result = run_sync(self.fake.config(concurrency=1, page_size=50, **config), self.state)
+        self.state = result.final_state
+        text = "".join(json.dumps(m) + "\n" for m in result.messages)
+        loaded = subprocess.run(
+            [str(self.target), "--config", str(self.target_config)],
+            input=text.encode(),
+            capture_output=True,
+            check=False,
+            timeout=300,
+        )
+        assert loaded.returncode == 0, loaded.stderr.decode()[-3000:]
+        return [m["stream"] for m in result.messages if m["type"] == "ACTIVATE_VERSION"]
+
+    def live_feedback(self) -> set[str]:
+        rows = self.pg.query(
+            "SELECT feedback_id FROM usersnap.feedback WHERE _sdc_deleted_at IS NULL"
+        )
+        return {row[0] for row in rows}
+
+
+def oldest_first(fake: FakeUsersnap, project_id: str) -> list[dict[str, t.Any]]:
+    return sorted(fake.feedback[project_id], key=lambda i: i["created_at"])
+
+
+def test_an_empty_re_read_page_retires_nothing_in_postgres(
+    tmp_path: Path, empty_fake: FakeUsersnap, meltano_sys_dir: Path, warehouse: PostgresCluster
+) -> None:
+    fake = empty_fake
+    fake.seed(projects=3, per_project=200)
+    pipeline = Pipeline(tmp_path, fake, meltano_sys_dir, warehouse)
+    pipeline.run()
+    assert pipeline.live_feedback() == fake.all_feedback_ids()
+    project_a, project_b, _ = list(fake.projects)
+    fake.delete_feedback(oldest_first(fake, project_a)[10]["feedback_id"])
+
+    def empty_page(envelope: dict, request: t.Any) -> dict:
+        if request.params.get("limit") != "1":  # the edit scan's one item is left alone
+            envelope["data"]["feedbacks"], envelope["data"]["has_more"] = [], False
+        return envelope
+
+    fake.inject("mangle", transform=empty_page, match=rf"/{project_b}/feedbacks/filter$", times=9)
+    assert "feedback" not in pipeline.run()
+    assert pipeline.live_feedback() >= fake.all_feedback_ids()  # 600 of 600 kept
+    fake.clear_faults()
+    assert "feedback" in pipeline.run()
+    assert pipeline.live_feedback() == fake.all_feedback_ids()  # 599: the deleted one went
+    pipeline.run()
+    assert pipeline.live_feedback() == fake.all_feedback_ids()
+
+
+def test_raising_start_date_then_putting_it_back_retires_nothing_in_postgres(
+    tmp_path: Path, empty_fake: FakeUsersnap, meltano_sys_dir: Path, warehouse: PostgresCluster
+) -> None:
+    fake = empty_fake
+    fake.seed(projects=3, per_project=200)
+    pipeline = Pipeline(tmp_path, fake, meltano_sys_dir, warehouse)
+    pipeline.run()
+    project_a = next(iter(fake.projects))
+    raised = oldest_first(fake, project_a)[90]["created_at"]
+    fake.delete_feedback(oldest_first(fake, project_a)[150]["feedback_id"])
+    pipeline.run(start_date=raised)
+    assert pipeline.live_feedback() == fake.all_feedback_ids()  # only the deleted one left
+    pipeline.run()
+    pipeline.run()
+    assert pipeline.live_feedback() == fake.all_feedback_ids()
