@@ -88,26 +88,34 @@ class RetryPolicy:
         """The server's ``Retry-After`` when it gave one, else exponential backoff."""
         if retry_after is None:
             return self.backoff_seconds(tries)
-        return min(max(retry_after, 0.0), self.max_retry_after_seconds)
+        return min(retry_after, self.max_retry_after_seconds)
 
 
 def parse_retry_after(value: str | None, *, now: dt.datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date."""
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date.
+
+    ``None`` (back off instead) unless it names a wait: zero, a negative number, ``nan``, a
+    date already past or text that is neither would have every try sent at once.
+    """
     if not value:
         return None
     value = value.strip()
+    seconds: float | None
     try:
-        return max(float(value), 0.0)
+        seconds = float(value)
     except ValueError:
-        pass
+        seconds = _seconds_until(value, now)
+    return seconds if seconds is not None and seconds > 0 else None  # nan > 0 is False
+
+
+def _seconds_until(http_date: str, now: dt.datetime | None) -> float | None:
     try:
-        when = email.utils.parsedate_to_datetime(value)
+        when = email.utils.parsedate_to_datetime(http_date)
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.timezone.utc)
-    now = now or dt.datetime.now(dt.timezone.utc)
-    return max((when - now).total_seconds(), 0.0)
+    return (when - (now or dt.datetime.now(dt.timezone.utc))).total_seconds()
 
 
 class RateLimitGate:
@@ -205,8 +213,16 @@ class Retrier:
             self._logger.warning(
                 "%s with Retry-After of %.0fs; capped at %.0fs", exc, exc.retry_after, wait
             )
-        else:
+        elif exc.retry_after is not None:
             self._logger.info("%s; waiting %.1fs as asked", exc, wait)
+        else:
+            said = exc.response.headers.get("Retry-After") if exc.response is not None else None
+            self._logger.info(
+                "%s; waiting %.1fs, the backoff (%s)",
+                exc,
+                wait,
+                f"Retry-After {said[:40]!r} names no wait" if said else "no Retry-After",
+            )
         return wait
 
     def _transient_wait(self, exc: Exception, tries: int) -> float:
