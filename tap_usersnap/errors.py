@@ -45,6 +45,10 @@ class MalformedResponseError(RetriableAPIError):
     """A 200 whose body is not the envelope the spec documents: a failed try, not "no items"."""
 
 
+class BodyTooLargeError(RetriableAPIError):
+    """An answer longer than the tap reads (decompressed): a failed try, never read in full."""
+
+
 class EndpointNotFoundError(UsersnapError):
     """A 404: the endpoint does not exist for this resource (e.g. a project's assignees)."""
 
