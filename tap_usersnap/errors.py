@@ -18,6 +18,10 @@ class CredentialsRejectedError(UsersnapError):
     """Usersnap refused the JWT even after re-signing it."""
 
 
+class OutputClosedError(UsersnapError):
+    """The target closed the tap's stdout (a broken pipe): nothing more can be delivered."""
+
+
 class ProjectNotFoundError(UsersnapError):
     """Usersnap does not know the project (deleted, or not visible to this key)."""
 
