@@ -68,6 +68,12 @@ class Handler(BaseHTTPRequestHandler):
         """Routed like every method: a route that does not take DELETE answers 405."""
         self._handle("DELETE")
 
+    @override
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The ``Date`` header, by the fake's clock (see ``clock_offset_seconds``)."""
+        now = time.time() + self.fake.clock_offset_seconds
+        return super().date_time_string(now if timestamp is None else timestamp)
+
     @property
     def fake(self) -> FakeUsersnap:
         """The fake whose data and faults this server answers from."""

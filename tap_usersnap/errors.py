@@ -44,6 +44,11 @@ class RateLimitedError(RetriableAPIError):
 class TokenRejectedError(RetriableAPIError):
     """A 401: re-sign the token once and try again."""
 
+    def __init__(self, message: str, response: requests.Response, hint: str | None = None) -> None:
+        super().__init__(message, response)
+        #: A likelier cause than the credentials (a clock far off), told if the 401 stays.
+        self.hint = hint
+
 
 class MalformedResponseError(RetriableAPIError):
     """A 200 whose body is not the envelope the spec documents: a failed try, not "no items"."""

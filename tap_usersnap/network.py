@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import requests
 import urllib3.exceptions
 from requests.adapters import HTTPAdapter
+from requests.models import DEFAULT_REDIRECT_LIMIT
 from typing_extensions import override
 
 from tap_usersnap.envelope import describe_request, loggable_path
@@ -178,6 +179,19 @@ def describe_connection_failure(exc: BaseException) -> str:
     if url.port:
         host = f"{host}:{url.port}"
     return f"Connection to {host} failed: {_root_cause(exc)}"
+
+
+def describe_redirect_loop(exc: requests.exceptions.TooManyRedirects) -> str:
+    """Redirects without end, and where the last one led (no query string)."""
+    response = exc.response
+    last = ""
+    if response is not None and response.url:
+        host = urlsplit(response.url).netloc.rpartition("@")[2]
+        last = f", the last to {host}{loggable_path(response.url)}"
+    return (
+        f"Usersnap's answers redirect in a loop (more than {DEFAULT_REDIRECT_LIMIT} "
+        f"redirects{last}); check api_url"
+    )
 
 
 def _root_cause(exc: BaseException) -> str:  # noqa: PLR0911 - one answer per cause

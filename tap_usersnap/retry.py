@@ -27,7 +27,7 @@ from tap_usersnap.errors import (
     TokenRejectedError,
     UsersnapError,
 )
-from tap_usersnap.network import describe_connection_failure
+from tap_usersnap.network import describe_connection_failure, describe_redirect_loop
 
 #: Failures worth another try; anything else ends the run.
 TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
@@ -192,17 +192,24 @@ class Retrier:
             except TokenRejectedError as exc:
                 tries["token"] += 1
                 if tries["token"] > 1:
-                    raise self._credentials_error() from exc
+                    raise self._rejected(exc) from exc
                 self._on_token_rejected()
                 wait = 0.0
             except RateLimitedError as exc:
                 tries["rate_limited"] += 1
                 self.gate.close_for(self._rate_limit_wait(exc, tries["rate_limited"]))
                 continue
+            except requests.exceptions.TooManyRedirects as exc:
+                raise UsersnapError(describe_redirect_loop(exc)) from None
             except TRANSIENT_ERRORS as exc:
                 tries["transient"] += 1
                 wait = self._transient_wait(exc, tries["transient"])
             self.clock.sleep(wait)
+
+    def _rejected(self, exc: TokenRejectedError) -> CredentialsRejectedError:
+        """The credentials failure, with a likelier cause when the answer suggests one."""
+        error = self._credentials_error()
+        return CredentialsRejectedError(f"{error}; {exc.hint}") if exc.hint else error
 
     def _rate_limit_wait(self, exc: RateLimitedError, tries: int) -> float:
         if tries > self.policy.max_rate_limited:
