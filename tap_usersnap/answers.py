@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import itertools
 import time
-import typing as t
 from http import HTTPStatus
 from urllib.parse import urlsplit
 
+import requests
 from singer_sdk.exceptions import RetriableAPIError
 
 from tap_usersnap.auth import CLOCK_SKEW_SECONDS
@@ -26,8 +27,8 @@ from tap_usersnap.errors import (
 )
 from tap_usersnap.retry import parse_retry_after
 
-if t.TYPE_CHECKING:
-    import requests
+#: Where ``requests`` decides whether a redirect drops the Authorization header.
+_STRIPS_AUTH = requests.sessions.SessionRedirectMixin()
 
 
 def check_answer(response: requests.Response) -> None:
@@ -77,12 +78,13 @@ def client_error(response: requests.Response) -> UsersnapError:
 
 
 def redirected_elsewhere(response: requests.Response) -> bool:
-    """The answer came, through a redirect, from another origin (host, port or scheme).
+    """The answer came through a redirect to another host (or port, or down to http).
 
-    ``requests`` does not send the Authorization header there, so a 401 from it says
+    ``requests`` did not send the Authorization header there, so a 401 from it says
     nothing about the credentials.
     """
-    return bool(response.history) and _origin(response.history[0].url) != _origin(response.url)
+    urls = [hop.url for hop in response.history] + [response.url]
+    return any(_STRIPS_AUTH.should_strip_auth(a, b) for a, b in itertools.pairwise(urls))
 
 
 def _redirected_elsewhere_text(response: requests.Response) -> str:

@@ -14,7 +14,8 @@ import requests
 import urllib3.exceptions
 
 from fake_usersnap.reliability import PAGE_SIZE, FaultScenario
-from tap_usersnap.errors import UsersnapError
+from tap_usersnap.answers import check_answer, redirected_elsewhere
+from tap_usersnap.errors import TokenRejectedError, UsersnapError
 from tap_usersnap.network import DeadlineAdapter, describe_connection_failure, new_session
 
 if t.TYPE_CHECKING:
@@ -135,3 +136,36 @@ def test_a_401_after_a_redirect_to_another_host_names_the_redirect(
     assert "rejected the credentials" not in played.first.stderr
     assert [r.token for r in elsewhere.requests] == [None]  # no token went there, no retry
     assert len(played.first.ids()) == 2 * PAGE_SIZE
+
+
+def redirected(*urls: str) -> requests.Response:
+    """A 401 reached through redirects along ``urls`` (the last answered)."""
+    hops = []
+    for url in urls:
+        hop = requests.Response()
+        hop.url = url
+        hop.request = requests.Request("GET", url).prepare()
+        hops.append(hop)
+    final = hops.pop()
+    final.status_code = 401
+    final.history = hops
+    return final
+
+
+@pytest.mark.parametrize(
+    ("urls", "elsewhere"),
+    [
+        (("http://api.test/v0.1/projects", "https://api.test/v0.1/projects"), False),
+        (("https://api.test/v0.1/projects", "https://api.test/v0.2/projects"), False),
+        (("https://api.test/v0.1/projects", "https://other.test/v0.1/projects"), True),
+        (("https://api.test/x", "https://api.test/y", "https://other.test:8443/z"), True),
+    ],
+)
+def test_a_401_is_from_another_host_only_when_the_token_was_not_sent_there(
+    urls: tuple[str, ...], elsewhere: bool
+) -> None:
+    response = redirected(*urls)
+    assert redirected_elsewhere(response) is elsewhere
+    if not elsewhere:
+        with pytest.raises(TokenRejectedError):
+            check_answer(response)
