@@ -20,10 +20,17 @@ A ``status`` fault's default body is an error envelope with errortype ``FAULT``;
 from __future__ import annotations
 
 import dataclasses
+import functools
+import gzip
+import itertools
 import time
 import typing as t
 
-FaultKind = t.Literal["status", "reset", "stall", "truncate", "raw", "call", "mangle", "trickle"]
+FaultKind = t.Literal[
+    "status", "reset", "stall", "truncate", "raw", "call", "mangle", "trickle", "gzip_bomb"
+]
+#: What one gzip member of a bomb inflates to; a bomb repeats it (gzip allows many members).
+BOMB_MEMBER_BYTES = 16 * 1024 * 1024
 
 
 @dataclasses.dataclass
@@ -65,6 +72,9 @@ class Fault:
       at once, the body one byte every ``seconds``: a client whose read timeout restarts
       with every byte waits for ever. It stops when the client hangs up
       (:attr:`RecordedRequest.hung_up`) or the fake stops;
+    - ``gzip_bomb``: answer 200 with ``Content-Encoding: gzip``, a body that inflates to
+      ``inflates_to`` bytes (the start of a page, then spaces), about a thousandth of that
+      on the wire, written as it goes (see :func:`gzip_bomb`);
     - ``call``: run ``action``, then answer normally;
     - ``mangle``: answer with ``transform`` applied to a successful real answer.
     """
@@ -79,3 +89,21 @@ class Fault:
     seconds: float = 0.0
     action: t.Callable[[], None] | None = None
     transform: Transform | None = None
+    inflates_to: int = 0
+
+
+def gzip_bomb(inflates_to: int) -> tuple[int, t.Iterator[bytes]]:
+    """The length on the wire and the chunks of a gzip body inflating to ``inflates_to``.
+
+    The start of a page, then members of spaces: a 2 GB bomb is about 2 MB, and the fake
+    never holds more than one member of it.
+    """
+    head = gzip.compress(b'{"status": true, "data": {"has_more": false, "feedbacks": [')
+    members = max(1, -(-inflates_to // BOMB_MEMBER_BYTES))
+    member = _spaces_member()
+    return len(head) + members * len(member), itertools.chain([head], [member] * members)
+
+
+@functools.cache
+def _spaces_member() -> bytes:
+    return gzip.compress(b" " * BOMB_MEMBER_BYTES, compresslevel=9)

@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 from typing_extensions import override
 
 from fake_usersnap import endpoints
-from fake_usersnap.faults import Fault, RecordedRequest
+from fake_usersnap.faults import Fault, RecordedRequest, gzip_bomb
 from fake_usersnap.protocol import API_PREFIX, ApiError, encode_json
 
 if t.TYPE_CHECKING:
@@ -68,6 +68,12 @@ class Handler(BaseHTTPRequestHandler):
         """Routed like every method: a route that does not take DELETE answers 405."""
         self._handle("DELETE")
 
+    @override
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The ``Date`` header, by the fake's clock (see ``clock_offset_seconds``)."""
+        now = time.time() + self.fake.clock_offset_seconds
+        return super().date_time_string(now if timestamp is None else timestamp)
+
     @property
     def fake(self) -> FakeUsersnap:
         """The fake whose data and faults this server answers from."""
@@ -117,7 +123,7 @@ class Handler(BaseHTTPRequestHandler):
         answer = payload if isinstance(payload, bytes) else encode_json(payload)
         self._send_bytes(200, answer, record, pace)
 
-    def _serve_fault(self, fault: Fault, record: RecordedRequest) -> bool:
+    def _serve_fault(self, fault: Fault, record: RecordedRequest) -> bool:  # noqa: PLR0911 - one per kind
         """Serve a fault; False means "then answer normally" (stall, call, mangle, trickle)."""
         if fault.kind == "stall":
             time.sleep(fault.seconds)
@@ -128,6 +134,9 @@ class Handler(BaseHTTPRequestHandler):
             return False
         if fault.kind in {"mangle", "trickle"}:
             return False
+        if fault.kind == "gzip_bomb":
+            self._send_gzip_bomb(fault.inflates_to, record)
+            return True
         if fault.kind == "reset":
             record.status = -1
             self.close_connection = True
@@ -173,6 +182,22 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
         else:
             self._trickle(body, pace, record)
+
+    def _send_gzip_bomb(self, inflates_to: int, record: RecordedRequest) -> None:
+        """A 200 whose gzip body inflates to ``inflates_to`` bytes, until the client hangs up."""
+        length, chunks = gzip_bomb(inflates_to)
+        record.status = 200
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Encoding", "gzip")
+        self.send_header("Content-Length", str(length))
+        self.end_headers()
+        try:
+            for chunk in chunks:
+                self.wfile.write(chunk)
+        except ConnectionError:
+            record.hung_up = True
+            self.close_connection = True
 
     def _trickle(self, body: bytes, pace: float, record: RecordedRequest) -> None:
         """Send a byte, wait ``pace`` s, repeat: until done, the client hangs up, or stop()."""

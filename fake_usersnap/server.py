@@ -41,6 +41,9 @@ class FakeUsersnap:
         self.latency_seconds = 0.0
         self.rest_api_enabled = True
         self.revoked = False
+        #: How far the fake's clock is from the real one (negative: behind): it checks a
+        #: token's iat and exp, and writes its Date header, by that clock.
+        self.clock_offset_seconds = 0.0
         self.projects_page_limit = DEFAULT_LIMIT
         self._lock = threading.RLock()
         self._server: QuietServer | None = None
@@ -346,10 +349,14 @@ class FakeUsersnap:
                 token,
                 self.jwt_secret,
                 algorithms=["HS256"],
-                options={"require": ["exp", "iat"]},
+                options={"require": ["exp", "iat"], "verify_exp": False, "verify_iat": False},
             )
         except jwt.PyJWTError as exc:
             raise ApiError(401, "Authorization failed", "WRONG_AUTH") from exc
+        now = time.time() + self.clock_offset_seconds  # checked by the fake's own clock
+        iat, exp = claims["iat"], claims["exp"]
+        if not (isinstance(iat, int | float) and isinstance(exp, int | float) and iat <= now < exp):
+            raise ApiError(401, "Authorization failed: token not valid now", "WRONG_AUTH")
         if not self.rest_api_enabled:
             raise ApiError(403, "REST API is not enabled for this plan", "FORBIDDEN")
         if self.cache_verified_tokens:

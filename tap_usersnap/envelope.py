@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import typing as t
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import msgspec
 from singer_sdk.exceptions import RetriableAPIError
@@ -24,6 +25,7 @@ MAX_BODY_DEPTH = 96
 TOO_DEEP = "[removed by tap-usersnap: nested too deep to store]"
 _API_KEY_IN_PATH = re.compile(r"(/projects/)[^/]+(/assignees)$")
 _TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+LOGGER = logging.getLogger("tap-usersnap")
 
 
 def read_envelope(response: requests.Response) -> dict[str, t.Any]:
@@ -40,11 +42,14 @@ def read_envelope(response: requests.Response) -> dict[str, t.Any]:
     if cached is not None:
         return t.cast("dict[str, t.Any]", cached)
     try:
-        envelope = msgspec.json.decode(response.content)
-    except msgspec.DecodeError:
-        envelope = _decode_leniently(response.content)
-    except RecursionError:  # a visitor's custom_data nested thousands deep
-        envelope = _decode_leniently(cut_deep_values(response.content))
+        envelope = _decode(response.content)
+    except UnicodeDecodeError:  # one bad byte must not cost the page, nor stop every run
+        LOGGER.warning(
+            "Usersnap answered %s with bytes that are not UTF-8; each was read as U+FFFD "
+            "(the replacement character) and the page kept",
+            describe_page(response),
+        )
+        envelope = _decode(response.content.decode("utf-8", "replace").encode())
     if not isinstance(envelope, dict):
         kind = response.headers.get("Content-Type", "unknown content type")
         msg = (
@@ -56,6 +61,20 @@ def read_envelope(response: requests.Response) -> dict[str, t.Any]:
     return envelope
 
 
+def _decode(content: bytes) -> t.Any:
+    """Msgspec's reading, else the standard library's; ``None`` if the body is not JSON.
+
+    Raises:
+        UnicodeDecodeError: The body is not UTF-8.
+    """
+    try:
+        return msgspec.json.decode(content)
+    except msgspec.DecodeError:
+        return _decode_leniently(content)
+    except RecursionError:  # a visitor's custom_data nested thousands deep
+        return _decode_leniently(cut_deep_values(content))
+
+
 def _decode_leniently(content: bytes) -> t.Any:
     r"""The standard library's reading, which also takes what msgspec refuses.
 
@@ -65,6 +84,8 @@ def _decode_leniently(content: bytes) -> t.Any:
     """
     try:
         return json.loads(content)
+    except UnicodeDecodeError:
+        raise
     except ValueError:
         return None
 
@@ -124,6 +145,12 @@ def describe_request(response: requests.Response) -> str:
     """``METHOD /path`` of the request behind a response: no query, no body, no token."""
     request = response.request
     return f"{request.method} {loggable_path(request.url or response.url or '')}"
+
+
+def describe_page(response: requests.Response) -> str:
+    """``METHOD /path`` and which page: the first, or the one after the cursor it names."""
+    after = parse_qs(urlsplit(response.request.url or "").query).get("after")
+    return f"{describe_request(response)} ({f'page after {after[-1]}' if after else 'first page'})"
 
 
 def loggable_path(url: str) -> str:

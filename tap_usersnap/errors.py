@@ -18,6 +18,10 @@ class CredentialsRejectedError(UsersnapError):
     """Usersnap refused the JWT even after re-signing it."""
 
 
+class OutputClosedError(UsersnapError):
+    """The target closed the tap's stdout (a broken pipe): nothing more can be delivered."""
+
+
 class ProjectNotFoundError(UsersnapError):
     """Usersnap does not know the project (deleted, or not visible to this key)."""
 
@@ -40,9 +44,18 @@ class RateLimitedError(RetriableAPIError):
 class TokenRejectedError(RetriableAPIError):
     """A 401: re-sign the token once and try again."""
 
+    def __init__(self, message: str, response: requests.Response, hint: str | None = None) -> None:
+        super().__init__(message, response)
+        #: A likelier cause than the credentials (a clock far off), told if the 401 stays.
+        self.hint = hint
+
 
 class MalformedResponseError(RetriableAPIError):
     """A 200 whose body is not the envelope the spec documents: a failed try, not "no items"."""
+
+
+class BodyTooLargeError(RetriableAPIError):
+    """An answer longer than the tap reads (decompressed): a failed try, never read in full."""
 
 
 class EndpointNotFoundError(UsersnapError):

@@ -21,12 +21,19 @@ from urllib.parse import urlsplit
 import requests
 import urllib3.exceptions
 from requests.adapters import HTTPAdapter
+from requests.models import DEFAULT_REDIRECT_LIMIT
 from typing_extensions import override
 
-from tap_usersnap.envelope import loggable_path
+from tap_usersnap.envelope import describe_request, loggable_path
+from tap_usersnap.errors import BodyTooLargeError
 
 #: Seconds to wait for a connection.
 CONNECT_TIMEOUT_SECONDS = 10.0
+#: Longest body of one answer, decompressed: a page of 100 items is well under 1 MB, and a
+#: gzip body of 1 MB can inflate to 1 GB.
+MAX_BODY_BYTES = 64 * 1024 * 1024
+#: Bytes read (decompressed) at a time, so the limit is checked as the body inflates.
+_CHUNK_BYTES = 64 * 1024
 
 
 class _Watch:
@@ -85,11 +92,16 @@ WATCHDOG = Watchdog()
 
 
 class DeadlineAdapter(HTTPAdapter):
-    """An adapter whose every answer must arrive in full within ``total_seconds``."""
+    """An adapter whose every answer must arrive in full within ``total_seconds``.
 
-    def __init__(self, total_seconds: float) -> None:
+    Its body, decompressed, may be at most ``max_body_bytes`` long: it is read in chunks
+    and the try fails at the limit, so a compressed bomb never inflates in memory.
+    """
+
+    def __init__(self, total_seconds: float, max_body_bytes: int = MAX_BODY_BYTES) -> None:
         super().__init__()
         self.total_seconds = total_seconds
+        self.max_body_bytes = max_body_bytes
 
     @override
     def send(  # type: ignore[override]
@@ -102,11 +114,13 @@ class DeadlineAdapter(HTTPAdapter):
             return response
         sock = getattr(getattr(response.raw, "connection", None), "sock", None)
         if sock is None:  # nothing left to read from a socket
-            _ = response.content
+            self._read_body(response)
             return response
         watch = WATCHDOG.watch(sock, deadline)
         try:
-            _ = response.content
+            self._read_body(response)
+        except BodyTooLargeError:
+            raise
         except requests.exceptions.RequestException as exc:
             if watch.fired:
                 raise self._too_slow(request) from exc
@@ -116,6 +130,24 @@ class DeadlineAdapter(HTTPAdapter):
         if watch.fired:  # the shutdown raced the last bytes
             raise self._too_slow(request)
         return response
+
+    def _read_body(self, response: requests.Response) -> None:
+        """``response.content``, read in chunks; past the limit, the try fails."""
+        body = bytearray()
+        for chunk in response.iter_content(_CHUNK_BYTES):
+            body += chunk
+            if len(body) > self.max_body_bytes:
+                response.close()  # the rest is never read
+                raise BodyTooLargeError(self._too_large(response), response)
+        response._content = bytes(body)  # what ``response.content`` returns from now on
+
+    def _too_large(self, response: requests.Response) -> str:
+        encoding = response.headers.get("Content-Encoding")
+        inflated = f" once decompressed ({encoding[:20]})" if encoding else ""
+        return (
+            f"Usersnap's answer to {describe_request(response)} is larger than "
+            f"{self.max_body_bytes / 2**20:g} MB{inflated}, the most the tap reads of one answer"
+        )
 
     def _too_slow(self, request: requests.PreparedRequest) -> requests.exceptions.ReadTimeout:
         path = loggable_path(request.url or "")
@@ -147,6 +179,19 @@ def describe_connection_failure(exc: BaseException) -> str:
     if url.port:
         host = f"{host}:{url.port}"
     return f"Connection to {host} failed: {_root_cause(exc)}"
+
+
+def describe_redirect_loop(exc: requests.exceptions.TooManyRedirects) -> str:
+    """Redirects without end, and where the last one led (no query string)."""
+    response = exc.response
+    last = ""
+    if response is not None and response.url:
+        host = urlsplit(response.url).netloc.rpartition("@")[2]
+        last = f", the last to {host}{loggable_path(response.url)}"
+    return (
+        f"Usersnap's answers redirect in a loop (more than {DEFAULT_REDIRECT_LIMIT} "
+        f"redirects{last}); check api_url"
+    )
 
 
 def _root_cause(exc: BaseException) -> str:  # noqa: PLR0911 - one answer per cause

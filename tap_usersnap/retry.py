@@ -27,7 +27,7 @@ from tap_usersnap.errors import (
     TokenRejectedError,
     UsersnapError,
 )
-from tap_usersnap.network import describe_connection_failure
+from tap_usersnap.network import describe_connection_failure, describe_redirect_loop
 
 #: Failures worth another try; anything else ends the run.
 TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
@@ -88,26 +88,34 @@ class RetryPolicy:
         """The server's ``Retry-After`` when it gave one, else exponential backoff."""
         if retry_after is None:
             return self.backoff_seconds(tries)
-        return min(max(retry_after, 0.0), self.max_retry_after_seconds)
+        return min(retry_after, self.max_retry_after_seconds)
 
 
 def parse_retry_after(value: str | None, *, now: dt.datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date."""
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date.
+
+    ``None`` (back off instead) unless it names a wait: zero, a negative number, ``nan``, a
+    date already past or text that is neither would have every try sent at once.
+    """
     if not value:
         return None
     value = value.strip()
+    seconds: float | None
     try:
-        return max(float(value), 0.0)
+        seconds = float(value)
     except ValueError:
-        pass
+        seconds = _seconds_until(value, now)
+    return seconds if seconds is not None and seconds > 0 else None  # nan > 0 is False
+
+
+def _seconds_until(http_date: str, now: dt.datetime | None) -> float | None:
     try:
-        when = email.utils.parsedate_to_datetime(value)
+        when = email.utils.parsedate_to_datetime(http_date)
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.timezone.utc)
-    now = now or dt.datetime.now(dt.timezone.utc)
-    return max((when - now).total_seconds(), 0.0)
+    return (when - (now or dt.datetime.now(dt.timezone.utc))).total_seconds()
 
 
 class RateLimitGate:
@@ -184,17 +192,24 @@ class Retrier:
             except TokenRejectedError as exc:
                 tries["token"] += 1
                 if tries["token"] > 1:
-                    raise self._credentials_error() from exc
+                    raise self._rejected(exc) from exc
                 self._on_token_rejected()
                 wait = 0.0
             except RateLimitedError as exc:
                 tries["rate_limited"] += 1
                 self.gate.close_for(self._rate_limit_wait(exc, tries["rate_limited"]))
                 continue
+            except requests.exceptions.TooManyRedirects as exc:
+                raise UsersnapError(describe_redirect_loop(exc)) from None
             except TRANSIENT_ERRORS as exc:
                 tries["transient"] += 1
                 wait = self._transient_wait(exc, tries["transient"])
             self.clock.sleep(wait)
+
+    def _rejected(self, exc: TokenRejectedError) -> CredentialsRejectedError:
+        """The credentials failure, with a likelier cause when the answer suggests one."""
+        error = self._credentials_error()
+        return CredentialsRejectedError(f"{error}; {exc.hint}") if exc.hint else error
 
     def _rate_limit_wait(self, exc: RateLimitedError, tries: int) -> float:
         if tries > self.policy.max_rate_limited:
@@ -205,8 +220,16 @@ class Retrier:
             self._logger.warning(
                 "%s with Retry-After of %.0fs; capped at %.0fs", exc, exc.retry_after, wait
             )
-        else:
+        elif exc.retry_after is not None:
             self._logger.info("%s; waiting %.1fs as asked", exc, wait)
+        else:
+            said = exc.response.headers.get("Retry-After") if exc.response is not None else None
+            self._logger.info(
+                "%s; waiting %.1fs, the backoff (%s)",
+                exc,
+                wait,
+                f"Retry-After {said[:40]!r} names no wait" if said else "no Retry-After",
+            )
         return wait
 
     def _transient_wait(self, exc: Exception, tries: int) -> float:

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import logging
 import typing as t
 
 from singer_sdk import typing as th
 from singer_sdk.plugin_base import JSONSchemaValidator
 
 from tap_usersnap.scope import BACKFILL_WINDOW_PATTERN
-from tap_usersnap.timestamps import is_timestamp
+from tap_usersnap.timestamps import is_timestamp, parse_timestamp
 
 DEFAULT_API_URL = "https://platform.usersnap.com/v0.1"
+#: How far ahead a start_date may be (clocks and time zones differ) before it is refused.
+START_DATE_TOLERANCE = dt.timedelta(days=1)
+LOGGER = logging.getLogger("tap-usersnap")
 
 SETTINGS = th.PropertiesList(
     th.Property(
@@ -122,6 +127,7 @@ def config_problems(config: dict[str, t.Any], schema: dict[str, t.Any]) -> list[
     """
     properties = schema.get("properties", {})
     _read_numbers(config, properties)
+    _strip_credentials(config)
     problems = []
     for error in JSONSchemaValidator(schema).iter_errors(config):
         name = str(error.path[0]) if error.path else None
@@ -133,13 +139,8 @@ def config_problems(config: dict[str, t.Any], schema: dict[str, t.Any]) -> list[
             )
         else:
             problems.append(f"{error.message} in config{where}" if where else error.message)
-    start_date = config.get("start_date")
-    if start_date is not None and not is_timestamp(start_date):
-        problems.append(
-            f"start_date {start_date!r} is not an ISO 8601 date-time "
-            "(e.g. 2024-01-31T00:00:00Z) in config['start_date']"
-        )
-    if start_date is not None and config.get("backfill_window"):
+    problems += _start_date_problems(config.get("start_date"))
+    if config.get("start_date") is not None and config.get("backfill_window"):
         problems.append(
             "start_date and backfill_window are both set; set one of them (each says where "
             "the first run starts)"
@@ -150,6 +151,39 @@ def config_problems(config: dict[str, t.Any], schema: dict[str, t.Any]) -> list[
             "could run ahead of records a target has not loaded); remove the batch_config setting"
         )
     return problems
+
+
+def _start_date_problems(start_date: t.Any) -> list[str]:
+    """A start_date that is no date-time, or so far ahead that no feedback can match yet."""
+    if start_date is None:
+        return []
+    if not is_timestamp(start_date):
+        return [
+            f"start_date {start_date!r} is not an ISO 8601 date-time "
+            "(e.g. 2024-01-31T00:00:00Z) in config['start_date']"
+        ]
+    if parse_timestamp(start_date) > dt.datetime.now(dt.timezone.utc) + START_DATE_TOLERANCE:
+        return [
+            f"start_date {start_date!r} is more than a day in the future, so no feedback "
+            "could be read; in config['start_date']"
+        ]
+    return []
+
+
+def _strip_credentials(config: dict[str, t.Any]) -> None:
+    """Whitespace around jwt_id or jwt_secret (a newline from a file) is removed, with a warning.
+
+    Usersnap's keys never hold any; left in, it fails as a bare 401. The value is not logged.
+    """
+    for name in ("jwt_id", "jwt_secret"):
+        value = config.get(name)
+        if isinstance(value, str) and value.strip() and value.strip() != value:
+            config[name] = value.strip()
+            LOGGER.warning(
+                "The %s setting had leading or trailing whitespace (a newline from a file?); "
+                "it was removed (the value is not shown)",
+                name,
+            )
 
 
 def unique(values: t.Iterable[str]) -> list[str]:

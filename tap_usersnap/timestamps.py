@@ -49,16 +49,20 @@ def is_canonical(value: t.Any) -> bool:
 
 
 def format_timestamp(moment: dt.datetime) -> str:
-    """A datetime in the bookmark format."""
-    return moment.astimezone(dt.timezone.utc).strftime(TIMESTAMP_FORMAT)
+    """A datetime in the bookmark format, the year in 4 digits (``strftime`` drops zeros)."""
+    utc = moment.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return utc.isoformat(timespec="microseconds") + "Z"
 
 
 def is_timestamp(value: t.Any) -> t.TypeGuard[str]:
-    """An ISO 8601 timestamp (any form :func:`parse_timestamp` reads)."""
+    """An ISO 8601 timestamp (any form :func:`parse_timestamp` reads) that UTC can hold.
+
+    ``0001-01-01T00:00:00+01:00`` is before year 1 in UTC: no bookmark can name it.
+    """
     if not isinstance(value, str):
         return False
     try:
-        parse_timestamp(value)
-    except ValueError:
+        parse_timestamp(value).astimezone(dt.timezone.utc)
+    except (ValueError, OverflowError):
         return False
     return True

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
 
 from singer_sdk.contrib.msgspec import MsgSpecWriter, enc_hook, serialize_jsonl
 from singer_sdk.singerlib import RecordMessage, StateMessage
 from singer_sdk.singerlib.encoding.simple import Message
 from typing_extensions import override
+
+from tap_usersnap.errors import OutputClosedError
 
 
 class BufferedMsgSpecWriter(MsgSpecWriter):
@@ -36,8 +40,31 @@ class BufferedMsgSpecWriter(MsgSpecWriter):
 
     @override
     def write_message(self, message: Message) -> None:
-        """Buffer records; flush the rest."""
+        """Buffer records; flush the rest. A target that stops reading ends the run in one line.
+
+        Raises:
+            OutputClosedError: stdout is a pipe whose reader has gone.
+        """
         out = sys.stdout.buffer
-        out.write(self.format_message(message))
-        if not isinstance(message, RecordMessage):
-            out.flush()
+        try:
+            out.write(self.format_message(message))
+            if not isinstance(message, RecordMessage):
+                out.flush()
+        except BrokenPipeError:
+            _discard_stdout()
+            raise OutputClosedError(BROKEN_PIPE) from None
+
+
+#: The one line a run ends with when its target stops reading.
+BROKEN_PIPE = (
+    "The target stopped reading the tap's output (broken pipe): it exited or closed its "
+    "input, see its own log; the next run resumes from the last STATE it received"
+)
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null: what is still buffered must not fail again at exit."""
+    with contextlib.suppress(OSError, ValueError):  # not a file descriptor (tests)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)

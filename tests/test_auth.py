@@ -1,4 +1,5 @@
-"""The JWT authenticator: claims, caching, re-signing, and what the fake API accepts."""
+"""The JWT authenticator: claims, caching, re-signing, what the fake API accepts, and a
+401 from a server whose clock is far from ours."""
 
 from __future__ import annotations
 
@@ -7,12 +8,17 @@ import pytest
 import requests
 
 from fake_usersnap import ApiError, FakeUsersnap
+from fake_usersnap.reliability import FaultScenario
+from tap_usersnap.answers import clock_skew_hint
 from tap_usersnap.auth import (
     CLOCK_SKEW_SECONDS,
     REFRESH_MARGIN_SECONDS,
     TOKEN_LIFETIME_SECONDS,
     UsersnapJWTAuthenticator,
 )
+from tap_usersnap.errors import CredentialsRejectedError
+
+ACCESS = "credentials and projects"
 
 SECRET = "s3cr3t-" + "x" * 64
 
@@ -101,3 +107,69 @@ def test_fake_accepts_our_token_and_rejects_wrong_ones() -> None:
         with pytest.raises(ApiError) as caught:
             fake.authenticate(f"Bearer {token}")
         assert caught.value.status == 401
+
+
+# ---------------------------------------------------------------- clocks that disagree
+
+
+def rejected_by_clock(fake: FakeUsersnap, seconds: int, side: str, looks: str) -> str:
+    """The 401 line; the Date header counts whole seconds, so the skew is told to one."""
+    return (
+        rf"^Usersnap rejected the credentials \(401\) of JWT ID '{fake.jwt_id}': check the "
+        r"jwt_id and jwt_secret settings; .*\(Settings > API\); but the server's clock \(its "
+        rf"Date header\) is ({seconds - 1}|{seconds}|{seconds + 1}) s {side} this machine's, "
+        rf"so the token looks {looks} there: set this machine's clock right \(NTP\)$"
+    )
+
+
+def test_a_server_clock_a_little_behind_accepts_the_token(scenario: FaultScenario) -> None:
+    scenario.fake.clock_offset_seconds = -(CLOCK_SKEW_SECONDS - 10)
+    scenario.play("server clock 20 s behind", group=ACCESS)
+    assert {r.status for r in scenario.fake.requests} == {200}
+
+
+@pytest.mark.parametrize(
+    ("offset", "side", "looks"),
+    [(-45, "behind", "issued in the future"), (400, "ahead of", "expired")],
+)
+def test_a_server_clock_far_off_is_named_in_the_401_line(
+    scenario: FaultScenario, sleeps: list[float], offset: int, side: str, looks: str
+) -> None:
+    fake = scenario.fake
+    fake.clock_offset_seconds = offset
+    scenario.play(
+        f"server clock {abs(offset)} s {side} (401)",
+        group=ACCESS,
+        fails=CredentialsRejectedError,
+        message=rejected_by_clock(fake, abs(offset), side, looks),
+        recover=lambda: setattr(fake, "clock_offset_seconds", 0.0),
+    )
+    assert sleeps == [0.0]  # one re-signed try, then the clear failure
+
+
+def test_a_server_clock_far_off_through_the_cli(scenario: FaultScenario) -> None:
+    fake = scenario.fake
+    fake.clock_offset_seconds = -45
+    played = scenario.play(
+        "server clock 45 s behind, CLI",
+        group=ACCESS,
+        fails=CredentialsRejectedError,
+        message=rejected_by_clock(fake, 45, "behind", "issued in the future").replace(
+            "^", r"\| ", 1
+        ),
+        recover=lambda: setattr(fake, "clock_offset_seconds", 0.0),
+        cli=True,
+    )
+    assert played.first.returncode == 1
+    errors = [line for line in played.first.stderr.splitlines() if "ERROR" in line]
+    assert len(errors) == 1, errors
+
+
+@pytest.mark.parametrize("date", [None, "", "yesterday", "Thu, 01 Jan 1970 00:00:00 GMT"])
+def test_a_401_without_a_usable_date_or_with_a_close_one(date: str | None) -> None:
+    response = requests.Response()
+    if date is not None:
+        response.headers["Date"] = date
+    now = 0.0 if date and "1970" in date else 1_700_000_000.0
+    hint = clock_skew_hint(response, now=now + CLOCK_SKEW_SECONDS)
+    assert hint is None

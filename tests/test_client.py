@@ -67,14 +67,14 @@ def test_unknown_project_id_is_named_and_the_other_projects_still_sync(
 
 @pytest.mark.parametrize(
     ("header", "expected"),
-    [("3", 3.0), ("0", 0.0), ("-5", 0.0), ("2.5", 2.5), (None, None), ("soon", None)],
+    [("3", 3.0), ("0", None), ("-5", None), ("2.5", 2.5), (None, None), ("soon", None)],
 )
 def test_parse_retry_after_seconds(header: str | None, expected: float | None) -> None:
     assert parse_retry_after(header) == expected
 
 
-def test_parse_retry_after_http_date_in_the_past_is_zero() -> None:
-    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
+def test_parse_retry_after_http_date_in_the_past_names_no_wait() -> None:
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") is None  # back off instead
 
 
 def test_rate_limit_gate_pauses_everyone_and_never_shortens(fake_clock: FakeClock) -> None:

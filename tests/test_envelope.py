@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
+import typing as t
 
 import msgspec
 import pytest
 import requests
 
+from fake_usersnap.protocol import encode_json
+from fake_usersnap.reliability import BAD_INPUT, FaultScenario
 from tap_usersnap.envelope import (
     MAX_BODY_DEPTH,
     TOO_DEEP,
@@ -17,6 +21,11 @@ from tap_usersnap.envelope import (
     read_envelope,
 )
 from tap_usersnap.errors import MalformedResponseError
+
+if t.TYPE_CHECKING:
+    from fake_usersnap import RecordedRequest
+
+FILTER = r"POST .*/filter$"
 
 
 def answer(body: bytes) -> requests.Response:
@@ -77,3 +86,40 @@ def test_a_projects_api_key_never_reaches_a_log_line() -> None:
     assert loggable_path("https://h/v0.1/projects/p1/feedbacks/filter") == (
         "/v0.1/projects/p1/feedbacks/filter"
     )
+
+
+def test_a_byte_that_is_not_utf8_costs_nothing_but_that_character(
+    scenario: FaultScenario,
+) -> None:
+    fake = scenario.fake
+    project_id = next(iter(fake.projects))
+    marker = b'"text_value": "'
+
+    def break_one_byte(envelope: dict, request: RecordedRequest) -> bytes:
+        body = encode_json(envelope)
+        at = body.index(marker) + len(marker)
+        return body[:at] + b"\xff" + body[at:]
+
+    fake.inject("mangle", match=FILTER, skip=1, transform=break_one_byte)
+    played = scenario.play("a byte that is not UTF-8 in a page", group=BAD_INPUT)
+
+    replaced = [
+        (r["feedback_id"], answer["text_value"])
+        for r in played.first.records("feedback")
+        for answer in r["ordered_inputs"] or []
+        if "\ufffd" in (answer.get("text_value") or "")
+    ]
+    assert len(replaced) == 1
+    feedback_id, text = replaced[0]
+    original = next(i for i in fake.feedback[project_id] if i["feedback_id"] == feedback_id)
+    assert text == "\ufffd" + next(
+        a["text_value"] for a in original["ordered_inputs"] if a.get("text_value")
+    )
+    cursor = fake.requests_to(FILTER)[1].params["after"]
+    warnings = [r.getMessage() for r in scenario.caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        f"Usersnap answered POST /v0.1/projects/{project_id}/feedbacks/filter (page after "
+        f"{cursor}) with bytes that are not UTF-8; each was read as U+FFFD (the replacement "
+        "character) and the page kept"
+    ]
+    assert "Traceback" not in played.logs

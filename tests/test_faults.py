@@ -75,6 +75,31 @@ def test_429_without_retry_after_backs_off(scenario: FaultScenario, sleeps: list
     assert sleeps[0] < sleeps[1] < sleeps[2] <= 4
 
 
+@pytest.mark.parametrize(
+    ("retry_after", "said"),
+    [
+        ("0", "Retry-After '0' names no wait"),
+        ("-5", "Retry-After '-5' names no wait"),
+        ("nan", "Retry-After 'nan' names no wait"),
+        ("Sat, 01 Jan 2000 00:00:00 GMT", "Retry-After 'Sat, 01 Jan 2000 00:00:00 GMT' names"),
+        ("soon", "Retry-After 'soon' names no wait"),
+    ],
+)
+def test_a_retry_after_that_names_no_wait_falls_back_to_the_backoff(
+    scenario: FaultScenario, sleeps: list[float], retry_after: str, said: str
+) -> None:
+    scenario.fake.inject(
+        "status", status=429, headers={"Retry-After": retry_after}, match=FILTER, times=3
+    )
+    played = scenario.play(f"429 x3 with Retry-After: {retry_after}", group=RATE)
+    assert len(sleeps) == 3
+    assert 0.8 <= sleeps[0] < sleeps[1] < sleeps[2] <= 4  # the backoff, not 0 or nan
+    waits = [line for line in played.logs.splitlines() if "(429); waiting" in line]
+    assert len(waits) == 3, played.logs
+    assert all(", the backoff (" in line and said in line for line in waits), waits
+    assert "as asked" not in played.logs
+
+
 def test_absurd_retry_after_is_capped_with_a_clear_log_line(
     scenario: FaultScenario, sleeps: list[float]
 ) -> None:
@@ -512,7 +537,7 @@ def test_a_server_that_never_recovers_ends_the_run_within_bounds(  # noqa: PLR09
 def test_a_server_that_never_recovers_through_the_cli(scenario: FaultScenario) -> None:
     fake = scenario.fake
     fake.inject(
-        "status", status=429, headers={"Retry-After": "0"}, match=FILTER, skip=4, times=FOREVER
+        "status", status=429, headers={"Retry-After": "0.05"}, match=FILTER, skip=4, times=FOREVER
     )
     played = scenario.play(
         "429 forever, CLI (exits 1, never hangs)",

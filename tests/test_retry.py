@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import typing as t
 
@@ -14,7 +15,7 @@ from tap_usersnap.errors import (
     TokenRejectedError,
     UsersnapError,
 )
-from tap_usersnap.retry import Retrier, RetryPolicy
+from tap_usersnap.retry import Retrier, RetryPolicy, parse_retry_after
 from tests.conftest import FakeClock
 
 
@@ -76,3 +77,42 @@ def test_one_429_pauses_every_later_request_of_the_run(fake_clock: FakeClock) ->
     fake_clock.now -= 10  # another thread's request 20 s into the pause
     shared.call(failing())
     assert fake_clock.waits == [30, 10]
+
+
+NOW = dt.datetime(2024, 6, 1, 12, 0, tzinfo=dt.timezone.utc)
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("7", 7.0),
+        (" 2.5 ", 2.5),
+        ("Sat, 01 Jun 2024 12:00:30 GMT", 30.0),
+        ("inf", float("inf")),  # capped by the policy
+        ("0", None),
+        ("-5", None),
+        ("nan", None),
+        ("-inf", None),
+        ("Sat, 01 Jun 2024 11:59:00 GMT", None),
+        ("Sat, 01 Jun 2024 12:00:00 GMT", None),
+        ("soon", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_retry_after_is_a_wait_only_when_it_names_one(
+    value: str | None, seconds: float | None
+) -> None:
+    assert parse_retry_after(value, now=NOW) == seconds
+
+
+def test_a_429_without_a_usable_retry_after_backs_off(
+    fake_clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    assert retrier(fake_clock).call(failing(rate_limited(None), rate_limited(None))) == "ok"
+    assert 0.8 <= fake_clock.waits[0] <= 1.0
+    assert 1.6 <= fake_clock.waits[1] <= 2.0
+    assert [r.getMessage() for r in caplog.records] == [
+        f"429; waiting {wait:.1f}s, the backoff (no Retry-After)" for wait in fake_clock.waits
+    ]

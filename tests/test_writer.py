@@ -1,4 +1,5 @@
-"""The buffered msgspec writer: records buffered, STATE flushed, odd text still written."""
+"""The buffered msgspec writer: records buffered, STATE flushed, odd text still written,
+a target that stops reading told in one line."""
 
 from __future__ import annotations
 
@@ -6,11 +7,24 @@ import contextlib
 import datetime as dt
 import io
 import json
+import subprocess
+import sys
+import typing as t
+from pathlib import Path
 
+import pytest
 from singer_sdk.singerlib import RecordMessage, StateMessage
 from typing_extensions import override
 
-from tap_usersnap.writer import BufferedMsgSpecWriter
+from fake_usersnap.reliability import secrets_in
+from fake_usersnap.singer_run import parse_messages, run_sync
+from tap_usersnap.errors import OutputClosedError, UsersnapError
+from tap_usersnap.writer import BROKEN_PIPE, BufferedMsgSpecWriter
+
+if t.TYPE_CHECKING:
+    from fake_usersnap import FakeUsersnap
+
+TAP = str(Path(sys.executable).with_name("tap-usersnap"))
 
 
 class CountingBuffer(io.BytesIO):
@@ -64,3 +78,58 @@ def test_line_separators_stay_inside_their_line() -> None:
     text = "one\u2028two\u2029three\nfour"
     messages, _ = write(record(text), record("next"))
     assert [m["record"]["comment"] for m in messages] == [text, "next"]
+
+
+class ClosedPipe(io.BytesIO):
+    """stdout whose reader has gone."""
+
+    @override
+    def write(self, data: t.Any) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_a_broken_pipe_is_a_one_line_failure() -> None:
+    stdout = io.TextIOWrapper(ClosedPipe(), encoding="utf-8")
+    with contextlib.redirect_stdout(stdout), pytest.raises(OutputClosedError) as failure:
+        BufferedMsgSpecWriter().write_message(StateMessage(value={}))
+    assert str(failure.value) == BROKEN_PIPE
+    assert failure.value.__cause__ is None
+    assert isinstance(failure.value, UsersnapError)  # explained: no traceback, exit 1
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_a_target_that_stops_reading_ends_the_run_in_one_line(
+    empty_fake: FakeUsersnap, tmp_path: Path, concurrency: int
+) -> None:
+    fake = empty_fake
+    fake.seed(projects=3, per_project=60)
+    fake.latency_seconds = 0.002  # slow enough for worker threads to read ahead
+    config = fake.config(page_size=5, concurrency=concurrency, capture_edits=False)
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    with subprocess.Popen(
+        [TAP, "--config", str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    ) as tap:
+        assert tap.stdout is not None
+        assert tap.stderr is not None
+        received = tap.stdout.read(20_000)  # then the target goes, as `| head -c 20000` would
+        tap.stdout.close()
+        stderr = tap.stderr.read().decode()
+        returncode = tap.wait(timeout=60)
+
+    assert returncode == 1
+    assert "Traceback" not in stderr
+    assert "Exception ignored" not in stderr
+    errors = [line.split(" | ")[-1] for line in stderr.splitlines() if "| ERROR" in line]
+    assert errors == [BROKEN_PIPE]
+    assert not secrets_in(stderr, fake)
+    first = parse_messages(received[: received.rindex(b"\n")].decode())
+    states = [m["value"] for m in first if m["type"] == "STATE"]
+    assert states, "the target received a STATE to resume from"
+    resumed = run_sync(config, states[-1])
+    delivered = {
+        m["record"]["feedback_id"]
+        for m in first
+        if m["type"] == "RECORD" and m["stream"] == "feedback"
+    }
+    assert delivered | set(resumed.ids()) == fake.all_feedback_ids()
