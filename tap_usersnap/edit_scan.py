@@ -5,7 +5,9 @@ until it passes the project's edit mark, usually one request. Only items earlier
 are re-emitted (created inside ``[start_date, bookmark)``); newer ones come with the
 ``created_at`` pass. The new mark is the newest ``updated_at`` when the scan began, so an
 edit made during the run is after it and is caught next time. A project with no mark or no
-bookmark yet only takes the mark (a one-item request).
+bookmark yet only takes the mark (a one-item request). An ``updated_at`` in the future
+(beyond a few minutes of clock skew) never becomes the mark, or later edits would be missed:
+the newest edit that is not is taken, or, for a first scan, the run's start.
 """
 
 from __future__ import annotations
@@ -56,13 +58,21 @@ def scan_edits(
     project: ProjectState,
     window: EditWindow | None,
     pages: t.Iterable[FeedbackPage],
+    *,
+    started: str,
+    ceiling: str,
 ) -> t.Iterator[FeedbackPage]:
-    """The scan's pages, filtered to the edits, then one empty page carrying the new mark."""
+    """The scan's pages, filtered to the edits, then one empty page carrying the new mark.
+
+    ``started`` is the run's start and ``ceiling`` the latest instant a timestamp may name.
+    """
     new_mark = None
     for page in pages:
-        if new_mark is None and page.items:
-            new_mark = changed_at(page.items[0])
+        if new_mark is None:
+            new_mark = next((c for i in page.items if (c := changed_at(i)) <= ceiling), None)
         if window is None:
+            if new_mark is None and page.items:  # one item asked for, and it is in the future
+                new_mark = started
             break
         yield page.but_only([i for i in page.items if window.holds(i)], edits=True)
         if window.passed(page.items):

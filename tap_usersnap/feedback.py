@@ -14,22 +14,27 @@ from tap_usersnap.counts import FeedbackCounts
 from tap_usersnap.deletes import Reconciliation
 from tap_usersnap.derived import derived_fields
 from tap_usersnap.envelope import page_items
-from tap_usersnap.errors import ProjectNotFoundError
+from tap_usersnap.errors import PaginationError, ProjectNotFoundError
 from tap_usersnap.filters import EDIT_SCAN_BODY, new_feedback_body
 from tap_usersnap.pages import FeedbackPage, RecentIds
 from tap_usersnap.prefetch import Failed, Finished, PageFeed
 from tap_usersnap.progress import BackfillProgress
 from tap_usersnap.project_reader import EDIT_SCAN, ProjectReader
 from tap_usersnap.project_state import ProjectState, load_project_states, saved_partitions
+from tap_usersnap.read_bounds import Bounded, PassBounds, future_ceiling
 from tap_usersnap.schemas import SCHEMAS
 from tap_usersnap.scope import pinned_scope
 from tap_usersnap.sdk_private import BookmarksPerPage
+from tap_usersnap.timestamps import format_timestamp
 
 if t.TYPE_CHECKING:
     import requests
     from singer_sdk.helpers.types import Context, Record
 
 FULL_TABLE = "FULL_TABLE"
+#: A read is checked against its count once it is this many pages beyond it, and stopped
+#: past twice the count plus as many pages: the API's ``has_more`` never ends it.
+RUNAWAY_PAGES = 10
 
 
 class FeedbackStream(BookmarksPerPage, UsersnapStream):
@@ -58,6 +63,9 @@ class FeedbackStream(BookmarksPerPage, UsersnapStream):
     reconciliation: Reconciliation
     #: Where the feedback history starts, pinned at the first run (:mod:`tap_usersnap.scope`).
     scope_start: str | None = None
+    #: When this run began, and the latest instant an item's timestamp may name.
+    started_at: str
+    future_ceiling: str
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)
@@ -87,9 +95,9 @@ class FeedbackStream(BookmarksPerPage, UsersnapStream):
         items once they are out. A project Usersnap no longer knows is skipped by name
         (the run then fails at the end); any other failure ends the run.
         """
-        self.scope_start = pinned_scope(
-            self.stream_state, self.config, now=dt.datetime.now(dt.timezone.utc), logger=self.logger
-        )
+        now = dt.datetime.now(dt.timezone.utc)
+        self.started_at, self.future_ceiling = format_timestamp(now), future_ceiling(now)
+        self.scope_start = pinned_scope(self.stream_state, self.config, now=now, logger=self.logger)
         self.projects = load_project_states(
             self.stream_state,
             self._project_ids(),
@@ -113,6 +121,10 @@ class FeedbackStream(BookmarksPerPage, UsersnapStream):
         feed = PageFeed(list(self.projects), ProjectReader(self), concurrency=concurrency)
         progress = BackfillProgress(lambda pid: counts.to_read(self.projects[pid]), self.logger)
         recent: dict[str, RecentIds] = {}
+        self._bounds = {
+            pid: PassBounds(pid, self.scope_start, project.start, self.future_ceiling)
+            for pid, project in self.projects.items()
+        }
         for project_id, page in feed:
             if isinstance(page, Finished | Failed):
                 recent.pop(project_id, None)
@@ -120,13 +132,20 @@ class FeedbackStream(BookmarksPerPage, UsersnapStream):
                 if isinstance(page, Failed):
                     self._project_failed(project_id, page.error)
                 else:
-                    self.reconciliation.finished.add(project_id)
+                    self._project_finished(project_id)
                 continue
             delivered = recent.setdefault(project_id, RecentIds()).fresh(page, self.logger)
-            yield from delivered
-            self._page_done(page, delivered)
-            if not page.edits:
-                progress.read(project_id, len(delivered))
+            if page.edits:
+                yield from delivered
+                self._page_done(page, None)
+                continue
+            bounded = self._bounds[project_id].sort(
+                delivered, page.skipped, report=self.usersnap.report, logger=self.logger
+            )
+            yield from bounded.emit
+            self._page_done(page, bounded)
+            progress.read(project_id, len(bounded.emit))
+            self._check_runaway(self.projects[project_id])
 
     def finish_deletes(self, held: list[str]) -> None:
         """After the last record of a full read: ACTIVATE_VERSION, unless ``held`` or short."""
@@ -149,18 +168,53 @@ class FeedbackStream(BookmarksPerPage, UsersnapStream):
             raise error
         self.usersnap.report.skipped_project(project_id, error)
 
-    def _page_done(self, page: FeedbackPage, delivered: list[dict[str, t.Any]]) -> None:
-        """The page's records are out: move its project's bookmark or mark, write STATE."""
+    def _page_done(self, page: FeedbackPage, bounded: Bounded | None) -> None:
+        """The page's records are out: move its project's bookmark or mark, write STATE.
+
+        ``bounded`` is None for the edit scan's pages, which never move the bookmark.
+        """
         project = self.projects[page.project_id]
-        if not page.edits:
-            project.unbookmarked += page.dropped - len(page.skipped)
-        if not page.edits and (delivered or page.skipped):
-            project.advance([item["created_at"] for item in delivered] + page.skipped)
-            if not self.reconciliation.deferred:
+        if bounded is not None:
+            project.unbookmarked += page.dropped - len(page.skipped) + bounded.unbookmarked
+            project.advance(bounded.counted)
+            if bounded.counted and self._saves_bookmarks(page.project_id):
                 project.save(str(self.replication_key))
         if page.edit_mark is not None:
             project.set_edit_mark(page.edit_mark)
         self.usersnap.state_writer.write_state(self.tap_state)
+
+    def _saves_bookmarks(self, project_id: str) -> bool:
+        """Whether a page may move the saved bookmark now.
+
+        Not during a re-read (deletes activate it), nor after pages out of order (the end of
+        the project's read saves it).
+        """
+        return not self.reconciliation.deferred and self._bounds[project_id].ordered
+
+    def _project_finished(self, project_id: str) -> None:
+        """A project read to its end: a bookmark held back by disorder is safe now."""
+        self.reconciliation.finished.add(project_id)
+        project = self.projects[project_id]
+        if not self._bounds[project_id].ordered and not self.reconciliation.deferred:
+            project.save(str(self.replication_key))
+            self.usersnap.state_writer.write_state(self.tap_state)
+
+    def _check_runaway(self, project: ProjectState) -> None:
+        """Stop a read that goes on far beyond what the project holds (``has_more`` forever).
+
+        Counted only once a read is long (the count is shared with the progress lines).
+        """
+        limit_pages = RUNAWAY_PAGES * self.page_size
+        if project.received <= limit_pages:
+            return
+        total = self._counts.to_read(project)
+        if total is not None and project.received > 2 * total + limit_pages:
+            msg = (
+                f"Usersnap kept answering has_more for project {project.project_id}: "
+                f"{project.received} items read where it counts {total}; stopped (the state "
+                "keeps the last bookmark reached, so the next run goes on from there)"
+            )
+            raise PaginationError(msg)
 
     @override
     def parse_response(self, response: requests.Response) -> t.Iterable[dict]:

@@ -71,7 +71,16 @@ class BackfillProgress:
         if not project.total:  # the API would not say
             self._logger.info("Progress: project %s, %d items read", project_id, project.read)
             return
-        total = max(project.total, project.read)
+        if project.read >= project.total:  # never 100% while the read goes on
+            self._logger.info(
+                "Progress: project %s, %d items read, more than the %d Usersnap counted at "
+                "the start; still reading",
+                project_id,
+                project.read,
+                project.total,
+            )
+            return
+        total = project.total
         rate = project.read / max(now - project.started, 1e-9)
         left = (total - project.read) / rate if rate else float("inf")
         self._logger.info(

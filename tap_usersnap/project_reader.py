@@ -48,7 +48,13 @@ class ProjectReader:
             rereading = stream.reconciliation.deferred
             window = None if rereading else EditWindow.of(project, stream.scope_start)
             context = {"project_id": project_id, EDIT_SCAN: window is None}
-            yield from scan_edits(project, window, self._pages(context))
+            yield from scan_edits(
+                project,
+                window,
+                self._pages(context),
+                started=stream.started_at,
+                ceiling=stream.future_ceiling,
+            )
         yield from self._pages({"project_id": project_id})
 
     def _pages(self, context: dict[str, t.Any]) -> t.Iterator[FeedbackPage]:

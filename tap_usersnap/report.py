@@ -22,6 +22,7 @@ class RunReport:
         self._lock = threading.Lock()
         self.skipped_items = 0
         self.altered_items = 0
+        self.noted_items = 0
         self.skipped_projects: list[str] = []
         self.refused: list[str] = []
         #: Tables whose deletions were not applied this run, each with why.
@@ -40,6 +41,24 @@ class RunReport:
         self._logger.warning("Changed %s: %s", what, change)
         with self._lock:
             self.altered_items += 1
+
+    def skipped_out_of_scope(self, project_id: str, count: int, scope_start: str) -> None:
+        """Items the API sent though created before the scope's start: not emitted."""
+        self._logger.warning(
+            "Skipped %d item(s) of project %s created before the scope's start, %s: the API "
+            "ignored the created_at filter",
+            count,
+            project_id,
+            scope_start,
+        )
+        with self._lock:
+            self.skipped_items += count
+
+    def noted_item(self, what: str, problem: str) -> None:
+        """An item emitted as it came, with something the run had to work around."""
+        self._logger.warning("Noted %s: %s", what, problem)
+        with self._lock:
+            self.noted_items += 1
 
     def skipped_project(self, project_id: str, error: Exception) -> None:
         """A project Usersnap does not know: the others go on, the run fails at the end."""
@@ -85,6 +104,11 @@ class RunReport:
                 self.skipped_items,
                 self.altered_items,
                 len(self.refused),
+            )
+        if self.noted_items:
+            self._logger.warning(
+                "Run summary: %d feedback item(s) emitted with a warning (named above)",
+                self.noted_items,
             )
         if self.unchecked:
             self._logger.warning(
