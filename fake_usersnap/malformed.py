@@ -137,3 +137,14 @@ def has_more_without_next(*, null: bool = False) -> Transform:
             envelope["data"].pop("next", None)
 
     return _on_data(change)
+
+
+def project_without_id(index: int = 0) -> Transform:
+    """Project ``index`` of a ``GET /projects`` page without its ``project_id``."""
+
+    def change(envelope: Envelope) -> None:
+        projects = envelope["data"]["projects"]
+        if index < len(projects):
+            projects[index].pop("project_id", None)
+
+    return _on_data(change)

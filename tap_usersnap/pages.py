@@ -78,13 +78,15 @@ def _created_at_if_any(item: t.Any) -> list[str]:
 
 
 def _normalise_updated_at(item: dict[str, t.Any], project_id: str, report: RunReport) -> None:
-    try:
-        item["updated_at"] = normalise_timestamp(item["updated_at"])
-    except (TypeError, ValueError):
-        item["updated_at"] = None  # the edit scan then goes by created_at
-        report.altered_item(
-            describe_item(item, project_id), "its updated_at is not a timestamp; emitted as null"
-        )
+    """Any ISO 8601 string in the bookmark format; anything else (an epoch number) null."""
+    updated_at = item["updated_at"]
+    if is_timestamp(updated_at):
+        item["updated_at"] = normalise_timestamp(updated_at)
+        return
+    item["updated_at"] = None  # the edit scan then goes by created_at
+    report.altered_item(
+        describe_item(item, project_id), "its updated_at is not a timestamp; emitted as null"
+    )
 
 
 class RecentIds:

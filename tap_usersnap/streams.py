@@ -18,6 +18,7 @@ from tap_usersnap.errors import (
     UsersnapError,
 )
 from tap_usersnap.feedback import FeedbackStream
+from tap_usersnap.items import MAX_QUOTED
 from tap_usersnap.pagination import UsersnapCursorPaginator
 from tap_usersnap.schemas import SCHEMAS
 
@@ -50,7 +51,7 @@ class ProjectsStream(UsersnapStream):
         """The projects in scope, fetched once per run and shared with the other streams."""
         if self._listing is None:
             wanted = self.usersnap.project_ids
-            projects = [p for p in self._list_all() if isinstance(p, dict)]
+            projects = self._keyed(p for p in self._list_all() if isinstance(p, dict))
             if wanted:
                 projects = [p for p in projects if p.get("project_id") in wanted]
             self._listing = projects
@@ -67,6 +68,19 @@ class ProjectsStream(UsersnapStream):
         listed = {p.get("project_id") for p in self.listing()} - {None}
         keep = listed if retired else listed | self.known_project_ids
         self.stream_state[KNOWN_PROJECTS] = sorted(t.cast("set[str]", keep))
+
+    def _keyed(self, projects: t.Iterable[dict[str, t.Any]]) -> list[dict[str, t.Any]]:
+        """The listed projects that have a project_id; the others skipped, by position."""
+        keyed = []
+        for position, project in enumerate(projects, start=1):
+            if isinstance(project.get("project_id"), str) and project["project_id"]:
+                keyed.append(project)
+                continue
+            name = project.get("name")
+            named = f" ({str(name)[:MAX_QUOTED]!r})" if isinstance(name, str) else ""
+            what = f"project {position}{named} of the projects listing"
+            self.usersnap.report.skipped_item(what, "it has no project_id")
+        return keyed
 
     def _list_all(self) -> list[dict[str, t.Any]]:
         """Every page of ``GET /projects``.
