@@ -37,9 +37,22 @@ KINDS: dict[str, set[str | None]] = {
 }
 
 
+#: What a newer SDK adds to ``--about`` that the definitions leave out: 0.55's builtin
+#: setting (the tap does not let its ACTIVATE_VERSION precede the records) and its
+#: capability, which Meltano Hub's schema does not know yet.
+NEWER_SDK_SETTINGS = {"emit_activate_version_messages"}
+NEWER_SDK_CAPABILITIES = {"start-date"}
+
+
 @functools.cache
 def about() -> dict[str, t.Any]:
-    return t.cast("dict[str, t.Any]", json.loads(run_cli("--about", "--format=json").stdout))
+    """``--about``, less what :data:`NEWER_SDK_SETTINGS` and ``_CAPABILITIES`` name."""
+    info = json.loads(run_cli("--about", "--format=json").stdout)
+    settings = info["settings"]["properties"]
+    for name in NEWER_SDK_SETTINGS & set(settings):
+        del settings[name]
+    info["capabilities"] = [c for c in info["capabilities"] if c not in NEWER_SDK_CAPABILITIES]
+    return t.cast("dict[str, t.Any]", info)
 
 
 def extractor_in_meltano_yml() -> dict[str, t.Any]:
