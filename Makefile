@@ -41,7 +41,7 @@ setup: $(VENV)/.synced ## Create .venv with the tap and its dev tools
 meltano-venv: $(MELTANO_VENV)/.installed ## Meltano, pinned with hashes, in .meltano-venv
 
 meltano-lock: | $(UV) ## Re-pin requirements/meltano.txt after editing requirements/meltano.in
-	$(UV) pip compile --quiet --universal --python-version 3.10 --generate-hashes \
+	$(UV) pip compile --quiet --universal --python-version 3.11 --generate-hashes \
 		--custom-compile-command "make meltano-lock" \
 		-o requirements/meltano.txt requirements/meltano.in
 

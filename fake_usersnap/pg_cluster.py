@@ -32,12 +32,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 if TYPE_CHECKING:
     from types import TracebackType
-
-    from typing_extensions import Self  # typing.Self is 3.11+; the project supports 3.10
 
 __all__ = ["PostgresCluster", "PostgresClusterError", "find_pg_bindir"]
 

@@ -10,6 +10,7 @@ output in-process: :func:`load`.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import typing as t
@@ -33,6 +34,11 @@ class SQLiteConnector(SQLConnector):
     @override
     def get_sqlalchemy_url(self, config: dict[str, t.Any]) -> str:
         return f"sqlite:///{config['database']}"
+
+    @override
+    def create_engine(self) -> sa.Engine:
+        """Without a pool: each connection is closed when released (none left open)."""
+        return sa.create_engine(self.sqlalchemy_url, poolclass=sa.pool.NullPool)
 
 
 class SQLiteSink(SQLSink[SQLiteConnector]):
@@ -64,8 +70,18 @@ class SQLiteSink(SQLSink[SQLiteConnector]):
 
 
 def _json_columns(record: dict[str, t.Any]) -> dict[str, t.Any]:
-    """Objects and arrays as JSON text (SQLite has no VARIANT column as Snowflake has)."""
-    return {k: json.dumps(v) if isinstance(v, dict | list) else v for k, v in record.items()}
+    """Each value as SQLite takes it.
+
+    Objects and arrays as JSON text (SQLite has no VARIANT column as Snowflake has), the
+    ``_sdc_*`` datetimes as ISO text (sqlite3's own adapter is deprecated from Python 3.12).
+    """
+    return {k: _sqlite_value(v) for k, v in record.items()}
+
+
+def _sqlite_value(value: t.Any) -> t.Any:
+    if isinstance(value, dict | list):
+        return json.dumps(value)
+    return value.isoformat(" ") if isinstance(value, dt.datetime) else value
 
 
 class TargetSQLite(SQLTarget):

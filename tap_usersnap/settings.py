@@ -105,16 +105,17 @@ SETTINGS = th.PropertiesList(
         th.IntegerType(minimum=1, maximum=16),
         default=4,
         title="Concurrency",
-        description="How many projects are read at once when the API is slow to answer "
-        "(over 8 ms a page): threads then fetch pages while others are written. 1 reads one "
-        "page at a time. A 429 pauses all.",
+        description="How many projects are read at once (1 to 16) when the API is slow to "
+        "answer (over 8 ms a page): threads then fetch pages while others are written. 1 reads "
+        "one page at a time. A 429 pauses all.",
     ),
     th.Property(
         "request_timeout",
         th.NumberType(minimum=1, maximum=3600),
         default=60,
         title="Request timeout",
-        description="Seconds to wait for an answer before the try counts as failed and is retried.",
+        description="Seconds to wait for an answer before the try counts as failed and is "
+        "retried (1 to 3600; decimals allowed, such as 2.5).",
     ),
 ).to_dict()
 

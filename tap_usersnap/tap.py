@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import io
 import json
+import logging
 import sys
 import time
 import typing as t
@@ -38,6 +39,17 @@ STREAM_TYPES: tuple[type[UsersnapStream], ...] = (
 )
 
 
+def explain_failures(logger: logging.Logger | logging.LoggerAdapter[logging.Logger]) -> None:
+    """Filter ``logger``'s records through :class:`ExplainedFailureFilter`, once.
+
+    On the logger itself: a filter on a LoggerAdapter is impossible (SDK 0.55's
+    ``Stream.logger`` is one), and a logger outlives the streams built on it.
+    """
+    underlying = logger.logger if isinstance(logger, logging.LoggerAdapter) else logger
+    if not any(isinstance(f, ExplainedFailureFilter) for f in underlying.filters):
+        underlying.addFilter(ExplainedFailureFilter())
+
+
 class TapUsersnap(TapHooks):
     """Extracts Usersnap projects, feedback and assignees through the Usersnap REST API v0.1."""
 
@@ -55,15 +67,14 @@ class TapUsersnap(TapHooks):
     def __init__(self, *args: t.Any, clock: Clock | None = None, **kwargs: t.Any) -> None:
         self.clock: Clock = clock or SystemClock()
         super().__init__(*args, **kwargs)
-        if not any(isinstance(f, ExplainedFailureFilter) for f in self.logger.filters):
-            self.logger.addFilter(ExplainedFailureFilter())
+        explain_failures(self.logger)
 
     @override
     def discover_streams(self) -> list[UsersnapStream]:
         """The streams, in sync order: projects first, so the others reuse its listing."""
         streams = [stream_type(self) for stream_type in STREAM_TYPES]
         for stream in streams:
-            stream.logger.addFilter(ExplainedFailureFilter())
+            explain_failures(stream.logger)
         return streams
 
     @property

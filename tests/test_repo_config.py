@@ -54,6 +54,17 @@ def test_unit_job_covers_every_supported_python() -> None:
     assert runs("unit") == ["make lint types unit"]
 
 
+def test_a_job_runs_the_unit_tests_on_the_newest_sdk_pre_release() -> None:
+    """Over the locked environment, so only singer-sdk differs; a warning, not a gate."""
+    job = WORKFLOW["jobs"]["sdk-prerelease"]
+    assert job["continue-on-error"] is True
+    install, test = runs("sdk-prerelease")
+    assert install.startswith("make setup\n")
+    assert "--prerelease allow" in install
+    assert '"singer-sdk[msgspec,testing]>=0.55.0a0"' in install
+    assert test == '.venv/bin/pytest -m "not e2e"'
+
+
 def test_e2e_and_build_jobs() -> None:
     (setup_python,) = [
         s for s in steps("e2e") if s.get("uses", "").startswith("actions/setup-python@")

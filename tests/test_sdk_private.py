@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import inspect
+import logging
 import re
 import secrets
 import signal
@@ -19,9 +20,16 @@ from pathlib import Path
 import pytest
 from singer_sdk import Stream, Tap
 from singer_sdk.plugin_base import PluginBase
+from typing_extensions import override
 
 from tap_usersnap import sdk_private
-from tap_usersnap.sdk_private import SDK_UNHANDLED_ERROR_LINE, BookmarksPerPage, TapHooks
+from tap_usersnap.errors import UsersnapError
+from tap_usersnap.sdk_private import (
+    SDK_UNHANDLED_ERROR_LINE,
+    BookmarksPerPage,
+    ExplainedFailureFilter,
+    TapHooks,
+)
 from tap_usersnap.tap import TapUsersnap
 
 SDK_VERSION = importlib.metadata.version("singer-sdk")
@@ -194,6 +202,46 @@ def test_the_unhandled_error_line_is_still_the_sdks() -> None:
         f"{SDK_UNHANDLED_ERROR_LINE!r} not in {core}",
     )
     assert SDK_UNHANDLED_ERROR_LINE in source(Stream.sync)
+
+
+class Kept(logging.Handler):
+    """The records a logger passed on to its handlers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    @override
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_the_stream_loggers_take_the_failure_filter(tap: TapUsersnap) -> None:
+    """``explain_failures`` (tap.py) filters each ``Stream.logger``: a Logger up to SDK 0.54,
+    a LoggerAdapter over one from 0.55 (an adapter has no filters of its own)."""
+    for stream in tap.discover_streams():  # a second time: still one filter
+        logger = stream.logger
+        assert isinstance(logger, logging.Logger | logging.LoggerAdapter), revisit(
+            "Stream.logger", "ExplainedFailureFilter (tap.py's explain_failures)", repr(logger)
+        )
+        underlying = logger.logger if isinstance(logger, logging.LoggerAdapter) else logger
+        assert isinstance(underlying, logging.Logger), revisit(
+            "Stream.logger", "ExplainedFailureFilter (tap.py's explain_failures)", repr(logger)
+        )
+        filters = [f for f in underlying.filters if isinstance(f, ExplainedFailureFilter)]
+        assert len(filters) == 1, stream.name
+
+        kept = Kept()
+        underlying.addHandler(kept)
+        try:
+            for error in (UsersnapError("explained by the tap"), ValueError("a bug")):
+                try:
+                    raise error
+                except (UsersnapError, ValueError):
+                    logger.exception(f"{SDK_UNHANDLED_ERROR_LINE} %r", stream.name)
+        finally:
+            underlying.removeHandler(kept)
+        assert [r.exc_info[0] for r in kept.records if r.exc_info] == [ValueError], stream.name
 
 
 def test_the_config_errors_read_the_plugins_own_config_dict(tap: TapUsersnap) -> None:
