@@ -140,30 +140,19 @@ def _clean_text(record: dict[str, t.Any], changes: list[str]) -> None:
     fields: set[str] = set()
     stack: list[tuple[t.Any, str]] = [(record, "")]
     while stack:
-        value, field = stack.pop()
-        if type(value) is dict:
-            for key in list(value):
-                child = value[key]
-                name = field or key
-                if type(key) is str and _dirty(key):
-                    del value[key]
-                    key = _clean(key)  # noqa: PLW2901 - the cleaned key replaces it
-                    value[key] = child
-                    fields.add(name)
-                if type(child) is str:
-                    if _dirty(child):
-                        value[key] = _clean(child)
-                        fields.add(name)
-                elif type(child) in (dict, list):
-                    stack.append((child, name))
-        elif type(value) is list:
-            for index, child in enumerate(value):
-                if type(child) is str:
-                    if _dirty(child):
-                        value[index] = _clean(child)
-                        fields.add(field)
-                elif type(child) in (dict, list):
-                    stack.append((child, field))
+        container, field = stack.pop()
+        if type(container) is dict:
+            for key in [k for k in container if type(k) is str and _dirty(k)]:
+                container[_clean(key)] = container.pop(key)
+                fields.add(field or _clean(key))
+        slots = container.items() if type(container) is dict else enumerate(container)
+        for slot, child in list(slots):
+            name = field or str(slot)
+            if type(child) is str and _dirty(child):
+                container[slot] = _clean(child)
+                fields.add(name)
+            elif type(child) in (dict, list):
+                stack.append((child, name))
     changes += [
         f"its {name} held a NUL character or a lone surrogate: removed or replaced by U+FFFD"
         for name in sorted(fields)

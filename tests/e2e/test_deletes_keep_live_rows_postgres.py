@@ -32,18 +32,7 @@ class Pipeline:
         (self.target,) = sys_dir.glob("**/loaders/target-postgres/venv/bin/target-postgres")
         self.fake, self.pg = fake, pg
         self.target_config = tmp_path / "target.json"
-        self.target_config.write_text(
-            json.dumps(
-                {
-                    "host": pg.host,
-                    "port": pg.port,
-                    "user": pg.user,
-                    "password": pg.password,
-                    "database": pg.dbname,
-                    "default_target_schema": "usersnap",
-                }
-            )
-        )
+        self.target_config.write_text(json.dumps(pg.target_config()))
         self.state: dict[str, t.Any] | None = None
 
     def run(self, **config: t.Any) -> list[str]:
