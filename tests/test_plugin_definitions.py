@@ -18,6 +18,7 @@ import yaml
 
 from fake_usersnap.meltano_project import REPO
 from fake_usersnap.singer_run import run_cli
+from tap_usersnap.settings import SETTINGS
 
 MELTANO_YML = yaml.safe_load((REPO / "meltano.yml").read_text())
 HUB_TEXT = (REPO / "hub" / "tap-usersnap.yml").read_text()
@@ -143,3 +144,29 @@ def test_one_home_for_the_project() -> None:
     assert urls.pop("Homepage") == urls.pop("Repository") == HOME
     assert urls
     assert all(url.startswith(f"{HOME}/") for url in urls.values())
+
+
+def test_the_readme_settings_table_is_the_abouts() -> None:
+    """The README's table is ``--about --format=markdown``'s, rows of the tap's own settings.
+
+    The SDK's settings (stream maps, flattening) are named below the table instead.
+    """
+    readme = (REPO / "README.md").read_text()
+    ours = readme.split("From `tap-usersnap --about --format=markdown`:\n\n", 1)[1]
+    ours = ours.split("\n\n", 1)[0]
+    markdown = run_cli("--about", "--format=markdown").stdout
+    rows = [line for line in markdown.splitlines() if line.startswith("| ")]
+    header, own = (
+        rows[:1],
+        [row for row in rows[1:] if row.split(" | ")[0][2:] in SETTINGS["properties"]],
+    )
+    separator = [line for line in markdown.splitlines() if line.startswith("|:--")]
+    assert ours.splitlines() == header + separator + own
+
+
+def test_the_quick_starts_target_postgres_is_the_pinned_one() -> None:
+    """plugins/target-postgres.yml, which the README's Quick start adds, is meltano.yml's."""
+    loaders = {p["name"]: p for p in MELTANO_YML["plugins"]["loaders"]}
+    pinned = {k: v for k, v in loaders["target-postgres"].items() if k != "config"}
+    assert yaml.safe_load((REPO / "plugins" / "target-postgres.yml").read_text()) == pinned
+    assert "plugins/target-postgres.yml" in (REPO / "README.md").read_text()

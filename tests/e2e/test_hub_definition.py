@@ -5,7 +5,8 @@ the repository, ``meltano install``, ``meltano run tap-usersnap target-postgres`
 step a user would not take is the one a user testing a fork takes: the git URL of the Hub
 definition cannot be reached from here, so the plugin's ``pip_url`` in the new project's
 meltano.yml is pointed at this checkout (Meltano has no command that sets ``pip_url``; its
-docs edit meltano.yml). target-postgres is added from the repository's own pinned definition.
+docs edit meltano.yml). target-postgres is added from plugins/target-postgres.yml, the
+repository's pinned definition, as the README's Quick start does.
 """
 
 from __future__ import annotations
@@ -38,14 +39,13 @@ HUB_FILE = REPO / "hub" / "tap-usersnap.yml"
 HUB = yaml.safe_load(HUB_FILE.read_text())
 
 
-def add_target_postgres_as_in_the_repo(project: MeltanoProject, scratch: Path) -> None:
-    """``meltano add`` target-postgres from the repository meltano.yml's pinned definition."""
-    repo_yml = yaml.safe_load((REPO / "meltano.yml").read_text())
-    (loader,) = [p for p in repo_yml["plugins"]["loaders"] if p["name"] == "target-postgres"]
-    definition = scratch / "target-postgres.yml"
-    definition.write_text(yaml.safe_dump({k: v for k, v in loader.items() if k != "config"}))
+def add_target_postgres_as_in_the_repo(project: MeltanoProject) -> None:
+    """``meltano add`` target-postgres from plugins/target-postgres.yml, as the Quick start."""
+    definition = REPO / "plugins" / "target-postgres.yml"
     project.run("add", "--plugin-type", "loader", "target-postgres", "--from-ref", str(definition))
     # The connection comes from TARGET_POSTGRES_* when it runs; the schema is the project's.
+    repo_yml = yaml.safe_load((REPO / "meltano.yml").read_text())
+    (loader,) = [p for p in repo_yml["plugins"]["loaders"] if p["name"] == "target-postgres"]
     schema = loader["config"]["default_target_schema"]
     project.run("config", "set", "target-postgres", "default_target_schema", schema)
 
@@ -84,7 +84,7 @@ def hub_project(tmp_path: Path) -> MeltanoProject:
     assert text.count(line) == 1
     meltano_yml.write_text(text.replace(line, f"    pip_url: -e {shlex.quote(str(REPO))}\n"))
 
-    add_target_postgres_as_in_the_repo(project, tmp_path)
+    add_target_postgres_as_in_the_repo(project)
     project.run("install")
     return project
 
