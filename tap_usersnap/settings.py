@@ -118,6 +118,8 @@ SETTINGS = th.PropertiesList(
         "retried (1 to 3600; decimals allowed, such as 2.5).",
     ),
 ).to_dict()
+#: The tap's own settings, by name (the SDK adds its built-in ones to ``SETTINGS`` in place).
+TAP_SETTINGS: tuple[str, ...] = tuple(SETTINGS["properties"])
 
 
 def config_problems(config: dict[str, t.Any], schema: dict[str, t.Any]) -> list[str]:

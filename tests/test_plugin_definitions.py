@@ -18,7 +18,7 @@ import yaml
 
 from fake_usersnap.meltano_project import REPO
 from fake_usersnap.singer_run import run_cli
-from tap_usersnap.settings import SETTINGS
+from tap_usersnap.settings import TAP_SETTINGS
 
 MELTANO_YML = yaml.safe_load((REPO / "meltano.yml").read_text())
 HUB_TEXT = (REPO / "hub" / "tap-usersnap.yml").read_text()
@@ -158,7 +158,7 @@ def test_the_readme_settings_table_is_the_abouts() -> None:
     rows = [line for line in markdown.splitlines() if line.startswith("| ")]
     header, own = (
         rows[:1],
-        [row for row in rows[1:] if row.split(" | ")[0][2:] in SETTINGS["properties"]],
+        [row for row in rows[1:] if row.split(" | ")[0][2:] in TAP_SETTINGS],
     )
     separator = [line for line in markdown.splitlines() if line.startswith("|:--")]
     assert ours.splitlines() == header + separator + own
