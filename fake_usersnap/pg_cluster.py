@@ -204,6 +204,17 @@ class PostgresCluster:
 
     # -- queries ------------------------------------------------------------------------
 
+    def target_config(self, schema: str = "usersnap") -> dict[str, Any]:
+        """A target-postgres config that loads into ``schema`` of this cluster's database."""
+        return {
+            "host": self.host,
+            "port": self.port,
+            "user": self.user,
+            "password": self.password,
+            "database": self.dbname,
+            "default_target_schema": schema,
+        }
+
     def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
         """Run one statement in autocommit mode; return its rows ([] if it returns none)."""
         import psycopg  # noqa: PLC0415  # lazy: only tests that inspect the db need it

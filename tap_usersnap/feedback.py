@@ -16,7 +16,8 @@ from tap_usersnap.derived import derived_fields
 from tap_usersnap.envelope import page_items
 from tap_usersnap.errors import PaginationError, ProjectNotFoundError
 from tap_usersnap.filters import EDIT_SCAN_BODY, new_feedback_body
-from tap_usersnap.pages import FeedbackPage, RecentIds
+from tap_usersnap.mending import body_needs_text_check
+from tap_usersnap.pages import FeedbackPage, RawPage, RecentIds
 from tap_usersnap.prefetch import Failed, Finished, PageFeed
 from tap_usersnap.progress import BackfillProgress
 from tap_usersnap.project_reader import EDIT_SCAN, ProjectReader
@@ -224,7 +225,8 @@ class FeedbackStream(BookmarksPerPage, UsersnapStream):
         ``has_more`` alone (an empty page that says ``has_more`` is followed). Entries that
         are not objects stay in: :func:`checked_page` skips them naming their project.
         """
-        yield t.cast("dict", list(page_items(response, self.records_key)))
+        items = list(page_items(response, self.records_key))
+        yield t.cast("dict", RawPage(items, body_needs_text_check(response.content)))
 
     @override
     def get_url_params(

@@ -8,6 +8,8 @@ import logging
 import typing as t
 
 from tap_usersnap.items import cut_deep_custom_data, describe_item, unusable_reason
+from tap_usersnap.mending import mend, shape_of
+from tap_usersnap.schemas import schema_of
 from tap_usersnap.timestamps import is_canonical, is_timestamp, normalise_timestamp
 
 if t.TYPE_CHECKING:
@@ -35,15 +37,30 @@ class FeedbackPage:
         return dataclasses.replace(self, items=items, edits=edits)
 
 
-def checked_page(project_id: str, raw_items: list[t.Any], report: RunReport) -> FeedbackPage:
+@dataclasses.dataclass
+class RawPage:
+    """One API page's entries as decoded, and whether its body may hold NUL or surrogates."""
+
+    items: list[t.Any]
+    check_text: bool
+
+
+#: What a feedback record may hold: the stream's schema file.
+FEEDBACK_SHAPE = shape_of(schema_of("feedback"))
+
+
+def checked_page(project_id: str, raw: RawPage, report: RunReport) -> FeedbackPage:
     """The usable items of an API page, ready to emit.
 
     An item that cannot be keyed or bookmarked is skipped and reported; a ``custom_data``
-    too deep to store is replaced and reported. Timestamps are normalised (bookmarks
-    compare as strings) and every item names its project. Runs once per item: the usual
-    item (Usersnap's own timestamp form, shallow custom data) takes the short way.
+    too deep to store is replaced and reported; a value of the wrong type, a NUL or a lone
+    surrogate is mended and reported (:mod:`tap_usersnap.mending`). Timestamps are
+    normalised (bookmarks compare as strings) and every item names its project. Runs once
+    per item: the usual item (Usersnap's own timestamp form, shallow custom data) takes the
+    short way.
     """
     items, skipped = [], []
+    raw_items = raw.items
     for item in raw_items:
         if not (
             type(item) is dict
@@ -67,6 +84,8 @@ def checked_page(project_id: str, raw_items: list[t.Any], report: RunReport) -> 
                 describe_item(item, project_id),
                 "its custom_data is nested too deep for any target to store; emitted as null",
             )
+        for change in mend(item, FEEDBACK_SHAPE, check_text=raw.check_text):
+            report.altered_item(describe_item(item, project_id), change)
         items.append(item)
     return FeedbackPage(project_id, items, skipped=skipped, dropped=len(raw_items) - len(items))
 

@@ -12,7 +12,7 @@ import typing as t
 
 from tap_usersnap.edit_scan import EditWindow, scan_edits
 from tap_usersnap.errors import CursorRejectedError
-from tap_usersnap.pages import FeedbackPage, checked_page
+from tap_usersnap.pages import FeedbackPage, RawPage, checked_page
 from tap_usersnap.project_state import later_of
 
 if t.TYPE_CHECKING:
@@ -61,5 +61,5 @@ class ProjectReader:
         """Checked pages through the SDK's request loop (paging, retries, metrics)."""
         project_id = context["project_id"]
         report = self._stream.usersnap.report
-        for raw_items in self._stream.request_records(context):
-            yield checked_page(project_id, t.cast("list[t.Any]", raw_items), report)
+        for raw in self._stream.request_records(context):
+            yield checked_page(project_id, t.cast("RawPage", raw), report)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import typing as t
+
+import pytest
+from jsonschema import Draft7Validator
 
 from fake_usersnap.malformed import item_field, project_without_id
 from fake_usersnap.singer_run import run_sync
 
 if t.TYPE_CHECKING:
-    import pytest
-
     from fake_usersnap import FakeUsersnap
 
 FILTER = r"POST .*/filter$"
@@ -66,3 +68,121 @@ def test_a_listed_project_without_project_id_is_skipped_by_position(
         f"Skipped project 2 ({listed[1]['name']!r}) of the projects listing: it has no project_id",
         summary(skipped=1, altered=0),
     ]
+
+
+WRONG_TYPES = [
+    # field, sent, emitted
+    ("labels", "bug, billing", None),
+    ("feedback_number", "12", 12),
+    ("ordered_inputs", {"order": 0}, None),
+    ("status_type", 3, "3"),
+    ("custom_data", ["a", "b"], None),
+    ("custom_data", "plan=pro", None),
+    ("client", "Firefox", None),
+    ("is_demo", "false", False),
+    ("email", {"address": "a@example.com"}, '{"address": "a@example.com"}'),
+]
+
+
+@pytest.mark.parametrize(("field", "sent", "emitted"), WRONG_TYPES)
+def test_a_value_of_the_wrong_type_is_converted_or_nulled_by_name(
+    fake: FakeUsersnap,
+    caplog: pytest.LogCaptureFixture,
+    field: str,
+    sent: t.Any,
+    emitted: t.Any,
+) -> None:
+    project_id = next(iter(fake.projects))
+    first = min(fake.feedback[project_id], key=lambda i: (i["created_at"], i["feedback_id"]))
+    on_pages(fake, project_id, item_field(field, sent))
+    with caplog.at_level(logging.WARNING):
+        result = run_sync(fake.config(concurrency=1))
+    assert sorted(result.ids()) == sorted(fake.all_feedback_ids())
+    record = next(r for r in result.records("feedback") if r["feedback_id"] == first["feedback_id"])
+    assert record[field] == emitted
+    assert_every_record_validates(result)
+    (changed,) = [w for w in warnings(caplog) if w.startswith("Changed")]
+    assert changed.startswith(
+        f"Changed feedback #{record['feedback_number']} (id {first['feedback_id']}) of project "
+        f"{project_id}: its {field} was a {type(sent).__name__}"
+    )
+    assert summary(skipped=0, altered=1) in warnings(caplog)
+
+
+def test_a_nested_value_of_the_wrong_type_is_mended_by_its_path(
+    fake: FakeUsersnap, caplog: pytest.LogCaptureFixture
+) -> None:
+    project_id = next(iter(fake.projects))
+    client = {"screen_width": "1024", "browser_name": 7}
+    on_pages(fake, project_id, item_field("client", client))
+    with caplog.at_level(logging.WARNING):
+        result = run_sync(fake.config(concurrency=1))
+    assert_every_record_validates(result)
+    mended = [
+        r["client"]
+        for r in result.records("feedback")
+        if r["client"] == {"screen_width": 1024, "browser_name": "7"}
+    ]
+    assert len(mended) == 1
+    assert {
+        w.split(": ", 1)[1].split(" was")[0] for w in warnings(caplog) if w.startswith("Changed")
+    } == {
+        "its client.screen_width",
+        "its client.browser_name",
+    }
+
+
+def test_nul_and_lone_surrogates_are_removed_everywhere_by_name(
+    fake: FakeUsersnap, caplog: pytest.LogCaptureFixture
+) -> None:
+    project_id = next(iter(fake.projects))
+    secret_text = "call me\x00 at home \ud83d"
+    custom = {"note\x00": secret_text, "nested": [{"deep": "a\ud800b"}]}
+
+    def poison(envelope: dict, request: t.Any) -> dict:
+        items = envelope["data"]["feedbacks"]
+        if items:
+            items[0]["email"] = "visitor\x00@example.com"
+            items[0]["custom_data"] = custom
+        return envelope
+
+    on_pages(fake, project_id, poison)
+    with caplog.at_level(logging.WARNING):
+        result = run_sync(fake.config(concurrency=1))
+    assert_every_record_validates(result)
+    record = next(r for r in result.records("feedback") if r["email"] == "visitor@example.com")
+    assert record["custom_data"] == {
+        "note": "call me at home \ufffd",
+        "nested": [{"deep": "a\ufffdb"}],
+    }
+    changed = [w for w in warnings(caplog) if w.startswith("Changed")]
+    assert [w.split(": ", 1)[1] for w in changed] == [
+        "its custom_data held a NUL character or a lone surrogate: removed or replaced by U+FFFD",
+        "its email held a NUL character or a lone surrogate: removed or replaced by U+FFFD",
+    ]
+    assert "call me" not in caplog.text  # no feedback text in the log
+
+
+def on_pages(fake: FakeUsersnap, project_id: str, transform: t.Callable[..., t.Any]) -> None:
+    """Apply ``transform`` to the project's first page of new feedback (not the edit scan's)."""
+
+    def first_page_only(envelope: dict, request: t.Any) -> t.Any:
+        if request.params.get("limit") == "1" or request.params.get("after"):
+            return envelope
+        return transform(envelope, request)
+
+    fake.inject(
+        "mangle", match=rf"/{project_id}/feedbacks/filter$", transform=first_page_only, times=10**6
+    )
+
+
+def assert_every_record_validates(result: t.Any) -> None:
+    """Each RECORD against its stream's SCHEMA message, as a target checks it."""
+    schemas = {m["stream"]: m["schema"] for m in result.messages if m["type"] == "SCHEMA"}
+    for message in result.messages:
+        if message["type"] == "RECORD":
+            validator = Draft7Validator(schemas[message["stream"]])
+            errors = [e.message for e in validator.iter_errors(message["record"])]
+            assert errors == [], (message["record"].get("feedback_id"), errors)
+            assert "\x00" not in json.dumps(message["record"], ensure_ascii=False)
+            json.dumps(message["record"], ensure_ascii=False).encode("utf-8")  # no lone surrogate

@@ -32,18 +32,7 @@ class Pipeline:
         (self.target,) = sys_dir.glob("**/loaders/target-postgres/venv/bin/target-postgres")
         self.fake, self.pg = fake, pg
         self.target_config = tmp_path / "target.json"
-        self.target_config.write_text(
-            json.dumps(
-                {
-                    "host": pg.host,
-                    "port": pg.port,
-                    "user": pg.user,
-                    "password": pg.password,
-                    "database": pg.dbname,
-                    "default_target_schema": "usersnap",
-                }
-            )
-        )
+        self.target_config.write_text(json.dumps(pg.target_config()))
         self.state: dict[str, t.Any] | None = None
 
     def run(self, **config: t.Any) -> list[str]:
@@ -113,3 +102,35 @@ def test_raising_start_date_then_putting_it_back_retires_nothing_in_postgres(
     pipeline.run()
     pipeline.run()
     assert pipeline.live_feedback() == fake.all_feedback_ids()
+
+
+def test_items_with_wrong_types_nul_and_lone_surrogates_all_land_in_postgres(
+    tmp_path: Path, fake: FakeUsersnap, meltano_sys_dir: Path, warehouse: PostgresCluster
+) -> None:
+    """One item of each kind that used to block target-postgres on every run."""
+    project_id = next(iter(fake.projects))
+    poisons: list[tuple[str, t.Any]] = [
+        ("labels", "bug, billing"),
+        ("feedback_number", "12"),
+        ("ordered_inputs", {"order": 0}),
+        ("status_type", 3),
+        ("custom_data", ["a", "b"]),
+        ("client", "Firefox"),
+        ("is_demo", "false"),
+        ("email", "visitor\x00@example.com"),
+        ("custom_data", {"note\x00": "half an emoji \ud83d", "deep": [{"x": "a\x00b"}]}),
+    ]
+
+    def poison(envelope: dict, request: t.Any) -> dict:
+        if request.params.get("limit") == "1":  # the edit scan's one item
+            return envelope
+        for item, (field, value) in zip(envelope["data"]["feedbacks"], poisons, strict=False):
+            item[field] = value
+        return envelope
+
+    fake.inject("mangle", transform=poison, match=rf"/{project_id}/feedbacks/filter$", times=9)
+    pipeline = Pipeline(tmp_path, fake, meltano_sys_dir, warehouse)
+    pipeline.run()
+    assert pipeline.live_feedback() == fake.all_feedback_ids()  # every item is a row
+    (email,) = warehouse.query("SELECT email FROM usersnap.feedback WHERE email LIKE 'visitor%%'")
+    assert email == ("visitor@example.com",)

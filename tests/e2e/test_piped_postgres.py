@@ -33,18 +33,7 @@ def pipe(tmp_path: Path, tap_config: dict[str, t.Any], target: Path, pg: Postgre
     """Run the tap and feed its output to the target, as a shell pipe would."""
     tap_file, target_file = tmp_path / "tap.json", tmp_path / "target.json"
     tap_file.write_text(json.dumps(tap_config))
-    target_file.write_text(
-        json.dumps(
-            {
-                "host": pg.host,
-                "port": pg.port,
-                "user": pg.user,
-                "password": pg.password,
-                "database": pg.dbname,
-                "default_target_schema": "usersnap",
-            }
-        )
-    )
+    target_file.write_text(json.dumps(pg.target_config()))
     tap = subprocess.run(
         [str(TAP), "--config", str(tap_file)], capture_output=True, check=True, timeout=120
     )
