@@ -1,12 +1,14 @@
-"""Rewrite hub/tap-usersnap.yml from ``tap-usersnap --about``, in Meltano Hub's layout.
+"""Rewrite what documents the settings from ``tap-usersnap --about``, after a setting changes.
 
-Each setting's description and kind, and the supported Python versions, come from the
-installed tap; everything else in the file stays. Keys are written in alphabetical order
-and lists unindented, as Hub's yamllint rules want; the leading comment is kept.
-tests/test_plugin_definitions.py and tests/test_hub_checks.py fail until this has run
-after a setting changes.
+- hub/tap-usersnap.yml, in Meltano Hub's layout: each setting's description and kind, and
+  the supported Python versions, come from the installed tap; everything else stays. Keys
+  are written in alphabetical order and lists unindented, as Hub's yamllint rules want; the
+  leading comment is kept.
+- README.md's settings table: ``--about --format=markdown``'s rows of the tap's own settings.
 
-Usage: ``.venv/bin/python scripts/sync_hub_definition.py``
+tests/test_plugin_definitions.py and tests/test_hub_checks.py fail until this has run.
+
+Usage: ``.venv/bin/python scripts/sync_settings_docs.py``
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 HUB_FILE = ROOT / "hub" / "tap-usersnap.yml"
+README = ROOT / "README.md"
+README_TABLE_INTRO = "From `tap-usersnap --about --format=markdown`:\n\n"
 #: Meltano's setting kind for each JSON Schema type whose kind the schema alone decides.
 KIND_OF_TYPE = {"number": "decimal", "integer": "integer", "boolean": "boolean"}
 
@@ -38,15 +42,24 @@ def _text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
 HubDumper.add_representer(str, _text)
 
 
-def about() -> dict[str, t.Any]:
-    """The installed tap's ``--about``, as JSON."""
+def about(output: str = "json") -> str:
+    """The installed tap's ``--about`` in ``output`` format."""
     executable = shutil.which("tap-usersnap", path=str(Path(sys.executable).parent))
     if executable is None:
         sys.exit("tap-usersnap is not installed next to this Python (run `make setup`)")
     run = subprocess.run(  # noqa: S603 - the tap installed beside this interpreter
-        [executable, "--about", "--format=json"], capture_output=True, text=True, check=True
+        [executable, "--about", f"--format={output}"], capture_output=True, text=True, check=True
     )
-    return t.cast("dict[str, t.Any]", json.loads(run.stdout))
+    return run.stdout
+
+
+def settings_table(markdown: str, own: t.Collection[str]) -> str:
+    """The settings table of ``--about --format=markdown``, only the rows of ``own``."""
+    lines = markdown.splitlines()
+    rows = [line for line in lines if line.startswith("| ")]
+    separator = [line for line in lines if line.startswith("|:--")]
+    kept = [row for row in rows[1:] if row.split(" | ")[0][2:] in own]
+    return "\n".join(rows[:1] + separator + kept)
 
 
 def synced(definition: dict[str, t.Any], info: dict[str, t.Any]) -> dict[str, t.Any]:
@@ -64,12 +77,20 @@ def synced(definition: dict[str, t.Any], info: dict[str, t.Any]) -> dict[str, t.
 
 
 def main() -> None:
-    """Rewrite the Hub file in place."""
+    """Rewrite the Hub file and the README's settings table in place."""
+    info = json.loads(about())
     text = HUB_FILE.read_text()
     comment = "".join(line for line in text.splitlines(keepends=True) if line.startswith("#"))
-    definition = synced(yaml.safe_load(text), about())
+    definition = synced(yaml.safe_load(text), info)
     body = yaml.dump(definition, Dumper=HubDumper, sort_keys=True, allow_unicode=True, width=100)
     HUB_FILE.write_text(comment + body)
+
+    from tap_usersnap.settings import SETTINGS  # noqa: PLC0415 - the installed tap's
+
+    head, rest = README.read_text().split(README_TABLE_INTRO, 1)
+    _, tail = rest.split("\n\n", 1)
+    table = settings_table(about("markdown"), SETTINGS["properties"])
+    README.write_text(head + README_TABLE_INTRO + table + "\n\n" + tail)
 
 
 if __name__ == "__main__":
