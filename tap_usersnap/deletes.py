@@ -232,6 +232,12 @@ class Reconciliation:
         held: list[str],
     ) -> None:
         self.mode, self.version, self.held = mode, version, held
+        if mode is Mode.RECONCILE and stream.usersnap.project_ids:
+            stream.logger.warning(
+                "A reconciliation with project_ids set: ACTIVATE_VERSION acts on the whole "
+                "feedback table, so another extractor's projects in the same table would be "
+                "retired; shards with capture_deletes must load into separate schemas"
+            )
         for project in stream.projects.values():
             if project.bookmark is None:
                 project.baseline = 0  # counted from nothing: the count follows the read

@@ -361,6 +361,22 @@ def test_narrowing_project_ids_retires_nothing(
     run.assert_live_rows_are_usersnaps()
 
 
+def test_a_reconciliation_with_project_ids_warns_about_shared_tables(
+    fake: FakeUsersnap, caplog: pytest.LogCaptureFixture
+) -> None:
+    run = Run(fake, project_ids=list(fake.projects))
+    run()
+    fake.delete_feedback(items_of(fake, next(iter(fake.projects)))[0]["feedback_id"])
+    with caplog.at_level(logging.WARNING):
+        second = run()
+    assert "feedback" in activated(second)
+    assert any(
+        w.startswith("A reconciliation with project_ids set") and "separate schemas" in w
+        for w in warnings(caplog)
+    )
+    run.assert_live_rows_are_usersnaps()
+
+
 def test_a_failed_first_run_resumes_under_its_version_and_is_activated(
     fake: FakeUsersnap, sleeps: list[float]
 ) -> None:
