@@ -64,6 +64,8 @@ class FeedbackStream(BookmarksPerPage, UsersnapStream):
     reconciliation: Reconciliation
     #: Where the feedback history starts, pinned at the first run (:mod:`tap_usersnap.scope`).
     scope_start: str | None = None
+    #: This run's counts (None until the stream syncs).
+    _counts: FeedbackCounts | None = None
     #: When this run began, and the latest instant an item's timestamp may name.
     started_at: str
     future_ceiling: str
@@ -150,13 +152,13 @@ class FeedbackStream(BookmarksPerPage, UsersnapStream):
 
     def finish_deletes(self, held: list[str]) -> None:
         """After the last record of a full read: ACTIVATE_VERSION, unless ``held`` or short."""
-        if self.selected and hasattr(self, "_counts"):
+        if self.selected and self._counts is not None:
             self.reconciliation.finish(self, self._counts, held)
 
     @property
     def max_delete_percent(self) -> int:
         """The ``max_delete_percent`` setting."""
-        return int(self.config.get("max_delete_percent", 100))
+        return int(self.config["max_delete_percent"])
 
     def _project_ids(self) -> list[str]:
         """The projects to read: the ``project_ids`` setting, else every project."""
@@ -208,7 +210,7 @@ class FeedbackStream(BookmarksPerPage, UsersnapStream):
         limit_pages = RUNAWAY_PAGES * self.page_size
         if project.received <= limit_pages:
             return
-        total = self._counts.to_read(project)
+        total = t.cast("FeedbackCounts", self._counts).to_read(project)
         if total is not None and project.received > 2 * total + limit_pages:
             msg = (
                 f"Usersnap kept answering has_more for project {project.project_id}: "

@@ -24,7 +24,7 @@ import logging
 import typing as t
 
 from tap_usersnap.errors import UsersnapError
-from tap_usersnap.timestamps import format_timestamp, parse_timestamp
+from tap_usersnap.timestamps import FUTURE_TOLERANCE, format_timestamp, parse_timestamp
 
 #: Partition state key of the edit scan's mark (newest ``updated_at`` seen).
 EDIT_MARK = "updated_at_mark"
@@ -32,8 +32,6 @@ BOOKMARK = "replication_key_value"
 #: Partition state key of how many items were created before the bookmark (from
 #: ``start_date`` on): fewer at the API next time means some were deleted.
 COUNT = "feedback_count"
-#: A bookmark further ahead than this is in the future (clocks differ a little).
-FUTURE_TOLERANCE = dt.timedelta(minutes=5)
 
 
 class StateError(UsersnapError):

@@ -6,7 +6,8 @@ not yet delivered, nor inflate the count that deletes compare with:
 
 - created before the scope's start (``start_date``): out of scope, not emitted;
 - created before the project's start (loaded by an earlier run): emitted, not counted;
-- created in the future (beyond :data:`CLOCK_SKEW`): emitted, not bookmarked;
+- created in the future (beyond :data:`~tap_usersnap.timestamps.FUTURE_TOLERANCE`):
+  emitted, not bookmarked;
 - out of ``created_at`` order: emitted; the project's saved bookmark then waits for the end
   of its read, so a run stopped at any point resumes before the disorder.
 
@@ -20,20 +21,17 @@ import datetime as dt
 import typing as t
 
 from tap_usersnap.items import describe_item
-from tap_usersnap.timestamps import format_timestamp
+from tap_usersnap.timestamps import FUTURE_TOLERANCE, format_timestamp
 
 if t.TYPE_CHECKING:
     import logging
 
     from tap_usersnap.report import RunReport
 
-#: How far a ``created_at`` or ``updated_at`` may be ahead of this machine's clock.
-CLOCK_SKEW = dt.timedelta(minutes=5)
-
 
 def future_ceiling(now: dt.datetime | None = None) -> str:
     """The latest instant an item's timestamp may name now, in the bookmark format."""
-    return format_timestamp((now or dt.datetime.now(dt.timezone.utc)) + CLOCK_SKEW)
+    return format_timestamp((now or dt.datetime.now(dt.timezone.utc)) + FUTURE_TOLERANCE)
 
 
 @dataclasses.dataclass
@@ -105,8 +103,8 @@ class PassBounds:
             report.noted_item(
                 describe_item(item, self.project_id),
                 f"its created_at {item['created_at']} is in the future (more than "
-                f"{CLOCK_SKEW.seconds // 60} minutes ahead of this machine's clock): emitted, "
-                "but the bookmark does not move to it",
+                f"{FUTURE_TOLERANCE.seconds // 60} minutes ahead of this machine's clock): "
+                "emitted, but the bookmark does not move to it",
             )
         return Bounded(emit, counted, len(future))
 

@@ -9,6 +9,9 @@ import typing as t
 #: Fixed width, so bookmarks compare correctly as strings too.
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 TIMESTAMP_EXAMPLE = "2024-03-01T12:00:00.000000Z"
+#: How far a timestamp from outside (an item, a bookmark) may be ahead of this machine's
+#: clock before it counts as in the future (clocks differ a little).
+FUTURE_TOLERANCE = dt.timedelta(minutes=5)
 _CANONICAL_LENGTH = len(TIMESTAMP_EXAMPLE)
 
 
