@@ -45,9 +45,11 @@ meltano-lock: | $(UV) ## Re-pin requirements/meltano.txt after editing requireme
 		--custom-compile-command "make meltano-lock" \
 		-o requirements/meltano.txt requirements/meltano.in
 
-lint: setup ## ruff: style and common bugs; actionlint (with shellcheck): the CI workflows
+lint: setup ## ruff; the layers (import-linter), no import cycle and size limits; actionlint
 	$(BIN)/ruff check $(CODE)
 	$(BIN)/ruff format --check $(CODE)
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/python scripts/check_structure.py tap_usersnap
 	$(BIN)/actionlint -shellcheck=$(BIN)/shellcheck -pyflakes= .github/workflows/*.yml
 
 types: setup ## mypy

@@ -16,29 +16,34 @@ import typing as t
 from singer_sdk import Stream, Tap
 from singer_sdk.exceptions import AbortedSyncExceptionBase, ConfigValidationError
 from singer_sdk.helpers._catalog import pop_deselected_record_properties
+from singer_sdk.plugin_base import JSONSchemaValidator
 from singer_sdk.singerlib import RecordMessage
+from singer_sdk.streams import RESTStream
 from typing_extensions import override
 
-from tap_usersnap.errors import UsersnapError
-from tap_usersnap.flattening import flattened_columns, keep_to_columns
+from tap_usersnap.http.errors import UsersnapError
 
 if t.TYPE_CHECKING:
     from types import FrameType
 
+    import jsonschema
+    import requests
+    from singer_sdk.helpers.types import Context
     from singer_sdk.mapper import StreamMap
+    from singer_sdk.singerlib import StateMessage
 
 #: The SDK's log line for a failed stream sync; the tap's own one line replaces it.
 SDK_UNHANDLED_ERROR_LINE = "An unhandled error occurred while syncing"
 
 
 class FastRecordPath(Stream):
-    """Records skip the SDK's deselection walk when the catalog deselects nothing.
+    """The record path: RECORD messages for each stream map, flattened ones kept to their schema.
 
     ``_generate_record_messages`` runs once per record and has no public counterpart: the
     walk that removes deselected properties (``pop_deselected_record_properties``, in a
     private SDK module) cost a fifth of the tap's time when every property is selected, the
-    usual case; and flattened records must keep to the flattened schema
-    (:mod:`tap_usersnap.flattening`), which the SDK's path does not ensure.
+    usual case; and flattened records must keep to the flattened schema (see
+    :func:`keep_to_columns`), which the SDK's path does not ensure.
     """
 
     @override
@@ -87,13 +92,21 @@ class FastRecordPath(Stream):
         """
         self._stream_version = version
 
+    def write_activate_version(self, version: int) -> None:
+        """ACTIVATE_VERSION for every stream map that keeps this stream, as the SDK writes it.
 
-class BookmarksPerPage(Stream):
-    """The SDK's per-record bookmark step, turned off: the stream keeps its own bookmarks.
+        The SDK writes it only before the records (``emit_activate_version_messages``);
+        the tap writes it after a complete read, through the SDK's own writer.
+        """
+        self._write_activate_version_message(version)
+
+
+class ProjectBookmarks(Stream):
+    """No stream-level bookmark: the feedback engine keeps one bookmark per project itself.
 
     ``_increment_stream_state`` is the only way to stop the SDK from keeping one
-    stream-level bookmark for a stream read in one pass; the feedback stream advances one
-    bookmark per project itself, after each page's records are out.
+    stream-level bookmark for a stream read in one pass; the engine advances each project's
+    bookmark after each page's records are out.
     """
 
     @override
@@ -164,3 +177,75 @@ class TapHooks(Tap):
             )
             sys.stdout.flush()
             sys.exit(128 + signum)
+
+
+def schema_errors(schema: dict[str, t.Any], value: t.Any) -> t.Iterator[jsonschema.ValidationError]:
+    """The problems of ``value`` against ``schema``, by the validator the SDK checks config with.
+
+    ``JSONSchemaValidator`` (its draft and format checks) lives in ``plugin_base`` without
+    being exported; the tap checks settings itself so that no secret is ever quoted.
+    """
+    return t.cast(
+        "t.Iterator[jsonschema.ValidationError]", JSONSchemaValidator(schema).iter_errors(value)
+    )
+
+
+def state_message_dict(message: StateMessage) -> dict[str, t.Any]:
+    """A STATE message as ``StateMessage.to_dict`` gives it, without deep-copying the state.
+
+    ``to_dict`` copies the whole state, on every page; the wire format is the SDK's, which
+    ``tests/test_sdk_private.py`` holds this to.
+    """
+    return {"type": "STATE", "value": message.value}
+
+
+def flattened_columns(stream_map: StreamMap) -> tuple[t.Collection[str], str] | None:
+    """The stream map's flattened columns and separator; None if it does not flatten.
+
+    With ``flattening_enabled`` the SDK (0.54) flattens each object property that declares
+    ``properties`` into a column per property (``screenshot__annotated_image_url``) and
+    drops the object's own key from the schema, but flattens a record's value only when it
+    is an object, and passes undeclared keys through: targets that write a column per
+    schema property then stop, others drop the key without a word.
+    """
+    options = stream_map.flattening_options
+    if options is None or not stream_map.flattening_enabled:
+        return None
+    return frozenset(stream_map.transformed_schema["properties"]), options.separator
+
+
+def keep_to_columns(
+    record: dict[str, t.Any], columns: t.Collection[str], separator: str
+) -> dict[str, t.Any]:
+    """``record`` without keys that are not ``columns``; a null object nulls its columns.
+
+    A key outside ``columns`` whose value is null is an object the schema flattened (or
+    a value nobody declared): each column under it (``key`` + ``separator`` + ...) that
+    the record lacks is set to null, in the key's place. The record is returned as it is
+    when every key is a column, the usual case.
+    """
+    if all(key in columns for key in record):
+        return record
+    kept: dict[str, t.Any] = {}
+    for key, value in record.items():
+        if key in columns:
+            kept[key] = value
+        elif value is None:
+            prefix = key + separator
+            for column in columns:
+                if column.startswith(prefix) and column not in record:
+                    kept[column] = None
+    return kept
+
+
+def log_request_metric(
+    stream: RESTStream[t.Any], response: requests.Response, context: Context | None
+) -> None:
+    """The SDK's ``http_request_duration`` metric line for one answer, as its loop logs it.
+
+    The tap sends requests through its own client (retries, pages as pages), so the SDK's
+    request loop, which logs the metric in ``_request``, never runs.
+    """
+    stream._write_request_duration_log(
+        endpoint=stream.path, response=response, context=context, extra_tags=None
+    )

@@ -1,22 +1,28 @@
-"""The tap's settings: their schema, and checks that never print a secret's value."""
+"""The tap's settings: their schema, their checks, and one typed :class:`Settings`.
+
+The checks never print a secret's value; :class:`Settings` is read once from the checked
+config, and every layer is given it instead of the raw config.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import typing as t
 
 from singer_sdk import typing as th
-from singer_sdk.plugin_base import JSONSchemaValidator
 
-from tap_usersnap.scope import BACKFILL_WINDOW_PATTERN
-from tap_usersnap.timestamps import is_timestamp, parse_timestamp
+from tap_usersnap.records.timestamps import is_timestamp, parse_timestamp
+from tap_usersnap.sdk_private import schema_errors
 
 DEFAULT_API_URL = "https://platform.usersnap.com/v0.1"
 #: How far ahead a start_date may be (clocks and time zones differ) before it is refused.
 START_DATE_TOLERANCE = dt.timedelta(days=1)
 LOGGER = logging.getLogger("tap-usersnap")
+#: ``backfill_window``: a number of days, weeks or months.
+BACKFILL_WINDOW_PATTERN = r"^\s*([1-9][0-9]{0,4})\s*(day|days|week|weeks|month|months)\s*$"
 
 SETTINGS = th.PropertiesList(
     th.Property(
@@ -122,6 +128,48 @@ SETTINGS = th.PropertiesList(
 TAP_SETTINGS: tuple[str, ...] = tuple(SETTINGS["properties"])
 
 
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """The settings, typed, read once from a config that :func:`config_problems` passed."""
+
+    jwt_id: str
+    jwt_secret: str = dataclasses.field(repr=False)
+    #: The API root, without a trailing slash.
+    api_url: str
+    #: Each once, in order; empty: every project the key can see.
+    project_ids: tuple[str, ...]
+    start_date: str | None
+    backfill_window: str | None
+    page_size: int
+    capture_edits: bool
+    capture_deletes: bool
+    max_delete_percent: int
+    concurrency: int
+    request_timeout: float
+
+    @classmethod
+    def of(cls, config: t.Mapping[str, t.Any]) -> Settings:
+        """The settings of a checked config (defaults filled in)."""
+
+        def setting(name: str) -> t.Any:
+            return config.get(name, SETTINGS["properties"][name].get("default"))
+
+        return cls(
+            jwt_id=str(config["jwt_id"]),
+            jwt_secret=str(config["jwt_secret"]),
+            api_url=str(setting("api_url")).rstrip("/"),
+            project_ids=tuple(unique(setting("project_ids") or [])),
+            start_date=setting("start_date") or None,
+            backfill_window=setting("backfill_window") or None,
+            page_size=int(setting("page_size")),
+            capture_edits=bool(setting("capture_edits")),
+            capture_deletes=bool(setting("capture_deletes")),
+            max_delete_percent=int(setting("max_delete_percent")),
+            concurrency=int(setting("concurrency")),
+            request_timeout=float(setting("request_timeout")),
+        )
+
+
 def config_problems(config: dict[str, t.Any], schema: dict[str, t.Any]) -> list[str]:
     """Every problem with ``config`` (filling in defaults), each naming its setting.
 
@@ -132,7 +180,7 @@ def config_problems(config: dict[str, t.Any], schema: dict[str, t.Any]) -> list[
     _read_numbers(config, properties)
     _strip_credentials(config)
     problems = []
-    for error in JSONSchemaValidator(schema).iter_errors(config):
+    for error in schema_errors(schema, config):
         name = str(error.path[0]) if error.path else None
         where = "".join(f"[{part!r}]" for part in error.path)
         if name is not None and properties.get(name, {}).get("secret"):

@@ -7,31 +7,30 @@ import io
 import json
 import logging
 import sys
-import time
 import typing as t
 
 from singer_sdk.helpers.capabilities import PluginCapabilities
 from typing_extensions import override
 
-from tap_usersnap.auth import UsersnapJWTAuthenticator
-from tap_usersnap.counts import FeedbackCounts
-from tap_usersnap.errors import CredentialsRejectedError, UsersnapError
-from tap_usersnap.report import RunReport
-from tap_usersnap.retry import Clock, Retrier, RetryPolicy, SystemClock
+from tap_usersnap.http.errors import UsersnapError
+from tap_usersnap.http.retry import Clock, RetryPolicy, SystemClock
+from tap_usersnap.records.writer import BufferedMsgSpecWriter
+from tap_usersnap.run import ProjectListing, Run
 from tap_usersnap.sdk_private import ExplainedFailureFilter, TapHooks
-from tap_usersnap.settings import SETTINGS, config_problems, unique
-from tap_usersnap.streams import FeedbackStream, ProjectAssigneesStream, ProjectsStream
-from tap_usersnap.writer import BufferedMsgSpecWriter
+from tap_usersnap.settings import SETTINGS, Settings, config_problems
+from tap_usersnap.streams.assignees import ProjectAssigneesStream
+from tap_usersnap.streams.feedback import FeedbackStream
+from tap_usersnap.streams.projects import ProjectsStream
 
 if t.TYPE_CHECKING:
     import click
     from singer_sdk.helpers.capabilities import CapabilitiesEnum
     from singer_sdk.singerlib import Catalog
 
-    from tap_usersnap.client import UsersnapStream
+    from tap_usersnap.streams.base import UsersnapStream
 
 
-#: The streams, in sync order.
+#: The streams, in sync order: projects first, so the others reuse its listing.
 STREAM_TYPES: tuple[type[UsersnapStream], ...] = (
     ProjectsStream,
     FeedbackStream,
@@ -69,10 +68,26 @@ class TapUsersnap(TapHooks):
         super().__init__(*args, **kwargs)
         explain_failures(self.logger)
 
+    @functools.cached_property
+    def run(self) -> Run:
+        """What this run's streams share (made once the settings are checked)."""
+        return Run(
+            Settings.of(self.config),
+            clock=self.clock,
+            retry_policy=self.retry_policy,
+            logger=self.logger,
+            write_state=lambda: self.state_writer.write_state(self.state),
+        )
+
     @override
     def discover_streams(self) -> list[UsersnapStream]:
-        """The streams, in sync order: projects first, so the others reuse its listing."""
-        streams = [stream_type(self) for stream_type in STREAM_TYPES]
+        """The streams, in sync order; the projects stream lists the projects for all."""
+        run = self.run
+        projects, feedback, assignees = (stream_type(self, run) for stream_type in STREAM_TYPES)
+        run.listing = ProjectListing(
+            t.cast("ProjectsStream", projects).list_all, run.settings.project_ids
+        )
+        streams = [projects, feedback, assignees]
         for stream in streams:
             explain_failures(stream.logger)
         return streams
@@ -84,7 +99,7 @@ class TapUsersnap(TapHooks):
 
         Every use of the catalog reads it here: the SCHEMA messages, which the SDK derives
         from it before any stream exists, and each stream's selection
-        (:mod:`tap_usersnap.catalog`; idempotent, so reading it again costs nothing more).
+        (:mod:`tap_usersnap.streams.catalog`; idempotent, so reading it again costs nothing).
         """
         catalog = super().input_catalog
         if catalog is not None:
@@ -97,126 +112,50 @@ class TapUsersnap(TapHooks):
         """The settings' problems, none quoting a secret (see :mod:`tap_usersnap.settings`)."""
         return config_problems(config, self.config_jsonschema)
 
-    def projects_listing(self) -> list[dict[str, t.Any]]:
-        """The projects in scope, listed once per run (``GET /projects``), for every stream."""
-        return t.cast("ProjectsStream", self.streams["projects"]).listing()
-
-    @property
-    def project_ids(self) -> list[str]:
-        """The ``project_ids`` setting, each once, in order (empty: every project)."""
-        return unique(self.config.get("project_ids") or [])
-
-    @functools.cached_property
-    def jwt_authenticator(self) -> UsersnapJWTAuthenticator:
-        """The tap's one authenticator, shared by every stream."""
-        return UsersnapJWTAuthenticator(self.config["jwt_id"], self.config["jwt_secret"])
-
-    @functools.cached_property
-    def retrier(self) -> Retrier:
-        """The run's retry loop: one 429 pauses every request, whichever thread sends it."""
-        return Retrier(
-            policy=self.retry_policy,
-            clock=self.clock,
-            logger=self.logger,
-            on_token_rejected=self.jwt_authenticator.invalidate,
-            credentials_error=self._credentials_rejected,
-        )
-
-    @functools.cached_property
-    def report(self) -> RunReport:
-        """What the run skipped or changed, and the summary at its end."""
-        return RunReport(self.logger)
-
-    @functools.cached_property
-    def table_version(self) -> int:
-        """The table version of this run's full-table records (milliseconds since 1970)."""
-        return int(time.time() * 1000)  # wall clock: versions must grow from run to run
-
-    def scope_gaps(self, known: set[str]) -> tuple[list[str], list[str]]:
-        """Known projects Usersnap confirms gone, and why no deletion may be applied this run.
-
-        ``known`` are the projects whose rows the warehouse holds. A project missing
-        from the listing is gone only if its own endpoint answers SITE_NOT_FOUND; a listing
-        that stopped early, or a ``project_ids`` narrower than ``known``, holds every
-        deletion back.
-        """
-        projects = t.cast("ProjectsStream", self.streams["projects"])
-        wanted = set(self.project_ids)
-        listed = {p.get("project_id") for p in projects.listing()}
-        held: list[str] = []
-        left_out = sorted(known - wanted) if wanted else []
-        if left_out:
-            held.append(
-                f"project_ids leaves out {len(left_out)} project(s) whose rows the warehouse "
-                f"holds ({', '.join(left_out)}); to retire them on purpose, run once with a "
-                "full refresh (meltano run --full-refresh ...)"
-            )
-        if not projects.listing_complete:
-            held.append("the project listing stopped early, so a missing project may exist")
-            return [], held
-        gone = []
-        for project_id in sorted(known - listed - set(left_out)):
-            exists = self._project_exists(project_id)
-            if exists is False:
-                gone.append(project_id)
-            else:
-                held.append(
-                    f"project {project_id} is missing from the project listing, but Usersnap "
-                    + ("still answers for it" if exists else "did not say whether it exists")
-                )
-        return gone, held
-
-    @functools.cache  # noqa: B019 - one tap per run; an answer per project, asked once
-    def _project_exists(self, project_id: str) -> bool | None:
-        stream = self.streams["projects"]
-        counts = FeedbackCounts(
-            t.cast("UsersnapStream", stream).post_json,
-            url_base=t.cast("UsersnapStream", stream).url_base,
-            start_date=None,
-            logger=self.logger,
-        )
-        return counts.exists(project_id)
-
     @override
     def after_sync(self) -> None:
         """Apply deletions where the read was complete; summarise; fail if a project was skipped.
 
         A skipped project's rows were not re-sent, so ACTIVATE_VERSION would delete them.
         """
-        report = self.report
-        streams = t.cast("dict[str, UsersnapStream]", self.streams)
-        projects = t.cast("ProjectsStream", streams["projects"])
+        report = self.run.report
+        projects, feedback, assignees = (
+            self.streams[stream_type.name]  # type: ignore[misc]  # a class attribute in each
+            for stream_type in STREAM_TYPES
+        )
         held = [f"project {p} was skipped" for p in report.skipped_projects]
-        if projects.captures_deletes:
-            t.cast("FeedbackStream", streams["feedback"]).finish_deletes(held)
-            self._finish_full_tables(projects, streams["project_assignees"], held)
+        if self.run.settings.capture_deletes:
+            t.cast("FeedbackStream", feedback).finish_deletes(held)
+            self._finish_full_tables(
+                t.cast("ProjectsStream", projects),
+                t.cast("FeedbackStream", feedback),
+                t.cast("UsersnapStream", assignees),
+                held,
+            )
         report.finish()
 
     def _finish_full_tables(
-        self, projects: ProjectsStream, assignees: UsersnapStream, held: list[str]
+        self,
+        projects: ProjectsStream,
+        feedback: FeedbackStream,
+        assignees: UsersnapStream,
+        held: list[str],
     ) -> None:
         """ACTIVATE_VERSION for projects and assignees, unless a project may be missing."""
         if projects.selected or assignees.selected:
-            held = held + self.scope_gaps(projects.known_project_ids)[1]
+            held = held + feedback.scope_gaps(projects.known_project_ids)[1]
         if held:
             what = [s.name for s in (projects, assignees) if s.selected]
             if what:
-                self.report.deletes_held(" and ".join(what), "; ".join(held))
+                self.run.report.deletes_held(" and ".join(what), "; ".join(held))
         else:
             projects.activate_version()
-            if self.report.refused:
-                self.report.deletes_held(assignees.name, "an assignees endpoint was refused")
+            if self.run.report.refused:
+                self.run.report.deletes_held(assignees.name, "an assignees endpoint was refused")
             else:
                 assignees.activate_version()
         projects.remember_listed(retired=not held)
-        self.state_writer.write_state(self.state)
-
-    def _credentials_rejected(self) -> CredentialsRejectedError:
-        return CredentialsRejectedError(
-            f"Usersnap rejected the credentials (401) of JWT ID {self.config['jwt_id']!r}: "
-            "check the jwt_id and jwt_secret settings; the API key may have been deleted "
-            "or rotated in Usersnap (Settings > API)"
-        )
+        self.run.write_state()
 
     @classmethod
     @override

@@ -57,7 +57,7 @@ def canary_fake() -> t.Iterator[FakeUsersnap]:
 @pytest.fixture
 def read_ahead(monkeypatch: pytest.MonkeyPatch) -> None:
     """Let the tap read projects in threads even though the local fake answers at once."""
-    monkeypatch.setattr("tap_usersnap.prefetch.SLOW_FETCH_SECONDS", 0.0)
+    monkeypatch.setattr("tap_usersnap.feedback.reader.SLOW_FETCH_SECONDS", 0.0)
 
 
 @pytest.fixture

@@ -9,14 +9,14 @@ import requests
 
 from fake_usersnap import ApiError, FakeUsersnap
 from fake_usersnap.reliability import FaultScenario
-from tap_usersnap.answers import clock_skew_hint
-from tap_usersnap.auth import (
+from tap_usersnap.http.auth import (
     CLOCK_SKEW_SECONDS,
     REFRESH_MARGIN_SECONDS,
     TOKEN_LIFETIME_SECONDS,
     UsersnapJWTAuthenticator,
 )
-from tap_usersnap.errors import CredentialsRejectedError
+from tap_usersnap.http.errors import CredentialsRejectedError
+from tap_usersnap.http.responses import clock_skew_hint
 
 ACCESS = "credentials and projects"
 

@@ -15,9 +15,9 @@ import requests
 
 from fake_usersnap.reliability import FaultScenario, secrets_in
 from fake_usersnap.singer_run import parse_messages
-from tap_usersnap.errors import BodyTooLargeError, UsersnapError
-from tap_usersnap.network import MAX_BODY_BYTES, DeadlineAdapter
-from tap_usersnap.retry import RetryPolicy
+from tap_usersnap.http.errors import BodyTooLargeError, UsersnapError
+from tap_usersnap.http.retry import RetryPolicy
+from tap_usersnap.http.transport import MAX_BODY_BYTES, DeadlineAdapter
 
 if t.TYPE_CHECKING:
     from fake_usersnap import FakeUsersnap

@@ -12,8 +12,8 @@ import pytest
 
 from fake_usersnap.singer_run import SyncResult, bookmarks, run_sync
 from fake_usersnap.warehouse import Warehouse
-from tap_usersnap.deletes import PENDING
-from tap_usersnap.errors import CursorRejectedError, UsersnapError
+from tap_usersnap.feedback.state import PENDING
+from tap_usersnap.http.errors import CursorRejectedError, UsersnapError
 
 if t.TYPE_CHECKING:
     from fake_usersnap import FakeUsersnap

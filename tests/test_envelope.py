@@ -12,15 +12,15 @@ import requests
 
 from fake_usersnap.protocol import encode_json
 from fake_usersnap.reliability import BAD_INPUT, FaultScenario
-from tap_usersnap.envelope import (
+from tap_usersnap.http.errors import MalformedResponseError
+from tap_usersnap.http.loggable import loggable_path
+from tap_usersnap.http.responses import (
     MAX_BODY_DEPTH,
     TOO_DEEP,
     cut_deep_values,
-    loggable_path,
     page_items,
     read_envelope,
 )
-from tap_usersnap.errors import MalformedResponseError
 
 if t.TYPE_CHECKING:
     from fake_usersnap import RecordedRequest

@@ -18,13 +18,13 @@ import pytest
 
 from fake_usersnap.reliability import PAGE_SIZE, FaultScenario
 from fake_usersnap.singer_run import bookmarks
-from tap_usersnap.errors import (
+from tap_usersnap.http.errors import (
     CredentialsRejectedError,
     PaginationError,
     ProjectNotFoundError,
     UsersnapError,
 )
-from tap_usersnap.retry import RetryPolicy
+from tap_usersnap.http.retry import RetryPolicy
 
 if t.TYPE_CHECKING:
     from fake_usersnap import FakeUsersnap, RecordedRequest

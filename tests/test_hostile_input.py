@@ -34,10 +34,10 @@ from fake_usersnap.reliability import (
     unsafe_states,
 )
 from fake_usersnap.singer_run import SyncResult, bookmarks, parse_messages, run_cli, run_sync
-from tap_usersnap.project_state import StateError
-from tap_usersnap.retry import RetryPolicy
+from tap_usersnap.feedback.state import StateError
+from tap_usersnap.http.retry import RetryPolicy
+from tap_usersnap.records.timestamps import format_timestamp
 from tap_usersnap.tap import TapUsersnap
-from tap_usersnap.timestamps import format_timestamp
 
 if t.TYPE_CHECKING:
     from fake_usersnap import FakeUsersnap, RecordedRequest

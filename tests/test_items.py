@@ -6,12 +6,12 @@ import typing as t
 
 import pytest
 
-from tap_usersnap.items import (
+from tap_usersnap.feedback.checks import (
     MAX_CUSTOM_DATA_DEPTH,
     cut_deep_custom_data,
-    describe_item,
     unusable_reason,
 )
+from tap_usersnap.http.loggable import describe_item
 
 GOOD = {"feedback_id": "f-1", "feedback_number": 7, "created_at": "2024-03-01T12:00:00.000000Z"}
 

@@ -14,9 +14,9 @@ import requests
 import urllib3.exceptions
 
 from fake_usersnap.reliability import PAGE_SIZE, FaultScenario
-from tap_usersnap.answers import check_answer, redirected_elsewhere
-from tap_usersnap.errors import TokenRejectedError, UsersnapError
-from tap_usersnap.network import DeadlineAdapter, describe_connection_failure, new_session
+from tap_usersnap.http.errors import TokenRejectedError, UsersnapError
+from tap_usersnap.http.responses import check_answer, redirected_elsewhere
+from tap_usersnap.http.transport import DeadlineAdapter, describe_connection_failure, new_session
 
 if t.TYPE_CHECKING:
     from fake_usersnap import FakeUsersnap

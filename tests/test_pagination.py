@@ -7,8 +7,8 @@ import json
 import pytest
 import requests
 
-from tap_usersnap.errors import PaginationError
-from tap_usersnap.pagination import UsersnapCursorPaginator
+from tap_usersnap.http.errors import PaginationError
+from tap_usersnap.http.pagination import UsersnapCursorPaginator
 
 
 def page(*, has_more: bool, after: str | None, items: int = 1) -> requests.Response:

@@ -1,4 +1,4 @@
-"""PageFeed: every page once, each key's in order, threads only when fetching is slow."""
+"""ReadAhead: every page once, each key's in order, threads only when fetching is slow."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import typing as t
 
 import pytest
 
-from tap_usersnap import prefetch
-from tap_usersnap.prefetch import FINISHED, Failed, PageFeed
+from tap_usersnap.feedback import reader
+from tap_usersnap.feedback.reader import FINISHED, Failed, ReadAhead
 
 PAGES = {"a": 5, "b": 3, "c": 4, "d": 1}
 
@@ -29,7 +29,7 @@ def fetcher(
     return fetch
 
 
-def read(feed: PageFeed[str, str]) -> dict[str, list[t.Any]]:
+def read(feed: ReadAhead[str, str]) -> dict[str, list[t.Any]]:
     seen: dict[str, list[t.Any]] = {key: [] for key in PAGES}
     for key, item in feed:
         seen[key].append(item)
@@ -42,23 +42,23 @@ def expected_pages(key: str) -> list[t.Any]:
 
 @pytest.mark.parametrize("concurrency", [1, 3])
 def test_every_page_once_in_order_then_finished(concurrency: int) -> None:
-    seen = read(PageFeed(list(PAGES), fetcher(), concurrency=concurrency))
+    seen = read(ReadAhead(list(PAGES), fetcher(), concurrency=concurrency))
     assert seen == {key: [*expected_pages(key), FINISHED] for key in PAGES}
 
 
 def test_a_fast_api_is_read_without_threads() -> None:
     threads: set[str] = set()
-    read(PageFeed(list(PAGES), fetcher(threads=threads), concurrency=4))
+    read(ReadAhead(list(PAGES), fetcher(threads=threads), concurrency=4))
     assert threads == {threading.current_thread().name}
 
 
 def test_a_slow_api_is_read_ahead_by_threads_keeping_each_keys_order(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(prefetch, "SLOW_FETCH_SECONDS", 0.001)
+    monkeypatch.setattr(reader, "SLOW_FETCH_SECONDS", 0.001)
     threads: set[str] = set()
     order: list[str] = []
-    feed = PageFeed(list(PAGES), fetcher(delay=0.005, threads=threads), concurrency=3)
+    feed = ReadAhead(list(PAGES), fetcher(delay=0.005, threads=threads), concurrency=3)
     seen: dict[str, list[t.Any]] = {key: [] for key in PAGES}
     for key, item in feed:
         seen[key].append(item)
@@ -74,8 +74,8 @@ def test_a_failing_key_ends_with_its_error_and_the_others_go_on(
     monkeypatch: pytest.MonkeyPatch, slow: bool
 ) -> None:
     if slow:
-        monkeypatch.setattr(prefetch, "SLOW_FETCH_SECONDS", 0.001)
-    seen = read(PageFeed(list(PAGES), fetcher(delay=0.005 * slow, failing="c"), concurrency=2))
+        monkeypatch.setattr(reader, "SLOW_FETCH_SECONDS", 0.001)
+    seen = read(ReadAhead(list(PAGES), fetcher(delay=0.005 * slow, failing="c"), concurrency=2))
     *pages, last = seen["c"]
     assert pages == ["c0"]
     assert isinstance(last, Failed)
@@ -84,8 +84,8 @@ def test_a_failing_key_ends_with_its_error_and_the_others_go_on(
 
 
 def test_stopping_the_reader_stops_the_workers(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(prefetch, "SLOW_FETCH_SECONDS", 0.001)
-    feed = PageFeed(list(PAGES), fetcher(delay=0.005), concurrency=3, depth=1)
+    monkeypatch.setattr(reader, "SLOW_FETCH_SECONDS", 0.001)
+    feed = ReadAhead(list(PAGES), fetcher(delay=0.005), concurrency=3, depth=1)
     pages = feed.__iter__()
     for _ in range(4):
         next(pages)

@@ -7,9 +7,9 @@ import logging
 import pytest
 
 from fake_usersnap import FakeUsersnap
-from tap_usersnap.counts import FeedbackCounts
-from tap_usersnap.progress import BackfillProgress
-from tap_usersnap.project_state import ProjectState
+from tap_usersnap.feedback.progress import BackfillProgress
+from tap_usersnap.feedback.requests import FeedbackCounts
+from tap_usersnap.feedback.state import ProjectState
 from tap_usersnap.tap import TapUsersnap
 
 
@@ -107,9 +107,8 @@ def test_the_total_is_what_the_read_asks_for(fake: FakeUsersnap) -> None:
     start = items[5]["created_at"]
     stream = TapUsersnap(config=fake.config()).streams["feedback"]
     counts = FeedbackCounts(
-        stream.post_json,  # type: ignore[attr-defined]
-        url_base=stream.url_base,  # type: ignore[attr-defined]
-        start_date=None,
+        stream.count,  # type: ignore[attr-defined]
+        scope_start=None,
         logger=logging.getLogger("progress-test"),
     )
     project = ProjectState(project_id, None, None, start, partition=dict)

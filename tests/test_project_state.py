@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from tap_usersnap.project_state import (
+from tap_usersnap.feedback.state import (
     COUNT,
     EDIT_MARK,
     ProjectState,

@@ -15,9 +15,9 @@ import pytest
 
 from fake_usersnap.protocol import next_cursor, utc_iso
 from fake_usersnap.singer_run import SyncResult, bookmarks, run_cli_killed, run_sync
-from tap_usersnap.errors import PaginationError
-from tap_usersnap.feedback import RUNAWAY_PAGES
-from tap_usersnap.progress import BackfillProgress
+from tap_usersnap.feedback.engine import RUNAWAY_PAGES
+from tap_usersnap.feedback.progress import BackfillProgress
+from tap_usersnap.http.errors import PaginationError
 
 if t.TYPE_CHECKING:
     from fake_usersnap import FakeUsersnap

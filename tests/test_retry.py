@@ -9,13 +9,13 @@ import typing as t
 import pytest
 import requests
 
-from tap_usersnap.errors import (
+from tap_usersnap.http.errors import (
     CredentialsRejectedError,
     RateLimitedError,
     TokenRejectedError,
     UsersnapError,
 )
-from tap_usersnap.retry import Retrier, RetryPolicy, parse_retry_after
+from tap_usersnap.http.retry import Retrier, RetryPolicy, parse_retry_after
 from tests.conftest import FakeClock
 
 

@@ -16,8 +16,10 @@ import jsonschema
 import pytest
 
 from fake_usersnap.singer_run import run_sync
-from tap_usersnap import schemas
-from tap_usersnap.streams import FeedbackStream, ProjectAssigneesStream, ProjectsStream
+from tap_usersnap.records import schemas
+from tap_usersnap.streams.assignees import ProjectAssigneesStream
+from tap_usersnap.streams.feedback import FeedbackStream
+from tap_usersnap.streams.projects import ProjectsStream
 from tap_usersnap.tap import TapUsersnap
 
 if t.TYPE_CHECKING:

@@ -10,11 +10,19 @@ import pytest
 from singer_sdk.exceptions import ConfigValidationError
 
 from fake_usersnap.singer_run import run_sync
-from tap_usersnap.errors import UsersnapError
-from tap_usersnap.scope import SCOPE_START, pinned_scope, resolve
+from tap_usersnap.feedback.scope import pinned_scope, resolve
+from tap_usersnap.feedback.state import SCOPE_START
+from tap_usersnap.http.errors import UsersnapError
+from tap_usersnap.settings import Settings
 
 if t.TYPE_CHECKING:
     from fake_usersnap import FakeUsersnap
+
+
+def settings(config: dict[str, t.Any]) -> Settings:
+    """The typed settings of ``config`` (with credentials, which the scope never reads)."""
+    return Settings.of({"jwt_id": "id", "jwt_secret": "secret", **config})
+
 
 NOW = dt.datetime(2026, 3, 31, 12, 0, tzinfo=dt.timezone.utc)
 LOG = logging.getLogger("test")
@@ -31,19 +39,21 @@ LOG = logging.getLogger("test")
     ],
 )
 def test_a_backfill_window_names_an_instant_before_now(window: str, expected: str) -> None:
-    assert resolve({"backfill_window": window}, NOW) == expected
+    assert resolve(settings({"backfill_window": window}), NOW) == expected
 
 
 def test_the_first_run_pins_the_scope_and_later_ones_keep_it(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     state: dict[str, t.Any] = {}
-    first = pinned_scope(state, {"backfill_window": "7 days"}, now=NOW, logger=LOG)
+    first = pinned_scope(state, settings({"backfill_window": "7 days"}), now=NOW, logger=LOG)
     later = NOW + dt.timedelta(days=40)
-    assert pinned_scope(state, {"backfill_window": "7 days"}, now=later, logger=LOG) == first
+    assert (
+        pinned_scope(state, settings({"backfill_window": "7 days"}), now=later, logger=LOG) == first
+    )
     assert caplog.records == []
     with caplog.at_level(logging.WARNING):
-        changed = pinned_scope(state, {"start_date": "2026-03-30"}, now=later, logger=LOG)
+        changed = pinned_scope(state, settings({"start_date": "2026-03-30"}), now=later, logger=LOG)
     assert changed == first
     assert "changed from backfill_window 7 days to start_date 2026-03-30" in caplog.text
     assert "full refresh" in caplog.text
@@ -52,7 +62,7 @@ def test_the_first_run_pins_the_scope_and_later_ones_keep_it(
 def test_a_pinned_scope_that_is_no_timestamp_fails_in_one_line() -> None:
     state = {SCOPE_START: "yesterday", "scope_setting": "all history"}
     with pytest.raises(UsersnapError, match="scope_start 'yesterday' is not an ISO 8601"):
-        pinned_scope(state, {}, now=NOW, logger=LOG)
+        pinned_scope(state, settings({}), now=NOW, logger=LOG)
 
 
 def test_start_date_and_backfill_window_together_are_refused(fake: FakeUsersnap) -> None:

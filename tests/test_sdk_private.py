@@ -23,11 +23,11 @@ from singer_sdk.plugin_base import PluginBase
 from typing_extensions import override
 
 from tap_usersnap import sdk_private
-from tap_usersnap.errors import UsersnapError
+from tap_usersnap.http.errors import UsersnapError
 from tap_usersnap.sdk_private import (
     SDK_UNHANDLED_ERROR_LINE,
-    BookmarksPerPage,
     ExplainedFailureFilter,
+    ProjectBookmarks,
     TapHooks,
 )
 from tap_usersnap.tap import TapUsersnap
@@ -89,7 +89,7 @@ def tap() -> t.Iterator[TapUsersnap]:
                 ("latest_record", POSITIONAL, P.empty),
                 ("context", KEYWORD, None),
             ],
-            "BookmarksPerPage._increment_stream_state",
+            "ProjectBookmarks._increment_stream_state",
         ),
         (
             PluginBase,
@@ -134,7 +134,7 @@ def test_the_overrides_match_the_sdk_signatures() -> None:
     """The tap's overrides take what the SDK passes (same names, kinds and defaults)."""
     pairs: list[tuple[t.Callable[..., t.Any], t.Callable[..., t.Any]]] = [
         (sdk_private.FastRecordPath._generate_record_messages, Stream._generate_record_messages),
-        (BookmarksPerPage._increment_stream_state, Stream._increment_stream_state),
+        (ProjectBookmarks._increment_stream_state, Stream._increment_stream_state),
         (TapHooks._validate_config, PluginBase._validate_config),
         (TapHooks._handle_termination, Tap._handle_termination),
     ]
@@ -147,7 +147,7 @@ def test_the_overrides_match_the_sdk_signatures() -> None:
 def test_the_sdk_still_calls_the_overridden_members() -> None:
     """An override the SDK no longer calls would be dead code and lose its guarantee."""
     calls: list[tuple[t.Callable[..., t.Any], str, str]] = [
-        (Stream._sync_records, "self._increment_stream_state(", "BookmarksPerPage"),
+        (Stream._sync_records, "self._increment_stream_state(", "ProjectBookmarks"),
         (Stream._write_record_message, "self._generate_record_messages(", "FastRecordPath"),
         (PluginBase.__init__, "self._validate_config(", "TapHooks._validate_config"),
     ]

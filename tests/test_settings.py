@@ -9,8 +9,8 @@ import pytest
 from singer_sdk.exceptions import ConfigValidationError
 
 from fake_usersnap.singer_run import bookmarks, run_cli, run_sync
+from tap_usersnap.records.timestamps import format_timestamp, normalise_timestamp, parse_timestamp
 from tap_usersnap.tap import TapUsersnap
-from tap_usersnap.timestamps import format_timestamp, normalise_timestamp, parse_timestamp
 
 if t.TYPE_CHECKING:
     from fake_usersnap import FakeUsersnap

@@ -18,8 +18,8 @@ from typing_extensions import override
 
 from fake_usersnap.reliability import secrets_in
 from fake_usersnap.singer_run import parse_messages, run_sync
-from tap_usersnap.errors import OutputClosedError, UsersnapError
-from tap_usersnap.writer import BROKEN_PIPE, BufferedMsgSpecWriter
+from tap_usersnap.http.errors import OutputClosedError, UsersnapError
+from tap_usersnap.records.writer import BROKEN_PIPE, BufferedMsgSpecWriter
 
 if t.TYPE_CHECKING:
     from fake_usersnap import FakeUsersnap

@@ -21,13 +21,13 @@ import typing as t
 import requests
 from singer_sdk.exceptions import RetriableAPIError
 
-from tap_usersnap.errors import (
+from tap_usersnap.http.errors import (
     CredentialsRejectedError,
     RateLimitedError,
     TokenRejectedError,
     UsersnapError,
 )
-from tap_usersnap.network import describe_connection_failure, describe_redirect_loop
+from tap_usersnap.http.transport import describe_connection_failure, describe_redirect_loop
 
 #: Failures worth another try; anything else ends the run.
 TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
@@ -160,6 +160,25 @@ def describe_failure(exc: Exception) -> str:
     return type(exc).__name__
 
 
+class Attempt:
+    """One try of a request (see :meth:`Retrier.attempts`)."""
+
+    def __init__(self, retrier: Retrier, tries: dict[str, int]) -> None:
+        self._retrier = retrier
+        self._tries = tries
+
+    def __enter__(self) -> Attempt:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, _: t.Any
+    ) -> bool:
+        """True (try again) after a failure worth it; raises what ends the request."""
+        if exc is None or not isinstance(exc, Exception):
+            return False
+        return self._retrier.handle_failure(exc, self._tries)
+
+
 class Retrier:
     """Runs one request until it succeeds or a bound is reached (see :class:`RetryPolicy`).
 
@@ -182,29 +201,45 @@ class Retrier:
         self._on_token_rejected = on_token_rejected
         self._credentials_error = credentials_error
 
-    def call(self, func: t.Callable[[], R]) -> R:
-        """``func()``, tried again as the failure's kind allows."""
+    def attempts(self) -> t.Iterator[Attempt]:
+        """The tries of one request, each a context: ``with attempt: return send()``.
+
+        A failure worth another try is absorbed by its ``with`` block after the wait it
+        calls for; any other, or one past its bound, is raised from it. The answer itself
+        never passes through here: the caller returns it from inside its ``with`` block.
+        """
         tries = {"transient": 0, "rate_limited": 0, "token": 0}
         while True:
             self.gate.wait()
-            try:
+            yield Attempt(self, tries)
+
+    def call(self, func: t.Callable[[], R]) -> R:
+        """``func()``, tried again as the failure's kind allows."""
+        for attempt in self.attempts():
+            with attempt:
                 return func()
-            except TokenRejectedError as exc:
-                tries["token"] += 1
-                if tries["token"] > 1:
-                    raise self._rejected(exc) from exc
-                self._on_token_rejected()
-                wait = 0.0
-            except RateLimitedError as exc:
-                tries["rate_limited"] += 1
-                self.gate.close_for(self._rate_limit_wait(exc, tries["rate_limited"]))
-                continue
-            except requests.exceptions.TooManyRedirects as exc:
-                raise UsersnapError(describe_redirect_loop(exc)) from None
-            except TRANSIENT_ERRORS as exc:
-                tries["transient"] += 1
-                wait = self._transient_wait(exc, tries["transient"])
-            self.clock.sleep(wait)
+        raise AssertionError  # pragma: no cover - attempts() never ends by itself
+
+    def handle_failure(self, exc: BaseException, tries: dict[str, int]) -> bool:
+        """Wait as ``exc`` calls for and return True, or raise what ends the request."""
+        if isinstance(exc, TokenRejectedError):
+            tries["token"] += 1
+            if tries["token"] > 1:
+                raise self._rejected(exc) from exc
+            self._on_token_rejected()
+            self.clock.sleep(0.0)
+            return True
+        if isinstance(exc, RateLimitedError):
+            tries["rate_limited"] += 1
+            self.gate.close_for(self._rate_limit_wait(exc, tries["rate_limited"]))
+            return True
+        if isinstance(exc, requests.exceptions.TooManyRedirects):
+            raise UsersnapError(describe_redirect_loop(exc)) from None
+        if isinstance(exc, TRANSIENT_ERRORS):
+            tries["transient"] += 1
+            self.clock.sleep(self._transient_wait(exc, tries["transient"]))
+            return True
+        return False
 
     def _rejected(self, exc: TokenRejectedError) -> CredentialsRejectedError:
         """The credentials failure, with a likelier cause when the answer suggests one."""

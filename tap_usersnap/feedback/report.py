@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from tap_usersnap.errors import ProjectNotFoundError
+from tap_usersnap.http.errors import ProjectNotFoundError
 
 
 class RunReport:

@@ -15,11 +15,11 @@ from __future__ import annotations
 import dataclasses
 import typing as t
 
-from tap_usersnap.pages import FeedbackPage
-from tap_usersnap.timestamps import changed_at
+from tap_usersnap.feedback.checks import FeedbackPage
+from tap_usersnap.records.timestamps import changed_at
 
 if t.TYPE_CHECKING:
-    from tap_usersnap.project_state import ProjectState
+    from tap_usersnap.feedback.state import ProjectState
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""HTTP transport: one session per thread, a deadline on each whole request, clear failures.
+"""HTTP transport: sessions, a deadline and a size limit on each whole answer, clear failures.
 
 ``requests`` timeouts apply to each socket read, so a server (or proxy) that sends one byte
 a second never times out. :class:`DeadlineAdapter` bounds the whole answer instead: at
@@ -24,8 +24,8 @@ from requests.adapters import HTTPAdapter
 from requests.models import DEFAULT_REDIRECT_LIMIT
 from typing_extensions import override
 
-from tap_usersnap.envelope import describe_request, loggable_path
-from tap_usersnap.errors import BodyTooLargeError
+from tap_usersnap.http.errors import BodyTooLargeError
+from tap_usersnap.http.loggable import describe_request, loggable_path
 
 #: Seconds to wait for a connection.
 CONNECT_TIMEOUT_SECONDS = 10.0

@@ -16,30 +16,30 @@ import logging
 import re
 import typing as t
 
-from tap_usersnap.errors import UsersnapError
-from tap_usersnap.timestamps import format_timestamp, is_timestamp, normalise_timestamp
+from tap_usersnap.feedback.state import SCOPE_SETTING, SCOPE_START, StateError
+from tap_usersnap.records.timestamps import format_timestamp, is_timestamp, normalise_timestamp
+from tap_usersnap.settings import BACKFILL_WINDOW_PATTERN
 
-#: Stream state keys: the pinned lower bound (null: all history) and the setting it came from.
-SCOPE_START = "scope_start"
-SCOPE_SETTING = "scope_setting"
-BACKFILL_WINDOW_PATTERN = r"^\s*([1-9][0-9]{0,4})\s*(day|days|week|weeks|month|months)\s*$"
+if t.TYPE_CHECKING:
+    from tap_usersnap.settings import Settings
+
 _WINDOW = re.compile(BACKFILL_WINDOW_PATTERN)
 
 
-def setting_text(config: t.Mapping[str, t.Any]) -> str:
+def setting_text(settings: Settings) -> str:
     """The scope setting as the user wrote it: what a change is detected against."""
-    if config.get("start_date"):
-        return f"start_date {config['start_date']}"
-    if config.get("backfill_window"):
-        return f"backfill_window {' '.join(str(config['backfill_window']).split())}"
+    if settings.start_date:
+        return f"start_date {settings.start_date}"
+    if settings.backfill_window:
+        return f"backfill_window {' '.join(settings.backfill_window.split())}"
     return "all history"
 
 
-def resolve(config: t.Mapping[str, t.Any], now: dt.datetime) -> str | None:
+def resolve(settings: Settings, now: dt.datetime) -> str | None:
     """The instant the setting names now, in the bookmark format (None: all history)."""
-    if config.get("start_date"):
-        return normalise_timestamp(str(config["start_date"]))
-    window = _WINDOW.match(str(config.get("backfill_window") or ""))
+    if settings.start_date:
+        return normalise_timestamp(settings.start_date)
+    window = _WINDOW.match(settings.backfill_window or "")
     if window is None:
         return None
     amount, unit = int(window.group(1)), window.group(2).rstrip("s")
@@ -51,7 +51,7 @@ def resolve(config: t.Mapping[str, t.Any], now: dt.datetime) -> str | None:
 
 def pinned_scope(
     stream_state: dict[str, t.Any],
-    config: t.Mapping[str, t.Any],
+    settings: Settings,
     *,
     now: dt.datetime,
     logger: logging.Logger,
@@ -59,11 +59,11 @@ def pinned_scope(
     """The run's lower bound: the one pinned in state, else the setting's, pinned now.
 
     Raises:
-        UsersnapError: The pinned value is not a timestamp (the state was edited).
+        StateError: The pinned value is not a timestamp (the state was edited).
     """
-    setting = setting_text(config)
+    setting = setting_text(settings)
     if SCOPE_SETTING not in stream_state:
-        scope = resolve(config, now)
+        scope = resolve(settings, now)
         stream_state[SCOPE_START] = scope
         stream_state[SCOPE_SETTING] = setting
         return scope
@@ -73,7 +73,7 @@ def pinned_scope(
             f"The feedback state's {SCOPE_START} {str(pinned)[:60]!r} is not an ISO 8601 "
             "timestamp: correct it or clear the state (meltano state clear <state id>)"
         )
-        raise UsersnapError(msg)
+        raise StateError(msg)
     pinned = normalise_timestamp(pinned) if pinned is not None else None
     if stream_state.get(SCOPE_SETTING) != setting:
         logger.warning(

@@ -1,23 +1,96 @@
-"""Read several projects at once when the network is slow, handing pages over as they arrive.
+"""Reading the projects' pages: each project's in order, several projects at once when slow.
 
-Left to the SDK, a stream's partitions are read one after another, one page at a time, so
-at any network latency the wall time is all waiting. :class:`PageFeed` reads pages in the
-sync's own thread while the API answers quickly (threads would only add switching cost to
-a sync that is busy writing records), and once fetching a page takes longer than
-``SLOW_FETCH_SECONDS`` it hands the rest to up to ``concurrency`` worker threads, one
-project each. Pages of different projects then interleave, while each project's pages keep
-their order (one thread reads a project at a time, from where it stands to its end). A
-bounded queue between the workers and the reader keeps memory flat however large the
-backfill: a worker waits while the reader is behind.
+A :class:`ProjectReader` gives one project's pages, checked: first the edit scan (if
+``capture_edits``), then new feedback from the project's start. The API's cursor names the
+last item read: if that item is deleted while the tap pages past it, the next page is
+refused; reading again from the bookmark (once) loses nothing, and the target upserts what
+is read twice. It runs in the read-ahead threads, so it only reads.
+
+Left to itself, a read of many projects waits on the network one page at a time.
+:class:`ReadAhead` reads pages in the sync's own thread while the API answers quickly
+(threads would only add switching cost to a sync that is busy writing records), and once
+fetching a page takes longer than ``SLOW_FETCH_SECONDS`` it hands the rest to up to
+``concurrency`` worker threads, one project each. Pages of different projects then
+interleave, while each project's pages keep their order (one thread reads a project at a
+time, from where it stands to its end). A bounded queue between the workers and the reader
+keeps memory flat however large the backfill: a worker waits while the reader is behind.
 """
 
 from __future__ import annotations
 
 import collections
+import logging
 import queue
 import threading
 import time
 import typing as t
+
+from tap_usersnap.feedback.checks import FeedbackPage, checked_page
+from tap_usersnap.feedback.edits import EditWindow, scan_edits
+from tap_usersnap.feedback.requests import FeedbackQuery, RequestKind
+from tap_usersnap.http.errors import CursorRejectedError
+
+if t.TYPE_CHECKING:
+    from tap_usersnap.feedback.report import RunReport
+    from tap_usersnap.feedback.requests import FeedbackApi
+    from tap_usersnap.feedback.state import ProjectState
+
+
+class ProjectReader:
+    """``reader(project_id)``: that project's pages, checked, in the order they are emitted."""
+
+    def __init__(
+        self,
+        api: FeedbackApi,
+        projects: dict[str, ProjectState],
+        *,
+        scope_start: str | None,
+        scan_edits: bool,
+        rereading: bool,
+        started: str,
+        ceiling: str,
+        report: RunReport,
+        logger: logging.Logger,
+    ) -> None:
+        self._api = api
+        self._projects = projects
+        self._scope_start = scope_start
+        self._scan_edits = scan_edits
+        #: A reconciliation's re-read only takes each edit mark: it re-emits every item.
+        self._rereading = rereading
+        self._started, self._ceiling = started, ceiling
+        self._report = report
+        self._logger = logger
+
+    def __call__(self, project_id: str) -> t.Iterator[FeedbackPage]:
+        """The project's pages; read again from its bookmark if a page cursor is refused."""
+        project = self._projects[project_id]
+        try:
+            yield from self._read(project)
+        except CursorRejectedError as exc:
+            self._logger.warning("%s: reading project %s again from its bookmark", exc, project_id)
+            project.start_from_bookmark(self._scope_start)
+            yield from self._read(project)
+
+    def _read(self, project: ProjectState) -> t.Iterator[FeedbackPage]:
+        """The edit scan (if on), then new feedback from the project's start."""
+        project_id = project.project_id
+        if self._scan_edits:
+            window = None if self._rereading else EditWindow.of(project, self._scope_start)
+            kind = RequestKind.EDIT_MARK if window is None else RequestKind.EDIT_SCAN
+            yield from scan_edits(
+                project,
+                window,
+                self._pages(FeedbackQuery(kind, project_id)),
+                started=self._started,
+                ceiling=self._ceiling,
+            )
+        yield from self._pages(FeedbackQuery(RequestKind.NEW_FEEDBACK, project_id, project.start))
+
+    def _pages(self, query: FeedbackQuery) -> t.Iterator[FeedbackPage]:
+        for page in self._api.pages(query):
+            yield checked_page(query.project_id, page, self._report)
+
 
 K = t.TypeVar("K", bound=t.Hashable)
 P = t.TypeVar("P")
@@ -41,7 +114,7 @@ class Failed:
 FINISHED = Finished()
 
 
-class PageFeed(t.Generic[K, P]):
+class ReadAhead(t.Generic[K, P]):
     """Yields ``(key, page)`` for every page of every key, then ``(key, FINISHED)``.
 
     A key whose fetching raised yields ``(key, Failed(error))`` last instead, and the other

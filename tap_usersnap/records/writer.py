@@ -12,7 +12,8 @@ from singer_sdk.singerlib import RecordMessage, StateMessage
 from singer_sdk.singerlib.encoding.simple import Message
 from typing_extensions import override
 
-from tap_usersnap.errors import OutputClosedError
+from tap_usersnap.http.errors import OutputClosedError
+from tap_usersnap.sdk_private import state_message_dict
 
 
 class BufferedMsgSpecWriter(MsgSpecWriter):
@@ -32,7 +33,7 @@ class BufferedMsgSpecWriter(MsgSpecWriter):
         """
         try:
             if isinstance(message, StateMessage):  # the SDK's to_dict deep-copies the state
-                return serialize_jsonl({"type": "STATE", "value": message.value})
+                return serialize_jsonl(state_message_dict(message))
             return super().serialize_message(message)
         except UnicodeEncodeError:
             line = json.dumps(message.to_dict(), default=enc_hook, separators=(",", ":"))

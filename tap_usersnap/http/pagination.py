@@ -7,8 +7,8 @@ import typing as t
 from singer_sdk.pagination import BaseAPIPaginator
 from typing_extensions import override
 
-from tap_usersnap.envelope import envelope_data
-from tap_usersnap.errors import PaginationError
+from tap_usersnap.http.errors import PaginationError
+from tap_usersnap.http.responses import envelope_data
 
 if t.TYPE_CHECKING:
     import requests

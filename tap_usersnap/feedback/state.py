@@ -1,6 +1,9 @@
-"""A project's read progress in the feedback stream, and how it is read from Singer state.
+"""The feedback stream's state: its whole layout, and each project's read progress.
 
-State keeps one partition per project, ``{"context": {"project_id": …},
+The stream's state holds the table versions (:data:`ACTIVE`, :data:`PENDING`; see
+:mod:`~tap_usersnap.feedback.reconciliation`), the pinned scope (:data:`SCOPE_START`,
+:data:`SCOPE_SETTING`; see :mod:`~tap_usersnap.feedback.scope`) and one partition per
+project, ``{"context": {"project_id": …},
 "replication_key": "created_at", "replication_key_value": <bookmark>,
 "updated_at_mark": <edit mark>}``:
 
@@ -23,9 +26,18 @@ import datetime as dt
 import logging
 import typing as t
 
-from tap_usersnap.errors import UsersnapError
-from tap_usersnap.timestamps import FUTURE_TOLERANCE, format_timestamp, parse_timestamp
+from tap_usersnap.http.errors import UsersnapError
+from tap_usersnap.records.timestamps import FUTURE_TOLERANCE, format_timestamp, parse_timestamp
 
+#: Stream state keys: the version the stream's rows carry ...
+ACTIVE = "table_version"
+#: ... and the version of a full read not yet activated.
+PENDING = "deletes_pending_version"
+#: Stream state keys: the pinned lower bound (null: all history) and the setting it came from.
+SCOPE_START = "scope_start"
+SCOPE_SETTING = "scope_setting"
+#: The field each project's bookmark follows.
+REPLICATION_KEY = "created_at"
 #: Partition state key of the edit scan's mark (newest ``updated_at`` seen).
 EDIT_MARK = "updated_at_mark"
 BOOKMARK = "replication_key_value"
@@ -91,6 +103,10 @@ class ProjectState:
         else:
             state[COUNT] = count
 
+    def start_from_bookmark(self, scope_start: str | None) -> None:
+        """The new-feedback pass starts at the bookmark, or the scope's start if later."""
+        self.start = later_of(self.bookmark, scope_start)
+
     def restart(self, start_date: str | None) -> None:
         """Read this project again from ``start_date``, counting from nothing.
 
@@ -149,14 +165,15 @@ def load_project_states(
         if full_table:
             bookmark = None
         saved_count = entry.get(COUNT)
-        states[project_id] = ProjectState(
+        state = states[project_id] = ProjectState(
             project_id=project_id,
             bookmark=bookmark,
             edit_mark=_read(entry.get(EDIT_MARK), project_id, EDIT_MARK),
-            start=later_of(bookmark, start_date),
+            start=None,
             partition=_lazy(partition_for, project_id),
             saved_count=saved_count if isinstance(saved_count, int) else None,
         )
+        state.start_from_bookmark(start_date)
     return states
 
 
@@ -187,6 +204,26 @@ def saved_partitions(stream_state: dict[str, t.Any]) -> dict[str, dict[str, t.An
         if isinstance(project_id, str):
             saved[project_id] = partition
     return saved
+
+
+def new_version(now: int, active: int | None) -> int:
+    """A table version later than the active one, even if the clock went back."""
+    return max(now, (active or 0) + 1)
+
+
+def state_version(value: t.Any) -> int | None:
+    """A table version from state, if it is one (state comes from outside)."""
+    return value if type(value) is int and value > 0 else None
+
+
+def prune_partitions(stream_state: dict[str, t.Any], in_scope: t.Container[str]) -> None:
+    """Drop the state of projects no longer read, once their rows are reconciled away."""
+    if isinstance(stream_state.get("partitions"), list):
+        stream_state["partitions"] = [
+            partition
+            for project_id, partition in saved_partitions(stream_state).items()
+            if project_id in in_scope
+        ]
 
 
 def later_of(*moments: str | None) -> str | None:
