@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from fake_usersnap import ApiError, FakeUsersnap
-from fake_usersnap.reliability import FaultScenario
+from harness.reliability import FaultScenario
 from tap_usersnap.answers import clock_skew_hint
 from tap_usersnap.auth import (
     CLOCK_SKEW_SECONDS,

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from fake_usersnap.reliability import FaultScenario, secrets_in
-from fake_usersnap.singer_run import parse_messages
+from harness.reliability import FaultScenario, secrets_in
+from harness.singer_run import parse_messages
 from tap_usersnap.errors import BodyTooLargeError, UsersnapError
 from tap_usersnap.network import MAX_BODY_BYTES, DeadlineAdapter
 from tap_usersnap.retry import RetryPolicy

@@ -8,7 +8,7 @@ import typing as t
 import pytest
 
 from fake_usersnap import FakeUsersnap, text_input
-from fake_usersnap.singer_run import run_sync
+from harness.singer_run import run_sync
 from tap_usersnap.derived import derived_fields, typed_value
 
 RAW_FIELDS = ("ordered_inputs", "labels", "custom_data", "client", "screenshot")

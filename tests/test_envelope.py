@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from fake_usersnap.protocol import encode_json
-from fake_usersnap.reliability import BAD_INPUT, FaultScenario
+from harness.reliability import BAD_INPUT, FaultScenario
 from tap_usersnap.envelope import (
     MAX_BODY_DEPTH,
     TOO_DEEP,

@@ -14,7 +14,7 @@ import typing as t
 import pytest
 
 from fake_usersnap.protocol import next_cursor, utc_iso
-from fake_usersnap.singer_run import SyncResult, bookmarks, run_cli_killed, run_sync
+from harness.singer_run import SyncResult, bookmarks, run_cli_killed, run_sync
 from tap_usersnap.errors import PaginationError
 from tap_usersnap.feedback import RUNAWAY_PAGES
 from tap_usersnap.progress import BackfillProgress

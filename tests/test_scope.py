@@ -9,7 +9,7 @@ import typing as t
 import pytest
 from singer_sdk.exceptions import ConfigValidationError
 
-from fake_usersnap.singer_run import run_sync
+from harness.singer_run import run_sync
 from tap_usersnap.errors import UsersnapError
 from tap_usersnap.scope import SCOPE_START, pinned_scope, resolve
 
