@@ -10,6 +10,8 @@ ordering, keyset cursor pagination with ``limit``/``after``, ``has_more`` and ``
 - :mod:`~fake_usersnap.server`: :class:`FakeUsersnap`, its data, JWT check and endpoints;
 - :mod:`~fake_usersnap.endpoints`: what each route answers;
 - :mod:`~fake_usersnap.handler`: the HTTP layer;
+- :mod:`~fake_usersnap.store`: what those parts need of the fake (Protocols the server
+  satisfies, so they never import it);
 - :mod:`~fake_usersnap.protocol` and :mod:`~fake_usersnap.query`: envelopes, errors,
   pagination, filters;
 - :mod:`~fake_usersnap.faults`: scripted misbehaviour (:meth:`FakeUsersnap.inject`), and

@@ -1,4 +1,7 @@
-"""What each route of the spec answers, read from a :class:`FakeUsersnap`'s data."""
+"""What each route of the spec answers, read from the fake's data.
+
+Each answer takes the fake as a :class:`~fake_usersnap.store.Store`, not as the server.
+"""
 
 from __future__ import annotations
 
@@ -15,14 +18,14 @@ from fake_usersnap.protocol import (
 from fake_usersnap.query import DEFAULT_ORDER, apply_query, request_body, sort_items
 
 if t.TYPE_CHECKING:
-    from fake_usersnap.server import FakeUsersnap
+    from fake_usersnap.store import Store
 
 #: ``(fake, path argument, query parameters, body) -> data`` of a success envelope.
-Answer = t.Callable[["FakeUsersnap", str, dict[str, str], t.Any], dict[str, t.Any]]
+Answer = t.Callable[["Store", str, dict[str, str], t.Any], dict[str, t.Any]]
 
 
 def answer(
-    fake: FakeUsersnap, method: str, full_path: str, params: dict[str, str], body: t.Any
+    fake: Store, method: str, full_path: str, params: dict[str, str], body: t.Any
 ) -> dict[str, t.Any]:
     """The ``data`` of the success envelope, or the :class:`ApiError` to answer."""
     path = full_path.removeprefix(API_PREFIX) if full_path.startswith(API_PREFIX + "/") else None
@@ -39,18 +42,16 @@ def answer(
     raise ApiError(404, "Not found", "NOT_FOUND")
 
 
-def list_projects(
-    fake: FakeUsersnap, _: str, params: dict[str, str], body: t.Any
-) -> dict[str, t.Any]:
+def list_projects(fake: Store, _: str, params: dict[str, str], body: t.Any) -> dict[str, t.Any]:
     """``GET /projects``: in the order they were added, keyset-paged."""
     limit = parse_limit(params, default=fake.projects_page_limit)
-    with fake._lock:
+    with fake.lock:
         items = list(fake.projects.values())
     return page(items, "projects", "project_id", limit, params.get("after"))
 
 
 def filter_feedback(
-    fake: FakeUsersnap, project_id: str, params: dict[str, str], body: t.Any
+    fake: Store, project_id: str, params: dict[str, str], body: t.Any
 ) -> dict[str, t.Any]:
     """``POST .../feedbacks/filter``: the body's query and order, keyset-paged."""
     query = request_body(body)
@@ -59,7 +60,7 @@ def filter_feedback(
 
 
 def count_filtered(
-    fake: FakeUsersnap, project_id: str, params: dict[str, str], body: t.Any
+    fake: Store, project_id: str, params: dict[str, str], body: t.Any
 ) -> dict[str, t.Any]:
     """``POST .../feedbacks/filter/count``: how many items the same body would list."""
     query = request_body(body)  # required, as for the filter itself
@@ -67,7 +68,7 @@ def count_filtered(
 
 
 def list_feedback(
-    fake: FakeUsersnap, project_id: str, params: dict[str, str], body: t.Any
+    fake: Store, project_id: str, params: dict[str, str], body: t.Any
 ) -> dict[str, t.Any]:
     """``GET .../feedbacks``: newest update first, as the real endpoint does."""
     order = {"order_by_type": "updated_at", "direction": "desc"}
@@ -75,17 +76,17 @@ def list_feedback(
 
 
 def count_feedback(
-    fake: FakeUsersnap, project_id: str, params: dict[str, str], body: t.Any
+    fake: Store, project_id: str, params: dict[str, str], body: t.Any
 ) -> dict[str, t.Any]:
     """``GET .../feedbacks/count``: every item of the project."""
     return {"total_count": len(_project_feedback(fake, project_id))}
 
 
 def list_assignees(
-    fake: FakeUsersnap, api_key: str, params: dict[str, str], body: t.Any
+    fake: Store, api_key: str, params: dict[str, str], body: t.Any
 ) -> dict[str, t.Any]:
     """``GET /projects/{api_key}/assignees``: keyed by API key, as in the spec."""
-    with fake._lock:
+    with fake.lock:
         if api_key not in fake.assignees:
             raise site_not_found(api_key)
         return {"users": list(fake.assignees[api_key])}
@@ -101,9 +102,9 @@ ROUTES: list[tuple[str, re.Pattern[str], Answer]] = [
 ]
 
 
-def _project_feedback(fake: FakeUsersnap, project_id: str) -> list[dict[str, t.Any]]:
+def _project_feedback(fake: Store, project_id: str) -> list[dict[str, t.Any]]:
     """A copy of a project's items (400 SITE_NOT_FOUND for a project the fake lacks)."""
-    with fake._lock:
+    with fake.lock:
         if project_id not in fake.projects:
             raise site_not_found(project_id)
         return list(fake.feedback[project_id])

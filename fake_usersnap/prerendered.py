@@ -30,7 +30,7 @@ from fake_usersnap.protocol import (
 from fake_usersnap.query import DEFAULT_ORDER, created_at_bound, request_body
 
 if t.TYPE_CHECKING:
-    from fake_usersnap.server import FakeUsersnap
+    from fake_usersnap.store import Store
 
 _ROUTE = re.compile(r"^/projects/([^/]+)/feedbacks/filter(/count)?$")
 
@@ -64,7 +64,7 @@ class PrerenderedFeedback:
         "filter, press Export and wait. Expected a CSV download; got a spinner instead. "
     )
 
-    def __init__(self, fake: FakeUsersnap, *, item_bytes: int = 1900, seed: int = 11) -> None:
+    def __init__(self, fake: Store, *, item_bytes: int = 1900, seed: int = 11) -> None:
         self.fake = fake
         self.item_bytes = item_bytes
         self.cache_pages = True
@@ -178,7 +178,7 @@ class PrerenderedFeedback:
         if rendered is None:
             rendered = self._render(project_id, window, start, limit)
             if cacheable and self.cache_pages:
-                with self.fake._lock:
+                with self.fake.lock:
                     self._pages[key] = rendered
         return rendered
 
