@@ -15,7 +15,7 @@ from fake_usersnap.protocol import (
     parse_limit,
     site_not_found,
 )
-from fake_usersnap.query import DEFAULT_ORDER, apply_query, request_body, sort_items
+from fake_usersnap.query import NEWEST_UPDATES, Order, apply_query, conditions, order
 
 if t.TYPE_CHECKING:
     from fake_usersnap.store import Store
@@ -54,16 +54,16 @@ def filter_feedback(
     fake: Store, project_id: str, params: dict[str, str], body: t.Any
 ) -> dict[str, t.Any]:
     """``POST .../feedbacks/filter``: the body's query and order, keyset-paged."""
-    query = request_body(body)
+    query, sort = conditions(body), order(body)
     items = apply_query(_project_feedback(fake, project_id), query)
-    return _sorted_page(items, query.get("order_by") or DEFAULT_ORDER, params)
+    return _sorted_page(items, sort, params)
 
 
 def count_filtered(
     fake: Store, project_id: str, params: dict[str, str], body: t.Any
 ) -> dict[str, t.Any]:
     """``POST .../feedbacks/filter/count``: how many items the same body would list."""
-    query = request_body(body)  # required, as for the filter itself
+    query = conditions(body)  # a JSON object body is required, as for the filter itself
     return {"total_count": len(apply_query(_project_feedback(fake, project_id), query))}
 
 
@@ -71,8 +71,7 @@ def list_feedback(
     fake: Store, project_id: str, params: dict[str, str], body: t.Any
 ) -> dict[str, t.Any]:
     """``GET .../feedbacks``: newest update first, as the real endpoint does."""
-    order = {"order_by_type": "updated_at", "direction": "desc"}
-    return _sorted_page(_project_feedback(fake, project_id), order, params)
+    return _sorted_page(_project_feedback(fake, project_id), NEWEST_UPDATES, params)
 
 
 def count_feedback(
@@ -111,7 +110,7 @@ def _project_feedback(fake: Store, project_id: str) -> list[dict[str, t.Any]]:
 
 
 def _sorted_page(
-    items: list[dict[str, t.Any]], order: dict[str, str], params: dict[str, str]
+    items: list[dict[str, t.Any]], sort: Order, params: dict[str, str]
 ) -> dict[str, t.Any]:
-    sort_items(items, order)
+    sort.sort(items)
     return page(items, "feedbacks", "feedback_id", parse_limit(params), params.get("after"))
