@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 # Meltano is a tool that runs the tap as a subprocess from a venv of its own, so it gets its
 # own venv too: in .venv its pins would constrain the tap's libraries (sqlalchemy < 2.1).
 MELTANO_VENV := .meltano-venv
-CODE := tap_usersnap fake_usersnap tests scripts benchmarks demo
+CODE := tap_usersnap fake_usersnap harness tests scripts benchmarks demo
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export MELTANO_SEND_ANONYMOUS_USAGE_STATS := false

@@ -13,7 +13,7 @@ import re
 import time
 
 from fake_usersnap import FakeUsersnap
-from fake_usersnap.singer_run import SyncResult, run_sync
+from harness.singer_run import SyncResult, run_sync
 
 KINDS = {
     "count": re.compile(r"/feedbacks/filter/count$"),

@@ -24,7 +24,7 @@ import unicodedata
 import duckdb
 
 from fake_usersnap import FakeUsersnap, SampleData
-from fake_usersnap.meltano_project import (
+from harness.meltano_project import (
     REPO,
     MeltanoError,
     MeltanoProject,
@@ -32,8 +32,8 @@ from fake_usersnap.meltano_project import (
     state_id,
     usersnap_env,
 )
-from fake_usersnap.pg_cluster import PostgresCluster, PostgresClusterError, find_pg_bindir
-from fake_usersnap.singer_run import bookmarks
+from harness.pg_cluster import PostgresCluster, PostgresClusterError, find_pg_bindir
+from harness.singer_run import bookmarks
 
 if t.TYPE_CHECKING:
     from pathlib import Path

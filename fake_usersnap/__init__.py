@@ -1,4 +1,4 @@
-"""A local fake of the Usersnap REST API v0.1, and the helpers that run the tap against it.
+"""A local fake of the Usersnap REST API v0.1.
 
 A development package: the tests, the demo and the benchmark use it; the wheel ships only
 ``tap_usersnap``. The fake is faithful to ``shared/usersnap-api/openapi.json``: it listens on
@@ -10,6 +10,8 @@ ordering, keyset cursor pagination with ``limit``/``after``, ``has_more`` and ``
 - :mod:`~fake_usersnap.server`: :class:`FakeUsersnap`, its data, JWT check and endpoints;
 - :mod:`~fake_usersnap.endpoints`: what each route answers;
 - :mod:`~fake_usersnap.handler`: the HTTP layer;
+- :mod:`~fake_usersnap.store`: what those parts need of the fake (Protocols the server
+  satisfies, so they never import it);
 - :mod:`~fake_usersnap.protocol` and :mod:`~fake_usersnap.query`: envelopes, errors,
   pagination, filters;
 - :mod:`~fake_usersnap.faults`: scripted misbehaviour (:meth:`FakeUsersnap.inject`), and
@@ -17,10 +19,9 @@ ordering, keyset cursor pagination with ``limit``/``after``, ``has_more`` and ``
 - :mod:`~fake_usersnap.client`: a bare HTTP client, to test the fake itself;
 - :mod:`~fake_usersnap.data`: realistic sample data;
 - :mod:`~fake_usersnap.prerendered`: the benchmark's pre-rendered pages;
-- ``python -m fake_usersnap``: serve sample (or benchmark) data by hand;
-- :mod:`~fake_usersnap.singer_run`, :mod:`~fake_usersnap.meltano_project`,
-  :mod:`~fake_usersnap.pg_cluster`, :mod:`~fake_usersnap.reliability`: run the tap (in
-  process, as a CLI, through Meltano into a throwaway PostgreSQL) and check what it did.
+- ``python -m fake_usersnap``: serve sample (or benchmark) data by hand.
+
+It stands alone: the tools that run the tap against it are in :mod:`harness`.
 """
 
 from fake_usersnap.data import SampleData, text_input

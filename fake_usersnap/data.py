@@ -7,7 +7,7 @@ import typing as t
 import uuid
 
 if t.TYPE_CHECKING:
-    from fake_usersnap.server import FakeUsersnap
+    from fake_usersnap.store import Catalog
 
 
 class SampleData:
@@ -33,7 +33,7 @@ class SampleData:
     )
     PROJECTS = ("Web app", "Mobile app (iOS)", "Marketing site", "Billing portal", "Admin")
 
-    def __init__(self, fake: FakeUsersnap, rng: random.Random) -> None:
+    def __init__(self, fake: Catalog, rng: random.Random) -> None:
         self.fake = fake
         self.rng = rng
         self.label_ids = {

@@ -1,4 +1,7 @@
-"""What each route of the spec answers, read from a :class:`FakeUsersnap`'s data."""
+"""What each route of the spec answers, read from the fake's data.
+
+Each answer takes the fake as a :class:`~fake_usersnap.store.Store`, not as the server.
+"""
 
 from __future__ import annotations
 
@@ -12,17 +15,17 @@ from fake_usersnap.protocol import (
     parse_limit,
     site_not_found,
 )
-from fake_usersnap.query import DEFAULT_ORDER, apply_query, request_body, sort_items
+from fake_usersnap.query import NEWEST_UPDATES, Order, apply_query, conditions, order
 
 if t.TYPE_CHECKING:
-    from fake_usersnap.server import FakeUsersnap
+    from fake_usersnap.store import Store
 
 #: ``(fake, path argument, query parameters, body) -> data`` of a success envelope.
-Answer = t.Callable[["FakeUsersnap", str, dict[str, str], t.Any], dict[str, t.Any]]
+Answer = t.Callable[["Store", str, dict[str, str], t.Any], dict[str, t.Any]]
 
 
 def answer(
-    fake: FakeUsersnap, method: str, full_path: str, params: dict[str, str], body: t.Any
+    fake: Store, method: str, full_path: str, params: dict[str, str], body: t.Any
 ) -> dict[str, t.Any]:
     """The ``data`` of the success envelope, or the :class:`ApiError` to answer."""
     path = full_path.removeprefix(API_PREFIX) if full_path.startswith(API_PREFIX + "/") else None
@@ -39,53 +42,50 @@ def answer(
     raise ApiError(404, "Not found", "NOT_FOUND")
 
 
-def list_projects(
-    fake: FakeUsersnap, _: str, params: dict[str, str], body: t.Any
-) -> dict[str, t.Any]:
+def list_projects(fake: Store, _: str, params: dict[str, str], body: t.Any) -> dict[str, t.Any]:
     """``GET /projects``: in the order they were added, keyset-paged."""
     limit = parse_limit(params, default=fake.projects_page_limit)
-    with fake._lock:
+    with fake.lock:
         items = list(fake.projects.values())
     return page(items, "projects", "project_id", limit, params.get("after"))
 
 
 def filter_feedback(
-    fake: FakeUsersnap, project_id: str, params: dict[str, str], body: t.Any
+    fake: Store, project_id: str, params: dict[str, str], body: t.Any
 ) -> dict[str, t.Any]:
     """``POST .../feedbacks/filter``: the body's query and order, keyset-paged."""
-    query = request_body(body)
+    query, sort = conditions(body), order(body)
     items = apply_query(_project_feedback(fake, project_id), query)
-    return _sorted_page(items, query.get("order_by") or DEFAULT_ORDER, params)
+    return _sorted_page(items, sort, params)
 
 
 def count_filtered(
-    fake: FakeUsersnap, project_id: str, params: dict[str, str], body: t.Any
+    fake: Store, project_id: str, params: dict[str, str], body: t.Any
 ) -> dict[str, t.Any]:
     """``POST .../feedbacks/filter/count``: how many items the same body would list."""
-    query = request_body(body)  # required, as for the filter itself
+    query = conditions(body)  # a JSON object body is required, as for the filter itself
     return {"total_count": len(apply_query(_project_feedback(fake, project_id), query))}
 
 
 def list_feedback(
-    fake: FakeUsersnap, project_id: str, params: dict[str, str], body: t.Any
+    fake: Store, project_id: str, params: dict[str, str], body: t.Any
 ) -> dict[str, t.Any]:
     """``GET .../feedbacks``: newest update first, as the real endpoint does."""
-    order = {"order_by_type": "updated_at", "direction": "desc"}
-    return _sorted_page(_project_feedback(fake, project_id), order, params)
+    return _sorted_page(_project_feedback(fake, project_id), NEWEST_UPDATES, params)
 
 
 def count_feedback(
-    fake: FakeUsersnap, project_id: str, params: dict[str, str], body: t.Any
+    fake: Store, project_id: str, params: dict[str, str], body: t.Any
 ) -> dict[str, t.Any]:
     """``GET .../feedbacks/count``: every item of the project."""
     return {"total_count": len(_project_feedback(fake, project_id))}
 
 
 def list_assignees(
-    fake: FakeUsersnap, api_key: str, params: dict[str, str], body: t.Any
+    fake: Store, api_key: str, params: dict[str, str], body: t.Any
 ) -> dict[str, t.Any]:
     """``GET /projects/{api_key}/assignees``: keyed by API key, as in the spec."""
-    with fake._lock:
+    with fake.lock:
         if api_key not in fake.assignees:
             raise site_not_found(api_key)
         return {"users": list(fake.assignees[api_key])}
@@ -101,16 +101,16 @@ ROUTES: list[tuple[str, re.Pattern[str], Answer]] = [
 ]
 
 
-def _project_feedback(fake: FakeUsersnap, project_id: str) -> list[dict[str, t.Any]]:
+def _project_feedback(fake: Store, project_id: str) -> list[dict[str, t.Any]]:
     """A copy of a project's items (400 SITE_NOT_FOUND for a project the fake lacks)."""
-    with fake._lock:
+    with fake.lock:
         if project_id not in fake.projects:
             raise site_not_found(project_id)
         return list(fake.feedback[project_id])
 
 
 def _sorted_page(
-    items: list[dict[str, t.Any]], order: dict[str, str], params: dict[str, str]
+    items: list[dict[str, t.Any]], sort: Order, params: dict[str, str]
 ) -> dict[str, t.Any]:
-    sort_items(items, order)
+    sort.sort(items)
     return page(items, "feedbacks", "feedback_id", parse_limit(params), params.get("after"))

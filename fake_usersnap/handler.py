@@ -18,19 +18,58 @@ from typing_extensions import override
 from fake_usersnap import endpoints
 from fake_usersnap.faults import Fault, RecordedRequest, gzip_bomb
 from fake_usersnap.protocol import API_PREFIX, ApiError, encode_json
+from fake_usersnap.store import Store
 
 if t.TYPE_CHECKING:
-    from fake_usersnap.server import FakeUsersnap
+    import threading
+
+    from fake_usersnap.prerendered import PrerenderedFeedback
 
 #: How often a trickle checks whether the client hung up or the fake is stopping.
 _POLL_S = 0.05
+
+
+class Served(Store, t.Protocol):
+    """What the HTTP layer needs of the fake it serves (a :class:`FakeUsersnap` is one)."""
+
+    @property
+    def clock_offset_seconds(self) -> float:
+        """How far the fake's clock is from the real one (the ``Date`` header uses it)."""
+        ...
+
+    @property
+    def latency_seconds(self) -> float:
+        """How long every request waits before it is answered."""
+        ...
+
+    @property
+    def closing(self) -> threading.Event:
+        """Set once the fake stops, so answers still trickling out end."""
+        ...
+
+    @property
+    def prerendered(self) -> PrerenderedFeedback | None:
+        """The benchmark's pre-rendered pages, if any."""
+        ...
+
+    def record(self, request: RecordedRequest) -> None:
+        """Keep a request in the log."""
+        ...
+
+    def take_fault(self, method: str, path: str) -> Fault | None:
+        """The scripted fault that strikes this request, if any."""
+        ...
+
+    def authenticate(self, header: str | None) -> str:
+        """Verify the bearer JWT; raise the :class:`ApiError` to answer if it fails."""
+        ...
 
 
 class QuietServer(ThreadingHTTPServer):
     """Ignores clients that hang up (after a stall, the tap has given up and gone)."""
 
     daemon_threads = True
-    fake: FakeUsersnap
+    fake: Served
 
     @override
     def handle_error(self, request: t.Any, client_address: t.Any) -> None:
@@ -75,7 +114,7 @@ class Handler(BaseHTTPRequestHandler):
         return super().date_time_string(now if timestamp is None else timestamp)
 
     @property
-    def fake(self) -> FakeUsersnap:
+    def fake(self) -> Served:
         """The fake whose data and faults this server answers from."""
         return self.server.fake
 

@@ -27,10 +27,10 @@ from fake_usersnap.protocol import (
     parse_limit,
     utc_iso,
 )
-from fake_usersnap.query import DEFAULT_ORDER, created_at_bound, request_body
+from fake_usersnap.query import NEWEST_UPDATES, OLDEST_FIRST, Condition, conditions, order
 
 if t.TYPE_CHECKING:
-    from fake_usersnap.server import FakeUsersnap
+    from fake_usersnap.store import Store
 
 _ROUTE = re.compile(r"^/projects/([^/]+)/feedbacks/filter(/count)?$")
 
@@ -64,7 +64,7 @@ class PrerenderedFeedback:
         "filter, press Export and wait. Expected a CSV download; got a spinner instead. "
     )
 
-    def __init__(self, fake: FakeUsersnap, *, item_bytes: int = 1900, seed: int = 11) -> None:
+    def __init__(self, fake: Store, *, item_bytes: int = 1900, seed: int = 11) -> None:
         self.fake = fake
         self.item_bytes = item_bytes
         self.cache_pages = True
@@ -142,23 +142,18 @@ class PrerenderedFeedback:
 
     def count(self, project_id: str, body: t.Any) -> bytes:
         """The envelope of ``filter/count``: the items the same created_at filters list."""
-        first, stop = self._window(self.projects[project_id], request_body(body))
+        first, stop = self._window(self.projects[project_id], conditions(body))
         return json.dumps({"status": True, "data": {"total_count": stop - first}}).encode()
 
     def page(self, project_id: str, body: t.Any, params: dict[str, str]) -> bytes:
-        """The envelope for one filter request, as :meth:`FakeUsersnap.filter_feedback`."""
+        """One filter request's envelope, as :func:`~fake_usersnap.endpoints.filter_feedback`."""
         project = self.projects[project_id]
-        if (
-            isinstance(body, dict)
-            and not body.get("query")
-            and body.get("order_by")
-            == {
-                "order_by_type": "updated_at",
-                "direction": "desc",
-            }
-        ):
+        query, sort = conditions(body), order(body)
+        if not query and sort == NEWEST_UPDATES:
             return self._newest_updates(project_id, params)
-        first, stop = self._window(project, _oldest_first(body))
+        if sort != OLDEST_FIRST:
+            raise _prerendered_unsupported("an order other than created_at ascending")
+        first, stop = self._window(project, query)
         start = first
         after = params.get("after")
         if after:
@@ -178,7 +173,7 @@ class PrerenderedFeedback:
         if rendered is None:
             rendered = self._render(project_id, window, start, limit)
             if cacheable and self.cache_pages:
-                with self.fake._lock:
+                with self.fake.lock:
                     self._pages[key] = rendered
         return rendered
 
@@ -211,22 +206,36 @@ class PrerenderedFeedback:
         has_more = start + limit < len(order)
         return page_bytes(items, has_more=has_more, count=len(order), limit=limit)
 
-    def _window(self, project: _BenchProject, body: dict[str, t.Any]) -> tuple[int, int]:
-        """The items (first, stop) the body's created_at conditions keep: binary searches."""
+    def _window(self, project: _BenchProject, query: list[Condition]) -> tuple[int, int]:
+        """The items (first, stop) the created_at conditions keep, found by binary search.
+
+        Items are in created_at order, so a lower bound (gt, gte) holds from some item on
+        and an upper bound (lt, lte) up to some item: :meth:`Condition.holds` itself finds
+        where, so this decides nothing about what a condition means.
+        """
         first, stop = 0, len(project.ids)
-        for condition in body.get("query") or []:
-            operator = condition.get("operator")
-            if condition.get("filter_type") != "created_at" or operator not in _BISECTS:
-                raise _prerendered_unsupported(f"the filter {condition!r}")
-            bound = created_at_bound(condition.get("value"))
-            found = _BISECTS[operator](
-                range(len(project.ids)), bound, key=lambda n: self._created(project.ordinal, n)
-            )
-            if operator in {"gte", "gt"}:
+        for condition in query:
+            if condition.filter_type != "created_at" or condition.operator not in _BOUNDS:
+                raise _prerendered_unsupported(f"the filter {condition.raw!r}")
+            lower = _BOUNDS[condition.operator]
+            # The first item kept (lower bound), or the first one dropped (upper bound).
+            found = self._first_where(project, condition, holds=lower)
+            if lower:
                 first = max(first, found)
             else:
                 stop = min(stop, found)
         return first, max(first, stop)
+
+    def _first_where(self, project: _BenchProject, condition: Condition, *, holds: bool) -> int:
+        """The first item for which ``condition.holds`` is ``holds`` (or the end).
+
+        The condition must be monotone along created_at: not ``holds``, then ``holds``.
+        """
+        return bisect.bisect_left(
+            range(len(project.ids)),
+            True,
+            key=lambda n: condition.holds(self._created(project.ordinal, n)) == holds,
+        )
 
     def _created(self, ordinal: int, index: int) -> dt.datetime:
         """Strictly increasing per project; projects interleave a millisecond apart."""
@@ -268,25 +277,9 @@ def _filler(text: str, length: int) -> str:
     return (text * (length // len(text) + 1))[:length]
 
 
-#: Where each created_at operator cuts the created_at-ascending items (gte/gt: the first
-#: kept, lt/lte: the first dropped).
-_BISECTS = {
-    "gte": bisect.bisect_left,
-    "gt": bisect.bisect_right,
-    "lt": bisect.bisect_left,
-    "lte": bisect.bisect_right,
-}
-
-
-def _oldest_first(body: t.Any) -> dict[str, t.Any]:
-    """The body of a listing the pages serve: created_at ascending, else a clear 400."""
-    order = request_body(body).get("order_by") or DEFAULT_ORDER
-    if (
-        order.get("order_by_type", "created_at") != "created_at"
-        or order.get("direction", "desc") != "asc"
-    ):
-        raise _prerendered_unsupported("an order other than created_at ascending")
-    return t.cast("dict[str, t.Any]", body)
+#: The created_at operators a binary search can answer: True for a lower bound (it holds
+#: from some item on), False for an upper bound (it holds up to some item).
+_BOUNDS = {"gt": True, "gte": True, "lt": False, "lte": False}
 
 
 def _prerendered_unsupported(what: str) -> ApiError:

@@ -1,7 +1,14 @@
-"""The filter endpoints' request body: ``query`` conditions and ``order_by``, as in the spec."""
+"""The filter endpoints' request body: ``query`` conditions and ``order_by``, as in the spec.
+
+What a body means is decided here alone: :func:`conditions` and :func:`order` check and parse
+it, :meth:`Condition.holds` compares a value with a condition, :meth:`Order.sort` sorts. The
+fake's lists (:mod:`~fake_usersnap.endpoints`) and the benchmark's pre-rendered pages
+(:mod:`~fake_usersnap.prerendered`, which finds the same items by binary search) both use them.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 import typing as t
@@ -39,44 +46,97 @@ def request_body(body: t.Any) -> dict[str, t.Any]:
 
 
 def created_at_bound(value: t.Any) -> dt.datetime:
-    """A ``created_at`` condition's value as a timestamp."""
+    """A ``created_at`` (a condition's value or an item's field) as a timestamp."""
     try:
         return parse_iso(str(value))
     except ValueError as exc:
         raise invalid_request("created_at filter needs an ISO 8601 date-time") from exc
 
 
-def apply_query(items: list[dict[str, t.Any]], body: dict[str, t.Any]) -> list[dict[str, t.Any]]:
-    """The items every condition of the body's ``query`` holds for."""
-    for condition in body.get("query") or []:
-        items = [i for i in items if matches(i, condition)]
+@dataclasses.dataclass(frozen=True)
+class Condition:
+    """One ``{filter_type, operator, value}`` of a body's ``query``, checked and parsed."""
+
+    filter_type: str
+    operator: str
+    #: The value compared with: a timestamp for ``created_at``, an int for
+    #: ``feedback_number``, else the string as sent.
+    value: t.Any
+    #: The condition as it was sent, for error messages.
+    raw: dict[str, t.Any]
+
+    @classmethod
+    def parse(cls, condition: t.Any) -> Condition:
+        """A condition of a body, else the 400 the endpoint answers."""
+        raw = condition if isinstance(condition, dict) else {}
+        filter_type = raw.get("filter_type")
+        operator = raw.get("operator")
+        value = raw.get("value")
+        if filter_type not in FILTER_FIELDS or not isinstance(value, str):
+            raise invalid_request(f"Unsupported filter {filter_type!r}")
+        if operator not in _COMPARISONS:
+            raise invalid_request(f"Unsupported operator {operator!r}")
+        parsed: t.Any = value
+        if filter_type == "created_at":
+            parsed = created_at_bound(value)
+        elif filter_type == "feedback_number":
+            parsed = int(value)
+        return cls(filter_type, operator, parsed, raw)
+
+    def holds(self, actual: t.Any) -> bool:
+        """Whether the condition holds for a field's value (for created_at: a timestamp)."""
+        return _COMPARISONS[self.operator](actual, self.value)
+
+    def matches(self, item: dict[str, t.Any]) -> bool:
+        """Whether the condition holds for an item."""
+        actual = item.get(FILTER_FIELDS[self.filter_type])
+        if self.filter_type == "created_at":
+            actual = created_at_bound(actual)
+        return self.holds(actual)
+
+
+@dataclasses.dataclass(frozen=True)
+class Order:
+    """A body's ``order_by``: created_at or updated_at, ties broken by feedback_id."""
+
+    field: str
+    descending: bool
+
+    @classmethod
+    def parse(cls, order: dict[str, str]) -> Order:
+        """An ``order_by`` object, else the 400 the endpoint answers."""
+        field = order.get("order_by_type", "created_at")
+        if field not in {"created_at", "updated_at"}:
+            raise invalid_request(f"order_by_type {field!r} is not supported")
+        return cls(field, descending=order.get("direction", "desc") == "desc")
+
+    def sort(self, items: list[dict[str, t.Any]]) -> None:
+        """Sort items in place."""
+        field = self.field
+        items.sort(key=lambda i: (parse_iso(i[field]), i["feedback_id"]), reverse=self.descending)
+
+
+#: What ``GET .../feedbacks`` lists by, and the tap's edit scan asks the filter for.
+NEWEST_UPDATES = Order("updated_at", descending=True)
+#: The listing the tap's incremental read asks for.
+OLDEST_FIRST = Order("created_at", descending=False)
+
+
+def conditions(body: t.Any) -> list[Condition]:
+    """The body's ``query`` (the filter and its count both need a JSON object body)."""
+    return [Condition.parse(c) for c in request_body(body).get("query") or []]
+
+
+def order(body: t.Any) -> Order:
+    """The body's ``order_by``, or the spec's default (created_at descending)."""
+    return Order.parse(request_body(body).get("order_by") or DEFAULT_ORDER)
+
+
+def apply_query(items: list[dict[str, t.Any]], query: list[Condition]) -> list[dict[str, t.Any]]:
+    """The items every condition holds for."""
+    for condition in query:
+        items = [i for i in items if condition.matches(i)]
     return items
-
-
-def matches(item: dict[str, t.Any], condition: dict[str, t.Any]) -> bool:
-    """Whether one ``{filter_type, operator, value}`` condition holds for an item."""
-    filter_type = condition.get("filter_type")
-    operator = condition.get("operator")
-    value = condition.get("value")
-    if filter_type not in FILTER_FIELDS or not isinstance(value, str):
-        raise invalid_request(f"Unsupported filter {filter_type!r}")
-    if operator not in _COMPARISONS:
-        raise invalid_request(f"Unsupported operator {operator!r}")
-    actual = item.get(FILTER_FIELDS[filter_type])
-    if filter_type == "created_at":
-        actual, value = created_at_bound(actual), created_at_bound(value)
-    elif filter_type == "feedback_number":
-        value = int(value)
-    return _COMPARISONS[operator](actual, value)
-
-
-def sort_items(items: list[dict[str, t.Any]], order: dict[str, str]) -> None:
-    """Sort in place by ``order_by`` (created_at or updated_at), ties broken by id."""
-    field = order.get("order_by_type", "created_at")
-    if field not in {"created_at", "updated_at"}:
-        raise invalid_request(f"order_by_type {field!r} is not supported")
-    descending = order.get("direction", "desc") == "desc"
-    items.sort(key=lambda i: (parse_iso(i[field]), i["feedback_id"]), reverse=descending)
 
 
 def _like(actual: str, pattern: str, *, case: bool) -> bool:

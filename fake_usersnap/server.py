@@ -45,7 +45,8 @@ class FakeUsersnap:
         #: token's iat and exp, and writes its Date header, by that clock.
         self.clock_offset_seconds = 0.0
         self.projects_page_limit = DEFAULT_LIMIT
-        self._lock = threading.RLock()
+        #: Held while the data is read or changed (by the endpoints, from server threads).
+        self.lock = threading.RLock()
         self._server: QuietServer | None = None
         self._thread: threading.Thread | None = None
         #: Set by stop(), so answers still going out (a trickle) end at once.
@@ -125,7 +126,7 @@ class FakeUsersnap:
             "open_feedback_count": 0,
             **fields,
         }
-        with self._lock:
+        with self.lock:
             self.projects[project_id] = project
             self.feedback[project_id] = []
             self.assignees[project["api_key"]] = []
@@ -133,7 +134,7 @@ class FakeUsersnap:
 
     def add_feedback(self, project_id: str, **fields: t.Any) -> dict[str, t.Any]:
         """Add one feedback item; unspecified fields get plausible values."""
-        with self._lock:
+        with self.lock:
             number = self._numbers.get(project_id, 0) + 1
             self._numbers[project_id] = number
             feedback_id = fields.pop("feedback_id", None) or str(uuid.uuid4())
@@ -165,7 +166,7 @@ class FakeUsersnap:
 
     def update_feedback(self, feedback_id: str, **fields: t.Any) -> dict[str, t.Any]:
         """Change an item the way an edit in Usersnap would (updated_at moves on)."""
-        with self._lock:
+        with self.lock:
             project_id, position = self._locate(feedback_id)
             item = self.feedback[project_id][position]
             item.update(fields)
@@ -178,7 +179,7 @@ class FakeUsersnap:
 
         A cursor naming it afterwards gets the 400 an unknown cursor gets.
         """
-        with self._lock:
+        with self.lock:
             project_id, position = self._locate(feedback_id)
             item = self.feedback[project_id].pop(position)
             self._refresh_counts(project_id)
@@ -189,7 +190,7 @@ class FakeUsersnap:
 
         Requests for it then get 400 SITE_NOT_FOUND, by project id and by API key alike.
         """
-        with self._lock:
+        with self.lock:
             project = self.projects.pop(project_id)
             self.feedback.pop(project_id, None)
             self.assignees.pop(project["api_key"], None)
@@ -205,13 +206,13 @@ class FakeUsersnap:
             "gravatar_url": "https://www.gravatar.com/avatar/0",
             **fields,
         }
-        with self._lock:
+        with self.lock:
             self.assignees[self.projects[project_id]["api_key"]].append(user)
         return user
 
     def remove_assignee(self, project_id: str, user_id: str) -> dict[str, t.Any]:
         """Take a user off a project's assignees (KeyError if not one); returns the user."""
-        with self._lock:
+        with self.lock:
             users = self.assignees[self.projects[project_id]["api_key"]]
             for position, user in enumerate(users):
                 if user["user_id"] == user_id:
@@ -220,7 +221,7 @@ class FakeUsersnap:
 
     def all_feedback_ids(self) -> set[str]:
         """Every feedback id the fake holds now, across projects."""
-        with self._lock:
+        with self.lock:
             return {i["feedback_id"] for items in self.feedback.values() for i in items}
 
     def seed(self, *, projects: int = 3, per_project: int = 40, seed: int = 7) -> None:
@@ -264,7 +265,7 @@ class FakeUsersnap:
 
     def _tick(self) -> str:
         """A strictly increasing clock, so generated data is deterministic."""
-        with self._lock:
+        with self.lock:
             self._clock += dt.timedelta(minutes=7, microseconds=123457)
             return utc_iso(self._clock)
 
@@ -285,13 +286,13 @@ class FakeUsersnap:
         it to one endpoint (see :mod:`fake_usersnap.faults`).
         """
         fault = Fault(kind=kind, **options)
-        with self._lock:
+        with self.lock:
             self.faults.append(fault)
         return fault
 
     def clear_faults(self) -> None:
         """Drop every scripted fault, used or not."""
-        with self._lock:
+        with self.lock:
             self.faults.clear()
 
     def requests_to(self, pattern: str) -> list[RecordedRequest]:
@@ -310,13 +311,13 @@ class FakeUsersnap:
     def record(self, request: RecordedRequest) -> None:
         """Keep a request for :meth:`requests_to` (unless the benchmark switched that off)."""
         if self.record_requests:
-            with self._lock:
+            with self.lock:
                 self.requests.append(request)
 
     def take_fault(self, method: str, path: str) -> Fault | None:
         """The fault that strikes this request, if any (its ``times``/``skip`` counted)."""
         target = f"{method} {path}"
-        with self._lock:
+        with self.lock:
             for fault in self.faults:
                 if fault.times <= 0 or not re.search(fault.match, target):
                     continue
@@ -360,7 +361,7 @@ class FakeUsersnap:
         if not self.rest_api_enabled:
             raise ApiError(403, "REST API is not enabled for this plan", "FORBIDDEN")
         if self.cache_verified_tokens:
-            with self._lock:
+            with self.lock:
                 self._verified_tokens[token] = float(claims["exp"])
         return token
 

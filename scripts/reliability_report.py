@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 #: The README's summary sits between these markers and is replaced on every run.
 START, END = "<!-- reliability:start -->", "<!-- reliability:end -->"
-#: The scenario group of hostile input (``fake_usersnap/reliability.py``): a summary row of its own.
+#: The scenario group of hostile input (``harness/reliability.py``): a summary row of its own.
 BAD_INPUT = "bad input"
 
 Results = dict[str, list[dict[str, t.Any]]]

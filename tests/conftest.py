@@ -8,8 +8,9 @@ import typing as t
 import pytest
 
 from fake_usersnap import FakeUsersnap
-from fake_usersnap.reliability import RESULTS_PATH, FaultScenario, Scorecard, plant_canaries
-from fake_usersnap.singer_run import injected_clock
+from harness.clock import FakeClock
+from harness.reliability import RESULTS_PATH, FaultScenario, Scorecard, plant_canaries
+from harness.singer_run import injected_clock
 
 SCORECARD = pytest.StashKey[Scorecard]()
 REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
@@ -28,21 +29,6 @@ def empty_fake() -> t.Iterator[FakeUsersnap]:
     """A running fake with no data, for tests that build their own."""
     with FakeUsersnap() as api:
         yield api
-
-
-class FakeClock:
-    """Stands in for the tap's clock: a wait is recorded and passes at once."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.waits: list[float] = []
-
-    def sleep(self, seconds: float) -> None:
-        self.waits.append(seconds)
-        self.now += seconds
-
-    def monotonic(self) -> float:
-        return self.now
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import typing as t
 import pytest
 
 from fake_usersnap import FakeUsersnap
-from fake_usersnap.singer_run import run_sync
+from harness.singer_run import run_sync
 from tap_usersnap.tap import TapUsersnap
 
 ASSIGNEES = r"GET /projects/[^/]+/assignees$"

@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from fake_usersnap import ApiError, FakeUsersnap
-from fake_usersnap.reliability import FaultScenario
+from harness.reliability import FaultScenario
 from tap_usersnap.http.auth import (
     CLOCK_SKEW_SECONDS,
     REFRESH_MARGIN_SECONDS,

@@ -17,7 +17,7 @@ import pytest
 from jsonschema import Draft202012Validator, FormatChecker
 
 from fake_usersnap import FakeUsersnap, PrerenderedFeedback
-from fake_usersnap.singer_run import SyncResult, bookmarks, run_cli
+from harness.singer_run import SyncResult, bookmarks, run_cli
 
 PROJECTS = 3
 PER_PROJECT = 2_000

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from fake_usersnap.reliability import FaultScenario, secrets_in
-from fake_usersnap.singer_run import parse_messages
+from harness.reliability import FaultScenario, secrets_in
+from harness.singer_run import parse_messages
 from tap_usersnap.http.errors import BodyTooLargeError, UsersnapError
 from tap_usersnap.http.retry import RetryPolicy
 from tap_usersnap.http.transport import MAX_BODY_BYTES, DeadlineAdapter

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typing as t
 
 from fake_usersnap import FakeUsersnap
-from fake_usersnap.singer_run import SyncResult, bookmarks, run_sync
+from harness.singer_run import SyncResult, bookmarks, run_sync
 
 BUG_LABEL = {"company_label_id": "l-1", "identifier": "bug", "name": "Bug", "color": "#f00"}
 

@@ -10,10 +10,10 @@ import secrets
 import pytest
 
 from fake_usersnap import FakeUsersnap
-from fake_usersnap.singer_run import bookmarks, run_sync
+from harness.clock import FakeClock
+from harness.singer_run import bookmarks, run_sync
 from tap_usersnap.http.errors import CredentialsRejectedError, ProjectNotFoundError, UsersnapError
 from tap_usersnap.http.retry import RateLimitGate, parse_retry_after
-from tests.conftest import FakeClock
 
 FILTER = r"POST .*/filter$"
 

@@ -17,7 +17,7 @@ import typing as t
 import pytest
 
 from fake_usersnap import FakeUsersnap
-from fake_usersnap.reliability import (
+from harness.reliability import (
     canaries_in,
     item_index,
     plant_canaries,
@@ -26,7 +26,7 @@ from fake_usersnap.reliability import (
     unexpected_requests,
     unsafe_states,
 )
-from fake_usersnap.singer_run import SyncResult, run_cli, run_cli_killed
+from harness.singer_run import SyncResult, run_cli, run_cli_killed
 
 PROJECTS = 4
 PER_PROJECT = 150

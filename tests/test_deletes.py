@@ -1,7 +1,7 @@
 """Deletions in Usersnap leave the warehouse: feedback, projects and assignees.
 
 Each run's messages are applied to tables the way SDK targets apply them
-(:mod:`fake_usersnap.warehouse`); after every run the live rows must equal the fake's data.
+(:mod:`harness.warehouse`); after every run the live rows must equal the fake's data.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import typing as t
 
 import pytest
 
-from fake_usersnap.singer_run import SyncResult, bookmarks, run_sync
-from fake_usersnap.warehouse import Warehouse
+from harness.singer_run import SyncResult, bookmarks, run_sync
+from harness.warehouse import Warehouse
 from tap_usersnap.feedback.state import PENDING
 from tap_usersnap.http.errors import CursorRejectedError, UsersnapError
 

@@ -13,8 +13,8 @@ import typing as t
 
 import pytest
 
-from fake_usersnap.singer_run import SyncResult, run_sync
-from fake_usersnap.warehouse import Warehouse
+from harness.singer_run import SyncResult, run_sync
+from harness.warehouse import Warehouse
 from tap_usersnap.feedback.state import ACTIVE, PENDING
 from tap_usersnap.tap import TapUsersnap
 

@@ -10,8 +10,8 @@ import typing as t
 
 import pytest
 
-from fake_usersnap.singer_run import run_sync
-from fake_usersnap.sql_target import live_ids, load, stored_ids
+from harness.singer_run import run_sync
+from harness.sql_target import live_ids, load, stored_ids
 
 if t.TYPE_CHECKING:
     from pathlib import Path

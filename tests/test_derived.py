@@ -8,7 +8,7 @@ import typing as t
 import pytest
 
 from fake_usersnap import FakeUsersnap, text_input
-from fake_usersnap.singer_run import run_sync
+from harness.singer_run import run_sync
 from tap_usersnap.records.derived import derived_fields, typed_value
 
 RAW_FIELDS = ("ordered_inputs", "labels", "custom_data", "client", "screenshot")
@@ -143,7 +143,7 @@ def test_typed_value_converts_only_lossless_numbers(text: str, expected: object)
 
 
 def expected_derived(item: dict[str, t.Any]) -> dict[str, t.Any]:
-    """What the raw fields say, written out independently of tap_usersnap.derived.
+    """What the raw fields say, written out independently of tap_usersnap.records.derived.
 
     The sample forms are: text inputs (text_value set), a 1-5 "Rating" (value set) and a
     yes/no (boolean_value set), with distinct labels.

@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from fake_usersnap.protocol import encode_json
-from fake_usersnap.reliability import BAD_INPUT, FaultScenario
+from harness.reliability import BAD_INPUT, FaultScenario
 from tap_usersnap.http.errors import MalformedResponseError
 from tap_usersnap.http.loggable import loggable_path
 from tap_usersnap.http.responses import (

@@ -1,7 +1,7 @@
 """The fault suite: full syncs under every fault the network and the API have.
 
 Each test injects faults into the canary fake and plays a sync with the ``scenario``
-fixture, which asserts what must hold whatever the fault (see ``fake_usersnap/reliability.py``):
+fixture, which asserts what must hold whatever the fault (see ``harness/reliability.py``):
 every feedback_id arrives (after a resume when the run must fail), every STATE printed is a
 safe resume point, no secret, token or feedback text leaks, and only GET and the filter
 POST are sent. The tests add what is specific to their fault: waits, messages, bounds.
@@ -16,8 +16,8 @@ import typing as t
 
 import pytest
 
-from fake_usersnap.reliability import PAGE_SIZE, FaultScenario
-from fake_usersnap.singer_run import bookmarks
+from harness.reliability import PAGE_SIZE, FaultScenario
+from harness.singer_run import bookmarks
 from tap_usersnap.http.errors import (
     CredentialsRejectedError,
     PaginationError,

@@ -12,7 +12,7 @@ import typing as t
 
 import pytest
 
-from fake_usersnap.singer_run import SyncResult, run_sync
+from harness.singer_run import SyncResult, run_sync
 from tap_usersnap.tap import TapUsersnap
 
 if t.TYPE_CHECKING:

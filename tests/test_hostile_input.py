@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 from singer_sdk.exceptions import ConfigValidationError
 
-from fake_usersnap.reliability import (
+from harness.reliability import (
     BAD_INPUT,
     PAGE_SIZE,
     SEQUENTIAL,
@@ -33,7 +33,7 @@ from fake_usersnap.reliability import (
     item_index,
     unsafe_states,
 )
-from fake_usersnap.singer_run import SyncResult, bookmarks, parse_messages, run_cli, run_sync
+from harness.singer_run import SyncResult, bookmarks, parse_messages, run_cli, run_sync
 from tap_usersnap.feedback.state import StateError
 from tap_usersnap.http.retry import RetryPolicy
 from tap_usersnap.records.timestamps import format_timestamp
@@ -76,7 +76,7 @@ def quick_retries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     site = tmp_path / "site"
     site.mkdir()
     (site / "sitecustomize.py").write_text(
-        "from tap_usersnap.retry import RetryPolicy\n"
+        "from tap_usersnap.http.retry import RetryPolicy\n"
         "from tap_usersnap.tap import TapUsersnap\n"
         "TapUsersnap.retry_policy = RetryPolicy(base_seconds=0.0)\n"
     )

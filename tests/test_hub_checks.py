@@ -20,7 +20,7 @@ from referencing import Registry, Resource
 from yamllint import linter
 from yamllint.config import YamlLintConfig
 
-from fake_usersnap.meltano_project import REPO
+from harness.meltano_project import REPO
 
 HUB_FILE = REPO / "hub" / "tap-usersnap.yml"
 HUB = yaml.safe_load(HUB_FILE.read_text())

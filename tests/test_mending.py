@@ -10,7 +10,7 @@ import pytest
 from jsonschema import Draft7Validator
 
 from fake_usersnap.malformed import item_field, project_without_id
-from fake_usersnap.singer_run import run_sync
+from harness.singer_run import run_sync
 
 if t.TYPE_CHECKING:
     from fake_usersnap import FakeUsersnap

@@ -13,7 +13,7 @@ import pytest
 import requests
 import urllib3.exceptions
 
-from fake_usersnap.reliability import PAGE_SIZE, FaultScenario
+from harness.reliability import PAGE_SIZE, FaultScenario
 from tap_usersnap.http.errors import TokenRejectedError, UsersnapError
 from tap_usersnap.http.responses import check_answer, redirected_elsewhere
 from tap_usersnap.http.transport import DeadlineAdapter, describe_connection_failure, new_session

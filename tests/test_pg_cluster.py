@@ -7,7 +7,7 @@ import typing as t
 
 import pytest
 
-from fake_usersnap.pg_cluster import PostgresClusterError, find_pg_bindir
+from harness.pg_cluster import PostgresClusterError, find_pg_bindir
 
 if t.TYPE_CHECKING:
     from pathlib import Path

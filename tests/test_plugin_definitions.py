@@ -16,8 +16,8 @@ from importlib import metadata
 import pytest
 import yaml
 
-from fake_usersnap.meltano_project import REPO
-from fake_usersnap.singer_run import run_cli
+from harness.meltano_project import REPO
+from harness.singer_run import run_cli
 from tap_usersnap.settings import TAP_SETTINGS
 
 MELTANO_YML = yaml.safe_load((REPO / "meltano.yml").read_text())

@@ -1,6 +1,6 @@
 """A page that ignores the clock, the order or the filter never moves a bookmark past data.
 
-Each test drives the fake API into one misbehaviour (:mod:`tap_usersnap.read_bounds`) and
+Each test drives the fake API into one misbehaviour (:mod:`tap_usersnap.feedback.checks`) and
 asserts on what was delivered (records), what was saved (state bookmarks, counts, edit
 marks) and what was said (warnings); a last run without the fault must lose nothing.
 """
@@ -14,7 +14,7 @@ import typing as t
 import pytest
 
 from fake_usersnap.protocol import next_cursor, utc_iso
-from fake_usersnap.singer_run import SyncResult, bookmarks, run_cli_killed, run_sync
+from harness.singer_run import SyncResult, bookmarks, run_cli_killed, run_sync
 from tap_usersnap.feedback.engine import RUNAWAY_PAGES
 from tap_usersnap.feedback.progress import BackfillProgress
 from tap_usersnap.http.errors import PaginationError

@@ -9,6 +9,7 @@ import typing as t
 import pytest
 import requests
 
+from harness.clock import FakeClock
 from tap_usersnap.http.errors import (
     CredentialsRejectedError,
     RateLimitedError,
@@ -16,7 +17,6 @@ from tap_usersnap.http.errors import (
     UsersnapError,
 )
 from tap_usersnap.http.retry import Retrier, RetryPolicy, parse_retry_after
-from tests.conftest import FakeClock
 
 
 def retrier(clock: FakeClock, invalidated: list[int] | None = None) -> Retrier:

@@ -15,7 +15,7 @@ from importlib import resources
 import jsonschema
 import pytest
 
-from fake_usersnap.singer_run import run_sync
+from harness.singer_run import run_sync
 from tap_usersnap.records import schemas
 from tap_usersnap.streams.assignees import ProjectAssigneesStream
 from tap_usersnap.streams.feedback import FeedbackStream

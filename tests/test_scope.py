@@ -9,7 +9,7 @@ import typing as t
 import pytest
 from singer_sdk.exceptions import ConfigValidationError
 
-from fake_usersnap.singer_run import run_sync
+from harness.singer_run import run_sync
 from tap_usersnap.feedback.scope import pinned_scope, resolve
 from tap_usersnap.feedback.state import SCOPE_START
 from tap_usersnap.http.errors import UsersnapError

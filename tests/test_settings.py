@@ -8,7 +8,7 @@ import typing as t
 import pytest
 from singer_sdk.exceptions import ConfigValidationError
 
-from fake_usersnap.singer_run import bookmarks, run_cli, run_sync
+from harness.singer_run import bookmarks, run_cli, run_sync
 from tap_usersnap.records.timestamps import format_timestamp, normalise_timestamp, parse_timestamp
 from tap_usersnap.tap import TapUsersnap
 

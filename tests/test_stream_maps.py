@@ -14,8 +14,8 @@ import typing as t
 import pytest
 import yaml
 
-from fake_usersnap.meltano_project import REPO
-from fake_usersnap.singer_run import run_sync
+from harness.meltano_project import REPO
+from harness.singer_run import run_sync
 
 if t.TYPE_CHECKING:
     from fake_usersnap import FakeUsersnap

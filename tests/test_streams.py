@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fake_usersnap import FakeUsersnap
-from fake_usersnap.singer_run import bookmarks, run_sync
+from harness.singer_run import bookmarks, run_sync
 from tap_usersnap.records.timestamps import normalise_timestamp
 
 SAME_INSTANT = "2024-03-01T12:00:00.000000Z"

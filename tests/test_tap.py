@@ -8,7 +8,7 @@ import secrets
 import pytest
 
 from fake_usersnap import FakeUsersnap
-from fake_usersnap.singer_run import bookmarks, run_cli
+from harness.singer_run import bookmarks, run_cli
 
 
 @pytest.mark.parametrize(

@@ -16,8 +16,8 @@ import pytest
 from singer_sdk.singerlib import RecordMessage, StateMessage
 from typing_extensions import override
 
-from fake_usersnap.reliability import secrets_in
-from fake_usersnap.singer_run import parse_messages, run_sync
+from harness.reliability import secrets_in
+from harness.singer_run import parse_messages, run_sync
 from tap_usersnap.http.errors import OutputClosedError, UsersnapError
 from tap_usersnap.records.writer import BROKEN_PIPE, BufferedMsgSpecWriter
 

@@ -11,8 +11,8 @@ import typing as t
 
 import pytest
 
-from fake_usersnap.meltano_project import MeltanoProject, meltano_env
-from fake_usersnap.pg_cluster import PostgresCluster
+from harness.meltano_project import MeltanoProject, meltano_env
+from harness.pg_cluster import PostgresCluster
 
 if t.TYPE_CHECKING:
     from pathlib import Path

@@ -12,13 +12,13 @@ import typing as t
 
 import pytest
 
-from fake_usersnap.singer_run import run_sync
+from harness.singer_run import run_sync
 
 if t.TYPE_CHECKING:
     from pathlib import Path
 
     from fake_usersnap import FakeUsersnap
-    from fake_usersnap.pg_cluster import PostgresCluster
+    from harness.pg_cluster import PostgresCluster
 
 pytestmark = pytest.mark.e2e
 

@@ -11,7 +11,7 @@ import pytest
 from demo.run_demo import NEW_COMMENTS, run_demo
 
 if t.TYPE_CHECKING:
-    from fake_usersnap.meltano_project import MeltanoProject
+    from harness.meltano_project import MeltanoProject
 
 pytestmark = pytest.mark.e2e
 

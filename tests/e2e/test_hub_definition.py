@@ -19,21 +19,21 @@ import pytest
 import yaml
 
 import tap_usersnap
-from fake_usersnap.meltano_project import REPO, MeltanoProject, meltano_env, state_id
-from fake_usersnap.singer_run import bookmarks
-from tests.e2e.test_meltano_postgres import (
+from harness.meltano_project import REPO, MeltanoProject, meltano_env, state_id
+from harness.postgres_pipeline import (
     JSONB_COLUMNS,
     fake_items,
     loaded_rows,
     naive_utc,
     run_pipeline,
 )
+from harness.singer_run import bookmarks
 
 if t.TYPE_CHECKING:
     from pathlib import Path
 
     from fake_usersnap import FakeUsersnap
-    from fake_usersnap.pg_cluster import PostgresCluster
+    from harness.pg_cluster import PostgresCluster
 
 HUB_FILE = REPO / "hub" / "tap-usersnap.yml"
 HUB = yaml.safe_load(HUB_FILE.read_text())

@@ -17,8 +17,8 @@ import typing as t
 import pytest
 
 import tap_usersnap
-from fake_usersnap.meltano_project import REPO
-from fake_usersnap.singer_run import parse_messages
+from harness.meltano_project import REPO
+from harness.singer_run import parse_messages
 
 if t.TYPE_CHECKING:
     from pathlib import Path

@@ -13,55 +13,24 @@ import typing as t
 import pytest
 import yaml
 
-from fake_usersnap import parse_iso
-from fake_usersnap.meltano_project import MeltanoProject, state_id, usersnap_env
-from fake_usersnap.singer_run import bookmarks
+from harness.meltano_project import state_id
+from harness.postgres_pipeline import (
+    JSONB_COLUMNS,
+    fake_items,
+    loaded_rows,
+    naive_utc,
+    run_pipeline,
+)
+from harness.singer_run import bookmarks
 
 if t.TYPE_CHECKING:
-    import subprocess
-
     from fake_usersnap import FakeUsersnap
-    from fake_usersnap.pg_cluster import PostgresCluster
+    from harness.meltano_project import MeltanoProject
+    from harness.pg_cluster import PostgresCluster
 
 pytestmark = pytest.mark.e2e
 
 STATE_ID = state_id("tap-usersnap", "target-postgres")
-JSONB_COLUMNS = {"labels", "ordered_inputs", "custom_data", "client", "screenshot"}
-FEEDBACK_COLUMNS = (
-    "feedback_id, project_id, project_name, created_at, updated_at, status_type, priority, "
-    "email, labels, ordered_inputs, custom_data, client, screenshot"
-)
-
-
-def run_pipeline(
-    meltano: MeltanoProject,
-    fake: FakeUsersnap,
-    pg: PostgresCluster,
-    *,
-    check: bool = True,
-    **settings: str,
-) -> subprocess.CompletedProcess[str]:
-    """``meltano run tap-usersnap target-postgres`` with every setting from the environment."""
-    env = {
-        **usersnap_env(fake.config()),
-        "TARGET_POSTGRES_HOST": pg.host,
-        "TARGET_POSTGRES_PORT": str(pg.port),
-        "TARGET_POSTGRES_USER": pg.user,
-        "TARGET_POSTGRES_PASSWORD": pg.password,
-        "TARGET_POSTGRES_DATABASE": pg.dbname,
-        **settings,
-    }
-    return meltano.run("run", "tap-usersnap", "target-postgres", env=env, check=check)
-
-
-def fake_items(fake: FakeUsersnap) -> dict[str, dict[str, t.Any]]:
-    return {item["feedback_id"]: item for items in fake.feedback.values() for item in items}
-
-
-def loaded_rows(pg: PostgresCluster) -> dict[str, dict[str, t.Any]]:
-    names = [name.strip() for name in FEEDBACK_COLUMNS.split(",")]
-    rows = pg.query(f"SELECT {FEEDBACK_COLUMNS} FROM usersnap.feedback")  # noqa: S608
-    return {row[0]: dict(zip(names, row, strict=True)) for row in rows}
 
 
 def snapshot(pg: PostgresCluster) -> list[list[tuple[t.Any, ...]]]:
@@ -70,11 +39,6 @@ def snapshot(pg: PostgresCluster) -> list[list[tuple[t.Any, ...]]]:
         pg.query("SELECT to_jsonb(f) FROM usersnap.feedback f ORDER BY to_jsonb(f)::text"),
         pg.query("SELECT to_jsonb(p) FROM usersnap.projects p ORDER BY to_jsonb(p)::text"),
     ]
-
-
-def naive_utc(value: str) -> t.Any:
-    """What a ``timestamp without time zone`` column holds for an ISO timestamp (UTC)."""
-    return parse_iso(value).replace(tzinfo=None)
 
 
 def test_run_loads_exactly_what_the_api_serves(

@@ -17,7 +17,7 @@ import pytest
 
 if t.TYPE_CHECKING:
     from fake_usersnap import FakeUsersnap
-    from fake_usersnap.pg_cluster import PostgresCluster
+    from harness.pg_cluster import PostgresCluster
 
 pytestmark = pytest.mark.e2e
 

@@ -13,12 +13,12 @@ import typing as t
 import pytest
 import yaml
 
-from fake_usersnap.meltano_project import MELTANO, state_id
+from harness.meltano_project import MELTANO, state_id
 
 if t.TYPE_CHECKING:
     from fake_usersnap import FakeUsersnap
-    from fake_usersnap.meltano_project import MeltanoProject
-    from fake_usersnap.pg_cluster import PostgresCluster
+    from harness.meltano_project import MeltanoProject
+    from harness.pg_cluster import PostgresCluster
 
 pytestmark = pytest.mark.e2e
 

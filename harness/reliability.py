@@ -22,7 +22,7 @@ import re
 import typing as t
 from pathlib import Path
 
-from fake_usersnap.singer_run import SyncResult, bookmarks, run_cli, run_sync
+from harness.singer_run import SyncResult, bookmarks, run_cli, run_sync
 from tap_usersnap.http.errors import UsersnapError
 from tap_usersnap.records.timestamps import normalise_timestamp
 

@@ -13,7 +13,7 @@ directory is handed to that user. Client commands (``createdb``) run as the call
 ``query()`` uses psycopg 3 (``psycopg[binary]``), imported lazily so that starting and
 stopping a cluster needs nothing beyond the PostgreSQL binaries.
 
-Run ``python fake_usersnap/pg_cluster.py`` for a smoke check.
+Run ``python harness/pg_cluster.py`` for a smoke check.
 """
 
 from __future__ import annotations
