@@ -254,8 +254,10 @@ def _cpu_goal(scenarios: dict[str, ScenarioResult], tap: str, sequential: str) -
 
 
 def _wall_goal(scenarios: dict[str, ScenarioResult], tap: str, concurrent: str) -> Goal:
-    latency = scenarios["latency"].latency_ms if "latency" in scenarios else math.nan
-    name = f"2. wall: tap / {concurrent}, {latency:g} ms per page"
+    per_page = (
+        f", {scenarios['latency'].latency_ms:g} ms per page" if "latency" in scenarios else ""
+    )
+    name = f"2. wall: tap / {concurrent}{per_page}"
     target = f"<= {WALL_RATIO_LIMIT}x"
     tap_run, loop = _client(scenarios, "latency", tap), _client(scenarios, "latency", concurrent)
     if not (tap_run and loop):
