@@ -71,7 +71,7 @@ BUSY_MACHINE_SHARE = 0.15
 #: Every ``--scenarios`` key.
 DEFAULT_SCENARIOS = ("cpu", "latency", "rss", "startup", "one_project", "nothing_new")
 SCENARIOS = set(DEFAULT_SCENARIOS)
-#: Items per project of the start-up stage when the ``cpu`` stage does not run (it reads none).
+#: Items per project of the start-up stage (its runs read none).
 STARTUP_PER_PROJECT = 100
 #: A start_date after every benchmark item (they start in 2023, a minute apart): a run that
 #: reads nothing, to cost the startup. Now, as the tap refuses a start_date in the future.
@@ -231,11 +231,12 @@ class Bench:
             with self._stage(plan.projects, plan.per_project, eager=True) as stage:
                 if "cpu" in wanted:
                     self._latency_scenario(stage, "cpu", 0.0, self.sequential)
-                    self._startup_scenario(stage)
                 if "latency" in wanted:
                     self._latency_scenario(stage, "latency", plan.latency_ms, self.concurrent)
-        # The floors need the start-up of this same bench run.
-        if "startup" not in self.scenarios and wanted & {"startup", "one_project", "nothing_new"}:
+        # Its own small stage: the edit scan's answer is sorted per request, which on the cpu
+        # stage's 10k items a project costs the fake ~60 ms a project, not the tap. The floors
+        # need this start-up, from this same bench run.
+        if wanted & {"cpu", "startup", "one_project", "nothing_new"}:
             with self._stage(plan.projects, STARTUP_PER_PROJECT, eager=True) as stage:
                 self._startup_scenario(stage)
         if "startup" in self.scenarios:
@@ -275,8 +276,9 @@ class Bench:
     def _startup_scenario(self, stage: Stage) -> None:
         """What a run costs before its first record: start_date after all data, 0 items.
 
-        Not a goal, but it splits the tap's CPU per record into a fixed part (imports,
-        catalog, one request per project) and a part that grows with the data.
+        It splits the tap's CPU per record into a fixed part (imports, catalog, a few
+        requests per project) and a part that grows with the data; its wall time is a goal
+        (``STARTUP_LIMIT_S``) and the start-up term of every floor.
         """
         stage.server.set_latency(0.0)
         config = stage.config_with("startup", start_date=AFTER_ALL_DATA)
@@ -676,8 +678,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--scenarios",
         default=",".join(DEFAULT_SCENARIOS),
-        help=f"comma-separated, any of {','.join(DEFAULT_SCENARIOS)}; startup (which "
-        "cpu includes) also runs for the floors of one_project and nothing_new",
+        help=f"comma-separated, any of {','.join(DEFAULT_SCENARIOS)}; startup also runs "
+        "with cpu (for its fixed-cost note) and for the floors of one_project and nothing_new",
     )
     parser.add_argument("--output-dir", type=Path, default=REPO / "benchmarks" / "results")
     parser.add_argument("--name", help="results file name (default: latest, or quick)")
