@@ -42,6 +42,8 @@ class Measurement:
     stderr_tail: str = ""
     server_cpu_s: float | None = None
     others_cpu_s: float | None = None
+    #: The requests the fake API received during the run, by kind and ``total``.
+    requests: dict[str, int] | None = None
 
     @property
     def ok(self) -> bool:

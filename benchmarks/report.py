@@ -1,4 +1,4 @@
-"""Turning runs into medians, the issue's three goals, a table, markdown and JSON."""
+"""Turning runs into medians, the goals, the floors of latency-bound runs, tables."""
 
 from __future__ import annotations
 
@@ -15,6 +15,10 @@ CPU_RATIO_LIMIT = 1.3
 WALL_RATIO_LIMIT = 1.1
 RSS_RATIO_LIMIT = 1.2
 RSS_LIMIT_MB = 100.0
+#: A run with nothing to read (the ``startup`` scenario), wall time.
+STARTUP_LIMIT_S = 0.6
+#: A latency-bound run's wall time against its floor (:class:`Floor`).
+FLOOR_RATIO_LIMIT = 1.3
 
 
 @dataclasses.dataclass
@@ -69,6 +73,13 @@ class ClientResult:
         )
 
     @property
+    def requests(self) -> float:
+        """The requests the server received during a run (median), by its own count."""
+        return self._median(
+            run.requests["total"] for run in self.good_runs if run.requests is not None
+        )
+
+    @property
     def worst_disturbance(self) -> float:
         """The largest share of a core others used during one run (0.5 = half a core)."""
         shares = [
@@ -91,6 +102,7 @@ class ClientResult:
             "peak_rss_mb": self.peak_rss_mb,
             "server_cpu_s": self.server_cpu_s,
             "others_cpu_s": self.others_cpu_s,
+            "requests": self.requests,
             "errors": self.errors,
             "all_runs": [dataclasses.asdict(run) for run in self.runs],
         }
@@ -106,6 +118,8 @@ class ScenarioResult:
     projects: int
     per_project: int
     clients: dict[str, ClientResult] = dataclasses.field(default_factory=dict)
+    #: Records a run may write beyond ``items`` (a run from state re-reads a few).
+    rereads: int = 0
 
     @property
     def items(self) -> int:
@@ -121,10 +135,42 @@ class Goal:
     target: str
     ratio: float
     passed: bool | None  # None: not measured in this run
+    info: bool = False  # a figure shown beside the goals, with no target
 
     @property
     def verdict(self) -> str:
+        if self.info:
+            return "info"
         return {True: "PASS", False: "FAIL", None: "n/a"}[self.passed]
+
+
+@dataclasses.dataclass(frozen=True)
+class Floor:
+    """The least wall time a latency-bound run can take, and the tap's.
+
+    ``start-up + ceil(requests / concurrency) x latency``: the tap's own fixed cost (its
+    wall time for a run with nothing to read, at 0 ms, measured in the same bench run),
+    plus the requests it must send, ``concurrency`` at a time, each waiting ``latency``.
+    """
+
+    scenario: str
+    title: str
+    requests: int  # the requests the floor counts (pages, or every request sent)
+    counted_as: str  # what ``requests`` are, for the table
+    concurrency: int
+    latency_ms: float
+    startup_s: float
+    tap_wall_s: float
+    sent: float = math.nan  # the requests the fake API counted in the tap's run
+
+    @property
+    def floor_s(self) -> float:
+        waits = math.ceil(self.requests / self.concurrency) if self.concurrency else math.nan
+        return self.startup_s + waits * self.latency_ms / 1000
+
+    @property
+    def ratio(self) -> float:
+        return _ratio(self.tap_wall_s, self.floor_s)
 
 
 def _ratio(numerator: float, denominator: float) -> float:
@@ -140,14 +186,60 @@ def _client(scenarios: dict[str, ScenarioResult], key: str, client: str) -> Clie
 
 
 def evaluate_goals(
-    scenarios: dict[str, ScenarioResult], *, tap: str, sequential: str, concurrent: str
+    scenarios: dict[str, ScenarioResult],
+    *,
+    tap: str,
+    sequential: str,
+    concurrent: str,
+    floors: t.Mapping[str, Floor] | None = None,
+    imports: t.Mapping[str, float] | None = None,
 ) -> list[Goal]:
-    """The three performance goals, from whatever scenarios ran (n/a for the others)."""
-    return [
+    """The performance goals, from whatever scenarios ran (n/a for the others)."""
+    floors = floors or {}
+    goals = [
         _cpu_goal(scenarios, tap, sequential),
         _wall_goal(scenarios, tap, concurrent),
         _rss_goal(scenarios, tap),
+        _startup_goal(scenarios, tap, sequential),
+        _floor_goal("5. one project: tap wall / floor", floors.get("one_project")),
+        _floor_goal("6. nothing new: tap wall / floor", floors.get("nothing_new")),
     ]
+    if imports:
+        goals.append(_import_info(imports))
+    return goals
+
+
+def _startup_goal(scenarios: dict[str, ScenarioResult], tap: str, sequential: str) -> Goal:
+    name = "4. start-up: tap wall, nothing to read, 0 ms"
+    target = f"<= {STARTUP_LIMIT_S:g} s"
+    tap_run = _client(scenarios, "startup", tap)
+    if not tap_run:
+        return Goal(name, "-", target, math.nan, None)
+    loop = _client(scenarios, "startup", sequential)
+    beside = (
+        f" (loop {loop.wall_s:.2f} s, {_ratio(tap_run.wall_s, loop.wall_s):.1f}x)" if loop else ""
+    )
+    measured = f"{tap_run.wall_s:.2f} s{beside}"
+    ratio = tap_run.wall_s / STARTUP_LIMIT_S
+    return Goal(name, measured, target, ratio, tap_run.wall_s <= STARTUP_LIMIT_S)
+
+
+def _floor_goal(name: str, floor: Floor | None) -> Goal:
+    target = f"<= {FLOOR_RATIO_LIMIT}x"
+    if floor is None or math.isnan(floor.ratio):
+        return Goal(name, "-", target, math.nan, None)
+    measured = f"{floor.tap_wall_s:.2f} / {floor.floor_s:.2f} s"
+    return Goal(name, measured, target, floor.ratio, floor.ratio <= FLOOR_RATIO_LIMIT)
+
+
+def _import_info(imports: t.Mapping[str, float]) -> Goal:
+    """What importing costs, net of a bare interpreter's start (medians of a few runs)."""
+    bare = imports.get("pass", math.nan)
+    parts = [
+        f"{name} +{seconds - bare:.2f} s" for name, seconds in imports.items() if name != "pass"
+    ]
+    measured = ", ".join(parts) + f" (python -c pass {bare:.2f} s)"
+    return Goal("import cost, wall over a bare python", measured, "-", math.nan, None, info=True)
 
 
 def _cpu_goal(scenarios: dict[str, ScenarioResult], tap: str, sequential: str) -> Goal:
@@ -162,8 +254,10 @@ def _cpu_goal(scenarios: dict[str, ScenarioResult], tap: str, sequential: str) -
 
 
 def _wall_goal(scenarios: dict[str, ScenarioResult], tap: str, concurrent: str) -> Goal:
-    latency = scenarios["latency"].latency_ms if "latency" in scenarios else math.nan
-    name = f"2. wall: tap / {concurrent}, {latency:g} ms per page"
+    per_page = (
+        f", {scenarios['latency'].latency_ms:g} ms per page" if "latency" in scenarios else ""
+    )
+    name = f"2. wall: tap / {concurrent}{per_page}"
     target = f"<= {WALL_RATIO_LIMIT}x"
     tap_run, loop = _client(scenarios, "latency", tap), _client(scenarios, "latency", concurrent)
     if not (tap_run and loop):
@@ -230,7 +324,7 @@ def goal_rows(goals: t.Iterable[Goal]) -> list[list[str]]:
         [
             goal.name,
             goal.measured,
-            f"{goal.ratio:.2f}x" if goal.passed is not None else "-",
+            f"{goal.ratio:.2f}x" if goal.passed is not None and not goal.info else "-",
             goal.target,
             goal.verdict,
         ]
@@ -239,6 +333,37 @@ def goal_rows(goals: t.Iterable[Goal]) -> list[list[str]]:
 
 
 GOAL_COLUMNS = ("goal", "measured", "ratio", "target", "result")
+
+FLOOR_COLUMNS = (
+    "scenario",
+    "requests",
+    "counted as",
+    "sent",
+    "concurrency",
+    "latency ms",
+    "start-up s",
+    "floor s",
+    "tap wall s",
+    "tap / floor",
+)
+
+
+def floor_rows(floors: t.Iterable[Floor]) -> list[list[str]]:
+    return [
+        [
+            floor.title,
+            f"{floor.requests:,}",
+            floor.counted_as,
+            _number(floor.sent, "{:,.0f}"),
+            str(floor.concurrency),
+            f"{floor.latency_ms:g}",
+            _number(floor.startup_s, "{:.2f}"),
+            _number(floor.floor_s, "{:.2f}"),
+            _number(floor.tap_wall_s, "{:.2f}"),
+            _number(floor.ratio, "{:.2f}x"),
+        ]
+        for floor in floors
+    ]
 
 
 def text_table(header: t.Sequence[str], rows: list[list[str]]) -> str:

@@ -1,5 +1,8 @@
 """The fake Usersnap API (``fake_usersnap``) in its own process, steered over stdin.
 
+The process is :mod:`benchmarks.fake_api`: ``fake_usersnap``'s benchmark mode plus a
+count of the requests it receives, by kind (:meth:`FakeServer.requests`).
+
 A separate process keeps the server's CPU and memory out of every client's measurement;
 on two cores the server gets one while a client works. Pages are pre-rendered (or, for
 the 200k-item memory run, rendered on request), so serving one costs a copy, not a
@@ -20,7 +23,7 @@ STARTUP_TIMEOUT_S = 300.0
 
 
 class FakeServer:
-    """``python -m fake_usersnap --prerendered ... --control`` and its config."""
+    """``python -m benchmarks.fake_api --prerendered ...`` and its config."""
 
     def __init__(
         self,
@@ -39,7 +42,7 @@ class FakeServer:
         command = [
             sys.executable,
             "-m",
-            "fake_usersnap",
+            "benchmarks.fake_api",
             "--prerendered",
             "eager" if eager else "lazy",
             "--projects",
@@ -50,7 +53,6 @@ class FakeServer:
             str(item_bytes),
             "--latency-ms",
             str(latency_ms),
-            "--control",
         ]
         self._process = subprocess.Popen(
             command,
@@ -69,6 +71,10 @@ class FakeServer:
     def cpu_seconds(self) -> float:
         """CPU the server has used so far (to show it stays out of the way)."""
         return float(self._command("cpu")["cpu_s"])
+
+    def requests(self) -> dict[str, int]:
+        """Requests the server has received so far: by kind, and ``total``."""
+        return {kind: int(n) for kind, n in self._command("requests").items()}
 
     def stop(self) -> None:
         if self._process.stdin and not self._process.stdin.closed:
