@@ -18,8 +18,10 @@ import typing as t
 from pathlib import Path
 
 import pytest
-from singer_sdk import Stream, Tap
+from singer_sdk import Stream, Tap, plugin_base
 from singer_sdk.plugin_base import PluginBase
+from singer_sdk.singerlib import StateMessage
+from singer_sdk.streams.rest import _HTTPStream
 from typing_extensions import override
 
 from tap_usersnap import sdk_private
@@ -118,6 +120,24 @@ def tap() -> t.Iterator[TapUsersnap]:
             "TapHooks._handle_termination",
         ),
         (Tap, "sync_all", [("self", POSITIONAL, P.empty)], "TapHooks.sync_all"),
+        (
+            Stream,
+            "_write_activate_version_message",
+            [("self", POSITIONAL, P.empty), ("full_table_version", POSITIONAL, P.empty)],
+            "FastRecordPath.write_activate_version",
+        ),
+        (
+            _HTTPStream,
+            "_write_request_duration_log",
+            [
+                ("self", POSITIONAL, P.empty),
+                ("endpoint", POSITIONAL, P.empty),
+                ("response", POSITIONAL, P.empty),
+                ("context", POSITIONAL, P.empty),
+                ("extra_tags", POSITIONAL, P.empty),
+            ],
+            "log_request_metric",
+        ),
     ],
     ids=lambda value: value if isinstance(value, str) and not value[0].isupper() else None,
 )
@@ -255,3 +275,33 @@ def test_the_config_errors_read_the_plugins_own_config_dict(tap: TapUsersnap) ->
     assert tap.config["request_timeout"] == 30.0, revisit(
         "PluginBase.config", "TapHooks._validate_config in tap_usersnap/sdk_private.py", "a copy"
     )
+
+
+def test_the_settings_validator_is_still_the_sdks() -> None:
+    """``schema_errors`` checks with ``plugin_base.JSONSchemaValidator``, which the SDK does not
+    export: it must still exist and still name a wrong value."""
+    assert hasattr(plugin_base, "JSONSchemaValidator"), revisit(
+        "plugin_base.JSONSchemaValidator", "schema_errors", "no such name"
+    )
+    schema = {"type": "object", "properties": {"page_size": {"type": "integer", "maximum": 100}}}
+    errors = list(sdk_private.schema_errors(schema, {"page_size": 101}))
+    assert [list(e.path) for e in errors] == [["page_size"]], revisit(
+        "plugin_base.JSONSchemaValidator", "schema_errors", repr(errors)
+    )
+
+
+def test_a_state_message_is_still_the_sdks_wire_format() -> None:
+    """The writer sends STATE without the SDK's deep copy, in the very format ``to_dict`` gives."""
+    message = StateMessage(value={"bookmarks": {"feedback": {"partitions": []}}})
+    assert sdk_private.state_message_dict(message) == message.to_dict(), revisit(
+        "StateMessage.to_dict", "state_message_dict", repr(message.to_dict())
+    )
+
+
+def test_stream_maps_still_say_how_they_flatten(tap: TapUsersnap) -> None:
+    """``flattened_columns`` reads three members of the SDK's stream maps."""
+    for stream_map in tap.streams["feedback"].stream_maps:
+        for member in ("flattening_options", "flattening_enabled", "transformed_schema"):
+            assert hasattr(stream_map, member), revisit(
+                f"StreamMap.{member}", "flattened_columns", f"{type(stream_map).__name__} lacks it"
+            )

@@ -25,6 +25,8 @@ if t.TYPE_CHECKING:
     from tap_usersnap.http.client import Page
 
 Condition = dict[str, str]
+#: The filter endpoint of a project's feedback (``/count`` after it counts).
+FILTER_PATH = "/projects/{project_id}/feedbacks/filter"
 
 
 class RequestKind(enum.Enum):
@@ -54,7 +56,7 @@ class FeedbackQuery:
     @property
     def path(self) -> str:
         """The endpoint's path under the API root."""
-        path = f"/projects/{self.project_id}/feedbacks/filter"
+        path = FILTER_PATH.format(project_id=self.project_id)
         return f"{path}/count" if self.kind is RequestKind.COUNT else path
 
     def body(self) -> dict[str, t.Any]:

@@ -17,7 +17,12 @@ from typing_extensions import override
 
 from tap_usersnap.feedback.deletes import scope_gaps
 from tap_usersnap.feedback.engine import FeedbackSync
-from tap_usersnap.feedback.requests import FeedbackQuery, project_exists, total_count
+from tap_usersnap.feedback.requests import (
+    FILTER_PATH,
+    FeedbackQuery,
+    project_exists,
+    total_count,
+)
 from tap_usersnap.feedback.state import REPLICATION_KEY
 from tap_usersnap.records.schemas import SCHEMAS
 from tap_usersnap.sdk_private import ProjectBookmarks, log_request_metric
@@ -49,7 +54,7 @@ class FeedbackStream(ProjectBookmarks, UsersnapStream):
     """
 
     name = "feedback"
-    path = "/projects/{project_id}/feedbacks/filter"
+    path = FILTER_PATH  # the SDK's metrics name the endpoint by it
     http_method = "POST"
     primary_keys = ("feedback_id",)
     replication_key = REPLICATION_KEY
