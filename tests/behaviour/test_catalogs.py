@@ -19,7 +19,7 @@ if t.TYPE_CHECKING:
 
 FILTER = r"POST .*/filter$"
 
-# ------------------------------------------------------------- hand-written catalogs
+# -------------------------------------------------------------------- hand-written catalogs
 
 
 def hand_written_catalog(
@@ -94,7 +94,7 @@ def test_catalog_deselecting_the_project_id_still_emits_it(fake: FakeUsersnap, k
     assert all(set(r) <= set(schema["schema"]["properties"]) for r in records)
 
 
-# ---------------------------------------------------------------------- FULL_TABLE
+# ------------------------------------------------------------------------------- FULL_TABLE
 
 
 def full_table_catalog(fake: FakeUsersnap, where: str) -> dict[str, t.Any]:

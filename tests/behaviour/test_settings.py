@@ -85,7 +85,7 @@ def test_whitespace_around_the_jwt_secret_is_removed_with_a_warning(
     assert {r.status for r in fake.requests} == {200}
 
 
-# ------------------------------------------------------------------------------- BATCH
+# ------------------------------------------------------------------------------------ BATCH
 
 
 def test_batch_config_is_refused_before_any_request(fake: FakeUsersnap) -> None:
@@ -108,7 +108,7 @@ def test_about_does_not_offer_batch() -> None:
     assert "batch_config" not in about["settings"]["properties"]
 
 
-# ----------------------------------------------------------------- jwt_secret's type
+# ------------------------------------------------------------------------ jwt_secret's type
 
 
 @pytest.mark.parametrize("kind", ["a number", "a list", "an object"])
@@ -137,7 +137,7 @@ def test_a_jwt_secret_of_the_wrong_type_is_named_but_never_shown(
     assert fake.requests == []
 
 
-# --------------------------------------------------------------- settings from the env
+# -------------------------------------------------------------------- settings from the env
 
 
 def test_every_setting_from_the_environment_takes_effect(fake: FakeUsersnap) -> None:
@@ -176,7 +176,7 @@ def test_every_setting_from_the_environment_takes_effect(fake: FakeUsersnap) -> 
     assert fake.jwt_secret not in result.output
 
 
-# ---------------------------------------------------------------- repeated project ids
+# --------------------------------------------------------------------- repeated project ids
 
 
 def test_a_project_listed_twice_is_read_once(fake: FakeUsersnap) -> None:
