@@ -66,8 +66,8 @@ e2e: setup meltano-venv ## Meltano into a throwaway PostgreSQL and into DuckDB (
 report: setup ## docs/reliability.md and the README's table, from the last test run
 	$(BIN)/python scripts/reliability_report.py
 
-reliability: setup ## the fault suite and the crash-and-resume trials alone, then their figures
-	$(BIN)/pytest tests/test_faults.py tests/test_crash_resume.py
+reliability: setup ## tests/reliability/ alone: faults, 429s, crash trials; then their figures
+	$(BIN)/pytest tests/reliability
 	$(BIN)/python scripts/reliability_report.py
 
 test: lint types unit e2e ## lint, types and every test (what CI runs: .ci/run)

@@ -1,7 +1,8 @@
 """Render the reliability figures of the last test run into docs/reliability.md and the README.
 
-The fault suite (``tests/test_faults.py``) and the crash-and-resume trials
-(``tests/test_crash_resume.py``) write what happened in each scenario to
+The fault suite (``tests/reliability/test_faults.py``, ``test_rate_limits.py``), the other tests
+that play scenarios and the crash-and-resume trials (``tests/reliability/test_crash_resume.py``)
+write what happened in each scenario to
 ``build/reliability.json``; this script only formats it, so every figure comes from a test
 run. ``make reliability`` runs it after those tests; ``make report`` after any test run.
 """
@@ -140,8 +141,9 @@ def document(results: Results) -> str:
         "",
         "## Fault suite",
         "",
-        "`tests/test_faults.py` and `tests/test_hostile_input.py`: each fault or bad input "
-        "is injected into the fake Usersnap API "
+        "`tests/reliability/` (`test_faults.py`, `test_rate_limits.py`) and the tests that "
+        "play bad input or other faults as scenarios (in `tests/behaviour/` and `tests/http/`): "
+        "each fault or bad input is injected into the fake Usersnap API "
         "(`fake_usersnap/`) during a full sync of 3 projects with 12 feedback items each, "
         "read in pages of 5. Every comment carries a unique marker that must never appear in a "
         "log or error; the JWT secret and every token the fake saw must appear nowhere.",
@@ -150,7 +152,7 @@ def document(results: Results) -> str:
         "",
         "## Crash and resume",
         "",
-        "`tests/test_crash_resume.py`: the tap runs as a subprocess and is killed with "
+        "`tests/reliability/test_crash_resume.py`: the tap runs as a subprocess and is killed with "
         "SIGKILL as soon as it has printed a random number of lines; the next run starts from "
         "the last STATE among those lines; a last run finishes. What a kill can cost is the "
         "page being read plus the item at each finished project's bookmark, because STATE "

@@ -6,7 +6,8 @@
   leading comment is kept.
 - README.md's settings table: ``--about --format=markdown``'s rows of the tap's own settings.
 
-tests/test_plugin_definitions.py and tests/test_hub_checks.py fail until this has run.
+tests/project/test_plugin_definitions.py and tests/project/test_hub_checks.py fail until this
+has run.
 
 Usage: ``.venv/bin/python scripts/sync_settings_docs.py``
 """

@@ -10,14 +10,11 @@ import sys
 import typing as t
 from pathlib import Path
 
-import pytest
-import requests
-
 from harness.reliability import FaultScenario, secrets_in
 from harness.singer_run import parse_messages
-from tap_usersnap.http.errors import BodyTooLargeError, UsersnapError
+from tap_usersnap.http.errors import UsersnapError
 from tap_usersnap.http.retry import RetryPolicy
-from tap_usersnap.http.transport import MAX_BODY_BYTES, DeadlineAdapter
+from tap_usersnap.http.transport import MAX_BODY_BYTES
 
 if t.TYPE_CHECKING:
     from fake_usersnap import FakeUsersnap
@@ -40,25 +37,6 @@ def too_large(fake: FakeUsersnap, project_id: str) -> str:
         f"than {MAX_BODY_BYTES // 2**20} MB once decompressed (gzip), the most the tap reads "
         "of one answer"
     )
-
-
-def session(limit: int) -> requests.Session:
-    adapted = requests.Session()
-    adapted.mount("http://", DeadlineAdapter(5, max_body_bytes=limit))
-    return adapted
-
-
-def test_a_body_at_the_limit_is_read_and_one_byte_more_fails(empty_fake: FakeUsersnap) -> None:
-    body = b'{"status": true, "data": {"projects": [], "has_more": false, "x": "' + b"y" * 900
-    body += b'"}}'
-    empty_fake.inject("raw", body=body, times=2)
-    url = f"{empty_fake.url}/projects"
-
-    assert session(len(body)).get(url).content == body
-    with pytest.raises(
-        BodyTooLargeError, match=r"^Usersnap.s answer to GET /v0\.1/projects is larger than "
-    ):
-        session(len(body) - 1).get(url)
 
 
 def test_a_gzip_bomb_of_2_gb_fails_one_try_in_bounded_memory(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 WORKFLOW_TEXT = (REPO / ".github" / "workflows" / "ci.yml").read_text()
 WORKFLOW = yaml.safe_load(WORKFLOW_TEXT)
 PRE_COMMIT_TEXT = (REPO / ".pre-commit-config.yaml").read_text()

@@ -13,7 +13,7 @@ from pathlib import Path
 if t.TYPE_CHECKING:
     from collections.abc import Iterable
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "check_dist.py"
 SCHEMAS = sorted(
     f"tap_usersnap/records/schemas/{p.name}"

@@ -16,7 +16,7 @@ from tap_usersnap.http.errors import (
     TokenRejectedError,
     UsersnapError,
 )
-from tap_usersnap.http.retry import Retrier, RetryPolicy, parse_retry_after
+from tap_usersnap.http.retry import RateLimitGate, Retrier, RetryPolicy, parse_retry_after
 
 
 def retrier(clock: FakeClock, invalidated: list[int] | None = None) -> Retrier:
@@ -116,3 +116,28 @@ def test_a_429_without_a_usable_retry_after_backs_off(
     assert [r.getMessage() for r in caplog.records] == [
         f"429; waiting {wait:.1f}s, the backoff (no Retry-After)" for wait in fake_clock.waits
     ]
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [("3", 3.0), ("0", None), ("-5", None), ("2.5", 2.5), (None, None), ("soon", None)],
+)
+def test_parse_retry_after_seconds(header: str | None, expected: float | None) -> None:
+    assert parse_retry_after(header) == expected
+
+
+def test_parse_retry_after_http_date_in_the_past_names_no_wait() -> None:
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") is None  # back off instead
+
+
+def test_rate_limit_gate_pauses_everyone_and_never_shortens(fake_clock: FakeClock) -> None:
+    sleeps = fake_clock.waits
+    gate = RateLimitGate(fake_clock)
+    gate.wait()
+    assert sleeps == []
+    gate.close_for(5)
+    gate.close_for(2)
+    gate.wait()
+    assert sleeps == [5]
+    gate.wait()
+    assert sleeps == [5]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from fake_usersnap import FakeUsersnap
 from harness.singer_run import bookmarks, run_sync
-from tap_usersnap.records.timestamps import normalise_timestamp
 
 SAME_INSTANT = "2024-03-01T12:00:00.000000Z"
 
@@ -167,19 +166,6 @@ def test_timestamps_with_offsets_are_normalised_to_utc(empty_fake: FakeUsersnap)
     record = run_sync(empty_fake.config()).records("feedback")[0]
     assert record["created_at"] == "2024-05-01T12:00:00.000000Z"
     assert record["updated_at"] == "2024-05-01T12:30:00.500000Z"
-
-
-def test_normalise_timestamp_forms() -> None:
-    assert normalise_timestamp("2024-01-02T03:04:05Z") == "2024-01-02T03:04:05.000000Z"
-    assert normalise_timestamp("2024-01-02T03:04:05") == "2024-01-02T03:04:05.000000Z"
-    assert normalise_timestamp("2024-01-02T00:00:00-05:30") == "2024-01-02T05:30:00.000000Z"
-    assert normalise_timestamp(None) is None
-    # Normalised, string order is time order (a tenth of a second is after 2 microseconds).
-    tenth = normalise_timestamp("2024-01-02T03:04:05.1Z")
-    micro = normalise_timestamp("2024-01-02T03:04:05.000002Z")
-    assert tenth == "2024-01-02T03:04:05.100000Z"
-    assert micro is not None
-    assert micro < tenth
 
 
 def test_projects_listing_follows_has_more(fake: FakeUsersnap) -> None:

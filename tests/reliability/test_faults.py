@@ -5,17 +5,17 @@ fixture, which asserts what must hold whatever the fault (see ``harness/reliabil
 every feedback_id arrives (after a resume when the run must fail), every STATE printed is a
 safe resume point, no secret, token or feedback text leaks, and only GET and the filter
 POST are sent. The tests add what is specific to their fault: waits, messages, bounds.
-Figures land in ``docs/reliability.md`` (``make reliability``).
+Figures land in ``docs/reliability.md`` (``make reliability``). The 429 scenarios are in
+``test_rate_limits.py`` beside this file.
 """
 
 from __future__ import annotations
 
-import email.utils
-import time
 import typing as t
 
 import pytest
 
+from harness.expect import tries_of_filter_request
 from harness.reliability import PAGE_SIZE, FaultScenario
 from harness.singer_run import bookmarks
 from tap_usersnap.http.errors import (
@@ -32,7 +32,6 @@ if t.TYPE_CHECKING:
 FILTER = r"POST .*/filter$"
 POLICY = RetryPolicy()
 
-RATE = "429 rate limits"
 SERVER = "server errors and network"
 BODIES = "unreadable 200 answers"
 PAGING = "pagination"
@@ -49,79 +48,6 @@ def pages(fake: FakeUsersnap, project_id: str) -> list[list[dict[str, t.Any]]]:
 
 def ids_of(items: t.Iterable[dict[str, t.Any]]) -> set[str]:
     return {i["feedback_id"] for i in items}
-
-
-# ------------------------------------------------------------------------- 429 rate limits
-
-
-def test_429_with_retry_after_in_seconds(scenario: FaultScenario, sleeps: list[float]) -> None:
-    scenario.fake.inject("status", status=429, headers={"Retry-After": "7"}, match=FILTER, times=3)
-    scenario.play("429 x3 with Retry-After: 7 (seconds)", group=RATE)
-    assert sleeps == [7.0, 7.0, 7.0]
-
-
-def test_429_with_retry_after_as_an_http_date(scenario: FaultScenario, sleeps: list[float]) -> None:
-    when = email.utils.formatdate(time.time() + 30, usegmt=True)
-    scenario.fake.inject("status", status=429, headers={"Retry-After": when}, match=FILTER)
-    scenario.play("429 with Retry-After as an HTTP date 30 s ahead", group=RATE)
-    assert len(sleeps) == 1
-    assert 25 <= sleeps[0] <= 31
-
-
-def test_429_without_retry_after_backs_off(scenario: FaultScenario, sleeps: list[float]) -> None:
-    scenario.fake.inject("status", status=429, match=FILTER, times=3)
-    scenario.play("429 x3 without Retry-After", group=RATE)
-    assert len(sleeps) == 3
-    assert sleeps[0] < sleeps[1] < sleeps[2] <= 4
-
-
-@pytest.mark.parametrize(
-    ("retry_after", "said"),
-    [
-        ("0", "Retry-After '0' names no wait"),
-        ("-5", "Retry-After '-5' names no wait"),
-        ("nan", "Retry-After 'nan' names no wait"),
-        ("Sat, 01 Jan 2000 00:00:00 GMT", "Retry-After 'Sat, 01 Jan 2000 00:00:00 GMT' names"),
-        ("soon", "Retry-After 'soon' names no wait"),
-    ],
-)
-def test_a_retry_after_that_names_no_wait_falls_back_to_the_backoff(
-    scenario: FaultScenario, sleeps: list[float], retry_after: str, said: str
-) -> None:
-    scenario.fake.inject(
-        "status", status=429, headers={"Retry-After": retry_after}, match=FILTER, times=3
-    )
-    played = scenario.play(f"429 x3 with Retry-After: {retry_after}", group=RATE)
-    assert len(sleeps) == 3
-    assert 0.8 <= sleeps[0] < sleeps[1] < sleeps[2] <= 4  # the backoff, not 0 or nan
-    waits = [line for line in played.logs.splitlines() if "(429); waiting" in line]
-    assert len(waits) == 3, played.logs
-    assert all(", the backoff (" in line and said in line for line in waits), waits
-    assert "as asked" not in played.logs
-
-
-def test_absurd_retry_after_is_capped_with_a_clear_log_line(
-    scenario: FaultScenario, sleeps: list[float]
-) -> None:
-    scenario.fake.inject("status", status=429, headers={"Retry-After": "86400"}, match=FILTER)
-    played = scenario.play("429 with Retry-After: 86400 (a day)", group=RATE)
-    assert sleeps == [POLICY.max_retry_after_seconds]
-    warning = next(line for line in played.logs.splitlines() if "capped" in line)
-    assert "WARNING" in warning
-    assert "Retry-After of 86400s; capped at 300s" in warning
-    assert "/feedbacks/filter" in warning
-
-
-def test_a_burst_of_429s(scenario: FaultScenario, sleeps: list[float]) -> None:
-    burst = POLICY.max_rate_limited
-    scenario.fake.inject(
-        "status", status=429, headers={"Retry-After": "1"}, match="GET /projects$", times=5
-    )
-    scenario.fake.inject(
-        "status", status=429, headers={"Retry-After": "1"}, match=FILTER, skip=2, times=burst
-    )
-    scenario.play(f"429 bursts: 5 on the listing, {burst} in a row mid-project", group=RATE)
-    assert sleeps == [1.0] * (5 + burst)
 
 
 # ------------------------------------------------------------- server errors and network
@@ -467,13 +393,6 @@ def test_items_repeated_across_pages_are_emitted_once(scenario: FaultScenario) -
 FOREVER = 10**6
 
 
-def tries_of_filter_request(fake: FakeUsersnap, index: int) -> int:
-    """How often the tap sent the ``index``-th filter request (same project, same cursor)."""
-    filters = fake.requests_to(FILTER)
-    failing = filters[index]
-    return sum(1 for r in filters if (r.path, r.params) == (failing.path, failing.params))
-
-
 @pytest.mark.parametrize(
     ("name", "fault", "settings", "message", "waits"),
     [
@@ -534,22 +453,6 @@ def test_a_server_that_never_recovers_ends_the_run_within_bounds(  # noqa: PLR09
     assert len(sleeps) == waits
     assert sum(sleeps) <= waits * 60  # ... and bounded waits (at most 20 minutes here)
     assert len(played.first.ids()) == 12 + PAGE_SIZE  # project 1 and a page: not lost
-
-
-def test_a_server_that_never_recovers_through_the_cli(scenario: FaultScenario) -> None:
-    fake = scenario.fake
-    fake.inject(
-        "status", status=429, headers={"Retry-After": "0.05"}, match=FILTER, skip=4, times=FOREVER
-    )
-    played = scenario.play(
-        "429 forever, CLI (exits 1, never hangs)",
-        group=NEVER,
-        fails=UsersnapError,
-        message=r"ERROR .*\(429\): gave up after 21 rate-limited tries",
-        cli=True,
-    )
-    assert played.first.returncode == 1
-    assert tries_of_filter_request(fake, 4) == POLICY.max_rate_limited + 1
 
 
 # ------------------------------------------------- the same faults, read ahead concurrently

@@ -3,7 +3,7 @@
 Hub lints every definition with yamllint (its ``.yamllint.yaml``: alphabetical keys,
 two-space indents, lists not indented) and validates it against its extractor JSON Schema.
 The rules are restated here, and the exact files from the meltano/hub repository are
-vendored in ``tests/data/meltano-hub/`` (its README names the commit).
+vendored in ``tests/project/data/meltano-hub/`` (its README names the commit).
 """
 
 from __future__ import annotations

@@ -14,9 +14,13 @@ import requests
 import urllib3.exceptions
 
 from harness.reliability import PAGE_SIZE, FaultScenario
-from tap_usersnap.http.errors import TokenRejectedError, UsersnapError
+from tap_usersnap.http.errors import BodyTooLargeError, TokenRejectedError, UsersnapError
 from tap_usersnap.http.responses import check_answer, redirected_elsewhere
-from tap_usersnap.http.transport import DeadlineAdapter, describe_connection_failure, new_session
+from tap_usersnap.http.transport import (
+    DeadlineAdapter,
+    describe_connection_failure,
+    new_session,
+)
 
 if t.TYPE_CHECKING:
     from fake_usersnap import FakeUsersnap
@@ -169,3 +173,22 @@ def test_a_401_is_from_another_host_only_when_the_token_was_not_sent_there(
     if not elsewhere:
         with pytest.raises(TokenRejectedError):
             check_answer(response)
+
+
+def session(limit: int) -> requests.Session:
+    adapted = requests.Session()
+    adapted.mount("http://", DeadlineAdapter(5, max_body_bytes=limit))
+    return adapted
+
+
+def test_a_body_at_the_limit_is_read_and_one_byte_more_fails(empty_fake: FakeUsersnap) -> None:
+    body = b'{"status": true, "data": {"projects": [], "has_more": false, "x": "' + b"y" * 900
+    body += b'"}}'
+    empty_fake.inject("raw", body=body, times=2)
+    url = f"{empty_fake.url}/projects"
+
+    assert session(len(body)).get(url).content == body
+    with pytest.raises(
+        BodyTooLargeError, match=r"^Usersnap.s answer to GET /v0\.1/projects is larger than "
+    ):
+        session(len(body) - 1).get(url)

@@ -35,7 +35,7 @@ def test_version_is_pep_440_and_normalised() -> None:
 
 
 def test_changelog_has_a_section_for_this_version() -> None:
-    text = (Path(__file__).resolve().parents[1] / "CHANGELOG.md").read_text()
+    text = (Path(__file__).resolve().parents[2] / "CHANGELOG.md").read_text()
     urls = dict(
         entry.split(", ", 1)
         for entry in metadata.metadata("tap-usersnap").get_all("Project-URL") or []

@@ -1,0 +1,41 @@
+"""What tests of the tap expect to see: feedback in reading order, log lines, the run summary."""
+
+from __future__ import annotations
+
+import typing as t
+
+if t.TYPE_CHECKING:
+    import pytest
+
+    from fake_usersnap import FakeUsersnap
+
+
+def oldest_first(fake: FakeUsersnap, project_id: str) -> list[dict[str, t.Any]]:
+    """A project's feedback in the order the tap reads it."""
+    return sorted(fake.feedback[project_id], key=lambda i: (i["created_at"], i["feedback_id"]))
+
+
+def messages_at(caplog: pytest.LogCaptureFixture, level: int) -> list[str]:
+    """The messages logged at ``level`` (an in-process run)."""
+    return [r.getMessage() for r in caplog.records if r.levelno == level]
+
+
+def error_lines(stderr: str) -> list[str]:
+    """The ERROR lines of a CLI run's stderr, whole."""
+    return [line for line in stderr.splitlines() if "| ERROR" in line]
+
+
+def summary_line(skipped: int, altered: int, refused: int) -> str:
+    """The run summary the tap logs when it skipped, mended or was refused anything."""
+    return (
+        f"Run summary: {skipped} feedback item(s) skipped (no feedback_id or no usable "
+        f"created_at), {altered} emitted with a value replaced, {refused} endpoint(s) "
+        "refused; each is named in a warning above"
+    )
+
+
+def tries_of_filter_request(fake: FakeUsersnap, index: int) -> int:
+    """How often the tap sent the ``index``-th filter request (same project, same cursor)."""
+    filters = fake.requests_to(r"POST .*/filter$")
+    failing = filters[index]
+    return sum(1 for r in filters if (r.path, r.params) == (failing.path, failing.params))

@@ -1,0 +1,132 @@
+"""Hand-written catalogs: keys deselected or left unnamed are still emitted, and
+FULL_TABLE in the catalog reads everything again.
+"""
+
+from __future__ import annotations
+
+import logging
+import typing as t
+
+import pytest
+
+from harness.expect import messages_at
+from harness.singer_run import bookmarks, run_sync
+from tap_usersnap.tap import TapUsersnap
+
+if t.TYPE_CHECKING:
+    from fake_usersnap import FakeUsersnap
+
+
+FILTER = r"POST .*/filter$"
+
+# -------------------------------------------------------------------- hand-written catalogs
+
+
+def hand_written_catalog(
+    fake: FakeUsersnap, stream: str, fields: dict[str, dict[str, t.Any]], *, keys: bool
+) -> dict[str, t.Any]:
+    """The discovered catalog with ``fields``' metadata replaced (no ``inclusion``).
+
+    Without ``keys``, the entry names no key properties or replication key either.
+    """
+    catalog = TapUsersnap(config=fake.config()).catalog_dict
+    entry = next(e for e in catalog["streams"] if e["tap_stream_id"] == stream)
+    replaced = {("properties", name) for name in fields}
+    entry["metadata"] = [m for m in entry["metadata"] if tuple(m["breadcrumb"]) not in replaced]
+    entry["metadata"] += [
+        {"breadcrumb": ["properties", name], "metadata": metadata}
+        for name, metadata in fields.items()
+    ]
+    if not keys:
+        for name in ("key_properties", "replication_key", "replication_method"):
+            entry.pop(name, None)
+        stream_metadata = next(m for m in entry["metadata"] if m["breadcrumb"] == [])
+        for name in ("table-key-properties", "valid-replication-keys", "replication-key"):
+            stream_metadata["metadata"].pop(name, None)
+    return catalog
+
+
+@pytest.mark.parametrize("keys", [True, False], ids=["entry keeps its keys", "no keys at all"])
+def test_catalog_deselecting_feedback_keys_still_emits_them(fake: FakeUsersnap, keys: bool) -> None:
+    deselected = {"selected": False}
+    catalog = hand_written_catalog(
+        fake,
+        "feedback",
+        {"created_at": deselected, "feedback_id": deselected, "email": deselected},
+        keys=keys,
+    )
+    result = run_sync(fake.config(page_size=5), catalog=catalog)
+
+    records = result.records("feedback")
+    assert sorted(r["feedback_id"] for r in records) == sorted(fake.all_feedback_ids())
+    created = {i["feedback_id"]: i["created_at"] for items in fake.feedback.values() for i in items}
+    assert all(r["created_at"] == created[r["feedback_id"]] for r in records)
+    assert not [r for r in records if "email" in r]
+    assert all("status_type" in r for r in records)  # the rest stays selected
+    schema = result.schema("feedback")
+    assert schema["key_properties"] == ["feedback_id"]
+    assert schema["bookmark_properties"] == ["created_at"]
+    properties = set(schema["schema"]["properties"])
+    assert {"feedback_id", "created_at"} <= properties
+    assert "email" not in properties
+    assert all(set(r) <= properties for r in records)  # a target can load every field
+    assert bookmarks(result.final_state) == {
+        pid: max(i["created_at"] for i in items) for pid, items in fake.feedback.items()
+    }
+
+
+@pytest.mark.parametrize("keys", [True, False], ids=["entry keeps its keys", "no keys at all"])
+def test_catalog_deselecting_the_project_id_still_emits_it(fake: FakeUsersnap, keys: bool) -> None:
+    deselected = {"selected": False}
+    catalog = hand_written_catalog(
+        fake, "projects", {"project_id": deselected, "name": deselected}, keys=keys
+    )
+    result = run_sync(fake.config(), catalog=catalog)
+
+    records = result.records("projects")
+    assert sorted(r["project_id"] for r in records) == sorted(fake.projects)
+    assert not [r for r in records if "name" in r]
+    assert {r["api_key"] for r in records} == {p["api_key"] for p in fake.projects.values()}
+    schema = result.schema("projects")
+    assert schema["key_properties"] == ["project_id"]
+    assert "project_id" in schema["schema"]["properties"]
+    assert "name" not in schema["schema"]["properties"]
+    assert all(set(r) <= set(schema["schema"]["properties"]) for r in records)
+
+
+# ------------------------------------------------------------------------------- FULL_TABLE
+
+
+def full_table_catalog(fake: FakeUsersnap, where: str) -> dict[str, t.Any]:
+    """The discovered catalog asking for FULL_TABLE on feedback, in the entry or in its
+    stream metadata (then, as in a hand-written catalog, the entry names no method: the
+    SDK lets an entry's ``replication_method`` win over the metadata)."""
+    catalog = TapUsersnap(config=fake.config()).catalog_dict
+    entry = next(e for e in catalog["streams"] if e["tap_stream_id"] == "feedback")
+    if where == "entry":
+        entry["replication_method"] = "FULL_TABLE"
+    else:
+        del entry["replication_method"]
+        stream_metadata = next(m for m in entry["metadata"] if m["breadcrumb"] == [])
+        stream_metadata["metadata"]["forced-replication-method"] = "FULL_TABLE"
+    return catalog
+
+
+@pytest.mark.parametrize("where", ["entry", "stream metadata"])
+def test_full_table_in_the_catalog_reads_everything_again(
+    fake: FakeUsersnap, caplog: pytest.LogCaptureFixture, where: str
+) -> None:
+    first = run_sync(fake.config(page_size=5))
+    newest = {pid: max(i["created_at"] for i in items) for pid, items in fake.feedback.items()}
+    assert bookmarks(first.final_state) == newest
+    fake.requests.clear()
+
+    with caplog.at_level(logging.INFO):
+        again = run_sync(
+            fake.config(page_size=5), first.final_state, full_table_catalog(fake, where)
+        )
+
+    assert sorted(again.ids()) == sorted(fake.all_feedback_ids())
+    assert all("query" not in r.body for r in fake.requests_to(FILTER))
+    assert fake.filter_requests("updated_at") == []
+    assert "Beginning sync of 'feedback' in full_table mode" in messages_at(caplog, logging.INFO)

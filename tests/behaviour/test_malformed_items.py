@@ -1,0 +1,223 @@
+"""Malformed items: an item without a key or bookmark, null entries in the list, and
+custom data nested thousands deep; each is named, counted and skipped or mended.
+
+Scenarios count in the reliability figures (group "bad input").
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import typing as t
+
+import pytest
+
+from harness.expect import messages_at, oldest_first, summary_line
+from harness.reliability import (
+    BAD_INPUT,
+    PAGE_SIZE,
+    SEQUENTIAL,
+    FaultScenario,
+)
+from harness.singer_run import SyncResult, bookmarks, run_sync
+
+if t.TYPE_CHECKING:
+    from fake_usersnap import RecordedRequest
+
+
+FOREVER = 10**6
+
+Corruption = t.Callable[[dict[str, t.Any], int], "dict[str, t.Any] | bytes"]
+DEEP_PLACEHOLDER = "deep custom_data goes here"
+DEEP_LEVELS = 5000
+
+
+def set_field(name: str, value: t.Any) -> Corruption:
+    def corrupt(envelope: dict[str, t.Any], index: int) -> dict[str, t.Any]:
+        envelope["data"]["feedbacks"][index][name] = value
+        return envelope
+
+    return corrupt
+
+
+def drop_field(name: str) -> Corruption:
+    def corrupt(envelope: dict[str, t.Any], index: int) -> dict[str, t.Any]:
+        del envelope["data"]["feedbacks"][index][name]
+        return envelope
+
+    return corrupt
+
+
+def null_entry_before(envelope: dict[str, t.Any], index: int) -> dict[str, t.Any]:
+    envelope["data"]["feedbacks"].insert(index, None)
+    return envelope
+
+
+def deep_custom_data(envelope: dict[str, t.Any], index: int) -> bytes:
+    """The page as bytes, the item's custom_data nested thousands of objects deep."""
+    envelope["data"]["feedbacks"][index]["custom_data"] = DEEP_PLACEHOLDER
+    deep = '{"k": ' * DEEP_LEVELS + "1" + "}" * DEEP_LEVELS
+    return json.dumps(envelope).replace(json.dumps(DEEP_PLACEHOLDER), deep).encode()
+
+
+def corrupting(target_id: str, corrupt: Corruption) -> t.Callable[..., t.Any]:
+    """A ``mangle`` transform that corrupts the target item on any page that holds it."""
+
+    def transform(envelope: dict[str, t.Any], request: RecordedRequest) -> dict | bytes:
+        for index, item in enumerate(envelope["data"]["feedbacks"]):
+            if item["feedback_id"] == target_id:
+                return corrupt(envelope, index)
+        return envelope
+
+    return transform
+
+
+SKIPPED_ITEMS = [
+    pytest.param(
+        "created_at null",
+        set_field("created_at", None),
+        "its created_at is missing or null",
+        id="created_at null",
+    ),
+    pytest.param(
+        "created_at missing",
+        drop_field("created_at"),
+        "its created_at is missing or null",
+        id="created_at missing",
+    ),
+    pytest.param(
+        'created_at "yesterday"',
+        set_field("created_at", "yesterday"),
+        "its created_at 'yesterday' is not an ISO 8601 timestamp",
+        id="created_at unparseable",
+    ),
+    pytest.param(
+        "created_at a number",
+        set_field("created_at", 1704067200),
+        "its created_at is a int, not a timestamp",
+        id="created_at a number",
+    ),
+    pytest.param(
+        "no feedback_id", drop_field("feedback_id"), "it has no feedback_id", id="no feedback_id"
+    ),
+]
+#: Where the bad item sits in the first project: mid-page (items after it on its page and
+#: later pages), or newest (at every later run's bookmark, so every later run meets it).
+POSITIONS = {"mid-page": PAGE_SIZE + 1, "newest": -1}
+
+
+def second_run(scenario: FaultScenario, state: dict[str, t.Any]) -> SyncResult:
+    """A run from ``state`` with the same settings and faults; its logs only."""
+    scenario.caplog.clear()
+    return run_sync(scenario.fake.config(**SEQUENTIAL), state, check=False)
+
+
+@pytest.mark.parametrize("position", list(POSITIONS))
+@pytest.mark.parametrize(("name", "corrupt", "reason"), SKIPPED_ITEMS)
+def test_an_item_without_a_key_or_bookmark_is_skipped_by_name(
+    scenario: FaultScenario, name: str, corrupt: Corruption, reason: str, position: str
+) -> None:
+    fake = scenario.fake
+    project_id = next(iter(fake.projects))
+    items = oldest_first(fake, project_id)
+    bad = items[POSITIONS[position]]
+    fake.inject(
+        "mangle",
+        match=f"POST /projects/{project_id}/feedbacks/filter$",
+        times=FOREVER,
+        transform=corrupting(bad["feedback_id"], corrupt),
+    )
+    others = fake.all_feedback_ids() - {bad["feedback_id"]}
+
+    played = scenario.play(f"an item with {name}, {position}", group=BAD_INPUT, expected=others)
+
+    assert sorted(played.first.ids()) == sorted(others)
+    named = f"#{bad['feedback_number']}"
+    if reason != "it has no feedback_id":
+        named += f" (id {bad['feedback_id']})"
+    warnings = messages_at(scenario.caplog, logging.WARNING)
+    assert warnings == [
+        f"Skipped feedback {named} of project {project_id}: {reason}",
+        summary_line(skipped=1, altered=0, refused=0),
+    ]
+    delivered = [i["created_at"] for i in items if i["feedback_id"] != bad["feedback_id"]]
+    # A skipped item with a usable created_at counts like a delivered one (the API counts it
+    # too, see the deletes check); the next run, from that instant, meets it again.
+    usable = [bad["created_at"]] if reason == "it has no feedback_id" else []
+    first_bookmarks = bookmarks(played.first.final_state)
+    assert first_bookmarks[project_id] == max(delivered + usable)
+
+    again = second_run(scenario, played.first.final_state)
+
+    assert again.error is None
+    assert bad["feedback_id"] not in again.ids()
+    assert bookmarks(again.final_state) == first_bookmarks
+    skipped_again = [m for m in messages_at(scenario.caplog, logging.WARNING) if "Skipped" in m]
+    assert len(skipped_again) == (1 if position == "newest" else 0)
+
+
+@pytest.mark.parametrize("position", list(POSITIONS))
+def test_a_null_entry_in_the_list_is_skipped(scenario: FaultScenario, position: str) -> None:
+    fake = scenario.fake
+    project_id = next(iter(fake.projects))
+    before = oldest_first(fake, project_id)[POSITIONS[position]]
+    fake.inject(
+        "mangle",
+        match=f"POST /projects/{project_id}/feedbacks/filter$",
+        times=FOREVER,
+        transform=corrupting(before["feedback_id"], null_entry_before),
+    )
+
+    played = scenario.play(f"a null entry in the list, {position}", group=BAD_INPUT)
+
+    assert sorted(played.first.ids()) == sorted(fake.all_feedback_ids())
+    assert messages_at(scenario.caplog, logging.WARNING) == [
+        f"Skipped an entry of project {project_id}: the entry is null",
+        summary_line(skipped=1, altered=0, refused=0),
+    ]
+    again = second_run(scenario, played.first.final_state)
+    assert again.error is None
+    assert bookmarks(again.final_state) == bookmarks(played.first.final_state)
+
+
+@pytest.mark.parametrize("position", list(POSITIONS))
+def test_custom_data_nested_thousands_deep_is_emitted_as_null(
+    scenario: FaultScenario, position: str
+) -> None:
+    fake = scenario.fake
+    project_id = next(iter(fake.projects))
+    items = oldest_first(fake, project_id)
+    deep = items[POSITIONS[position]]
+    fake.inject(
+        "mangle",
+        match=f"POST /projects/{project_id}/feedbacks/filter$",
+        times=FOREVER,
+        transform=corrupting(deep["feedback_id"], deep_custom_data),
+    )
+
+    played = scenario.play(
+        f"custom_data nested {DEEP_LEVELS} levels deep, {position}", group=BAD_INPUT
+    )
+
+    records = {r["feedback_id"]: r for r in played.first.records("feedback")}
+    assert sorted(records) == sorted(fake.all_feedback_ids())
+    assert records[deep["feedback_id"]]["custom_data"] is None
+    assert records[deep["feedback_id"]]["ordered_inputs"] == deep["ordered_inputs"]
+    untouched = [i for i in items if i["feedback_id"] != deep["feedback_id"]]
+    assert all(records[i["feedback_id"]]["custom_data"] == i["custom_data"] for i in untouched)
+    assert messages_at(scenario.caplog, logging.WARNING) == [
+        f"Changed feedback #{deep['feedback_number']} (id {deep['feedback_id']}) of project "
+        f"{project_id}: its custom_data is nested too deep for any target to store; "
+        "emitted as null",
+        summary_line(skipped=0, altered=1, refused=0),
+    ]
+    assert bookmarks(played.first.final_state)[project_id] == items[-1]["created_at"]
+
+    again = second_run(scenario, played.first.final_state)
+
+    assert again.error is None
+    assert again.ids() == [items[-1]["feedback_id"]] + [
+        oldest_first(fake, pid)[-1]["feedback_id"] for pid in list(fake.projects)[1:]
+    ]
+    if position == "newest":
+        assert again.records("feedback")[0]["custom_data"] is None

@@ -1,0 +1,33 @@
+"""Timestamps as the tap writes them: four-digit years, UTC, microseconds."""
+
+from __future__ import annotations
+
+import pytest
+
+from tap_usersnap.records.timestamps import format_timestamp, normalise_timestamp, parse_timestamp
+
+
+@pytest.mark.parametrize(
+    ("given", "formatted"),
+    [
+        ("0001-01-01", "0001-01-01T00:00:00.000000Z"),
+        ("0999-12-31T23:59:59.5Z", "0999-12-31T23:59:59.500000Z"),
+        ("9999-12-31T23:59:59.999999+00:00", "9999-12-31T23:59:59.999999Z"),
+    ],
+)
+def test_every_year_is_written_with_four_digits(given: str, formatted: str) -> None:
+    assert format_timestamp(parse_timestamp(given)) == formatted
+    assert normalise_timestamp(given) == formatted
+
+
+def test_normalise_timestamp_forms() -> None:
+    assert normalise_timestamp("2024-01-02T03:04:05Z") == "2024-01-02T03:04:05.000000Z"
+    assert normalise_timestamp("2024-01-02T03:04:05") == "2024-01-02T03:04:05.000000Z"
+    assert normalise_timestamp("2024-01-02T00:00:00-05:30") == "2024-01-02T05:30:00.000000Z"
+    assert normalise_timestamp(None) is None
+    # Normalised, string order is time order (a tenth of a second is after 2 microseconds).
+    tenth = normalise_timestamp("2024-01-02T03:04:05.1Z")
+    micro = normalise_timestamp("2024-01-02T03:04:05.000002Z")
+    assert tenth == "2024-01-02T03:04:05.100000Z"
+    assert micro is not None
+    assert micro < tenth

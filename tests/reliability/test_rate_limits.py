@@ -1,0 +1,129 @@
+"""The 429 rule through the tap: Retry-After obeyed, capped or replaced by the backoff, one
+pause for every request, and a server that rate-limits forever ends the run in bounds.
+
+The scenarios count in the reliability figures (group "429 rate limits"; the CLI run that
+never recovers in "a server that never recovers"). The retry loop's own 429 tests are in
+``tests/http/test_retry.py``.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+import typing as t
+
+import pytest
+
+from harness.expect import tries_of_filter_request
+from harness.reliability import FaultScenario
+from harness.singer_run import run_sync
+from tap_usersnap.http.errors import UsersnapError
+from tap_usersnap.http.retry import RetryPolicy
+
+if t.TYPE_CHECKING:
+    from fake_usersnap import FakeUsersnap
+
+FILTER = r"POST .*/filter$"
+POLICY = RetryPolicy()
+FOREVER = 10**6
+
+RATE = "429 rate limits"
+NEVER = "a server that never recovers"
+
+
+def test_429_with_retry_after_in_seconds(scenario: FaultScenario, sleeps: list[float]) -> None:
+    scenario.fake.inject("status", status=429, headers={"Retry-After": "7"}, match=FILTER, times=3)
+    scenario.play("429 x3 with Retry-After: 7 (seconds)", group=RATE)
+    assert sleeps == [7.0, 7.0, 7.0]
+
+
+def test_429_with_retry_after_as_an_http_date(scenario: FaultScenario, sleeps: list[float]) -> None:
+    when = email.utils.formatdate(time.time() + 30, usegmt=True)
+    scenario.fake.inject("status", status=429, headers={"Retry-After": when}, match=FILTER)
+    scenario.play("429 with Retry-After as an HTTP date 30 s ahead", group=RATE)
+    assert len(sleeps) == 1
+    assert 25 <= sleeps[0] <= 31
+
+
+def test_429_without_retry_after_backs_off(scenario: FaultScenario, sleeps: list[float]) -> None:
+    scenario.fake.inject("status", status=429, match=FILTER, times=3)
+    scenario.play("429 x3 without Retry-After", group=RATE)
+    assert len(sleeps) == 3
+    assert sleeps[0] < sleeps[1] < sleeps[2] <= 4
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "said"),
+    [
+        ("0", "Retry-After '0' names no wait"),
+        ("-5", "Retry-After '-5' names no wait"),
+        ("nan", "Retry-After 'nan' names no wait"),
+        ("Sat, 01 Jan 2000 00:00:00 GMT", "Retry-After 'Sat, 01 Jan 2000 00:00:00 GMT' names"),
+        ("soon", "Retry-After 'soon' names no wait"),
+    ],
+)
+def test_a_retry_after_that_names_no_wait_falls_back_to_the_backoff(
+    scenario: FaultScenario, sleeps: list[float], retry_after: str, said: str
+) -> None:
+    scenario.fake.inject(
+        "status", status=429, headers={"Retry-After": retry_after}, match=FILTER, times=3
+    )
+    played = scenario.play(f"429 x3 with Retry-After: {retry_after}", group=RATE)
+    assert len(sleeps) == 3
+    assert 0.8 <= sleeps[0] < sleeps[1] < sleeps[2] <= 4  # the backoff, not 0 or nan
+    waits = [line for line in played.logs.splitlines() if "(429); waiting" in line]
+    assert len(waits) == 3, played.logs
+    assert all(", the backoff (" in line and said in line for line in waits), waits
+    assert "as asked" not in played.logs
+
+
+def test_absurd_retry_after_is_capped_with_a_clear_log_line(
+    scenario: FaultScenario, sleeps: list[float]
+) -> None:
+    scenario.fake.inject("status", status=429, headers={"Retry-After": "86400"}, match=FILTER)
+    played = scenario.play("429 with Retry-After: 86400 (a day)", group=RATE)
+    assert sleeps == [POLICY.max_retry_after_seconds]
+    warning = next(line for line in played.logs.splitlines() if "capped" in line)
+    assert "WARNING" in warning
+    assert "Retry-After of 86400s; capped at 300s" in warning
+    assert "/feedbacks/filter" in warning
+
+
+def test_a_burst_of_429s(scenario: FaultScenario, sleeps: list[float]) -> None:
+    burst = POLICY.max_rate_limited
+    scenario.fake.inject(
+        "status", status=429, headers={"Retry-After": "1"}, match="GET /projects$", times=5
+    )
+    scenario.fake.inject(
+        "status", status=429, headers={"Retry-After": "1"}, match=FILTER, skip=2, times=burst
+    )
+    scenario.play(f"429 bursts: 5 on the listing, {burst} in a row mid-project", group=RATE)
+    assert sleeps == [1.0] * (5 + burst)
+
+
+def test_a_server_that_never_recovers_through_the_cli(scenario: FaultScenario) -> None:
+    fake = scenario.fake
+    fake.inject(
+        "status", status=429, headers={"Retry-After": "0.05"}, match=FILTER, skip=4, times=FOREVER
+    )
+    played = scenario.play(
+        "429 forever, CLI (exits 1, never hangs)",
+        group=NEVER,
+        fails=UsersnapError,
+        message=r"ERROR .*\(429\): gave up after 21 rate-limited tries",
+        cli=True,
+    )
+    assert played.first.returncode == 1
+    assert tries_of_filter_request(fake, 4) == POLICY.max_rate_limited + 1
+
+
+@pytest.mark.usefixtures("read_ahead")
+def test_concurrent_run_survives_429s_on_every_project(
+    fake: FakeUsersnap, sleeps: list[float]
+) -> None:
+    fake.inject("status", status=429, headers={"Retry-After": "3"}, match=FILTER, times=6)
+    result = run_sync(fake.config(concurrency=3, page_size=5))
+    assert sorted(result.ids()) == sorted(fake.all_feedback_ids())
+    assert sum(1 for r in fake.requests_to(FILTER) if r.status == 429) == 6
+    assert sleeps
+    assert all(wait <= 3 for wait in sleeps)
