@@ -100,6 +100,7 @@ class Run:
             request_timeout=self.settings.request_timeout,
             authenticator=self.authenticator,
             retrier=retrier,
+            concurrency=self.settings.concurrency,
         )
 
     @functools.cached_property

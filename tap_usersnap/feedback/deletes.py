@@ -19,6 +19,7 @@ if t.TYPE_CHECKING:
     import logging
 
     from tap_usersnap.feedback.report import RunReport
+    from tap_usersnap.feedback.requests import Parallel
     from tap_usersnap.feedback.state import ProjectState
 
 #: A project of fewer items may lose any share of them at once (a small project emptied).
@@ -69,27 +70,39 @@ def find_deletions(
     gone: t.Collection[str],
     *,
     count: t.Callable[[ProjectState], int],
+    parallel: Parallel,
     report: RunReport,
     logger: logging.Logger,
 ) -> list[str]:
     """Why feedback must be reconciled (empty: nothing was deleted).
 
-    Counts each project with a bookmark, keeping the count as the project's baseline. A
-    project that cannot be counted keeps the state's count (what the warehouse holds) and
-    is not checked this run: detection never stops new items from loading.
+    Counts each project with a bookmark (the requests in ``parallel``), keeping the count as
+    the project's baseline. A project that cannot be counted keeps the state's count (what
+    the warehouse holds) and is not checked this run: detection never stops new items from
+    loading.
     """
+
+    def counted(project: ProjectState) -> int | UsersnapError:
+        try:
+            return count(project)
+        except CredentialsRejectedError:
+            raise
+        except UsersnapError as exc:
+            return exc
+
     reasons = [f"project {pid} is gone (Usersnap answers SITE_NOT_FOUND)" for pid in sorted(gone)]
+    bookmarked = [p for p in projects.values() if p.bookmark is not None]
+    counts = dict(
+        zip([p.project_id for p in bookmarked], parallel(counted, bookmarked), strict=True)
+    )
     for project in projects.values():
         if project.bookmark is None:
             project.baseline = 0
             continue
-        try:
-            now: int | None = count(project)
-        except CredentialsRejectedError:
-            raise
-        except UsersnapError as exc:
-            now = None
-            report.detection_skipped(project.project_id, exc)
+        outcome = counts[project.project_id]
+        now = outcome if isinstance(outcome, int) else None
+        if isinstance(outcome, UsersnapError):
+            report.detection_skipped(project.project_id, outcome)
         project.baseline = project.saved_count if now is None else now
         if now is not None and project.saved_count is not None and now < project.saved_count:
             reasons.append(

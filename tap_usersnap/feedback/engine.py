@@ -92,7 +92,7 @@ class FeedbackSync:
             logger=logger,
         )
         counts = self.counts = FeedbackCounts(
-            self._api.count, scope_start=scope_start, logger=logger
+            self._api.count, scope_start=scope_start, logger=logger, parallel=self._api.map
         )
         reconciliation = self.reconciliation = self._reconciliation()
         if settings.capture_deletes:

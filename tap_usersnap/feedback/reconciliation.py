@@ -150,6 +150,7 @@ class Reconciliation:
             projects,
             gone,
             count=self._counts.before_bookmark,
+            parallel=self._counts.parallel,
             report=self._report,
             logger=self._logger,
         )
@@ -197,7 +198,7 @@ class Reconciliation:
         if mode is Mode.FIRST_READ:
             self._state[ACTIVE] = version
         self._output.use_table_version(version)
-        self.expected = {pid: self._counts.to_read(p) for pid, p in self._projects.items()}
+        self.expected = self._counts.to_read_all(self._projects.values())
         self._output.write_state()
 
     def finish(self, held: list[str]) -> None:

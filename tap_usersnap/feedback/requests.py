@@ -25,6 +25,8 @@ if t.TYPE_CHECKING:
     from tap_usersnap.http.client import Page
 
 Condition = dict[str, str]
+#: Runs a function over items, some at once, results in order (``FeedbackApi.map``).
+Parallel = t.Callable[[t.Callable[[t.Any], t.Any], t.Sequence[t.Any]], list[t.Any]]
 #: The filter endpoint of a project's feedback (``/count`` after it counts).
 FILTER_PATH = "/projects/{project_id}/feedbacks/filter"
 
@@ -98,6 +100,9 @@ class FeedbackApi(t.Protocol):
     def count(self, query: FeedbackQuery) -> int:
         """The ``total_count`` a count request answers."""
 
+    def map(self, func: t.Callable[[t.Any], t.Any], items: t.Sequence[t.Any]) -> list[t.Any]:
+        """``func`` over ``items``, some at once (bounded by ``concurrency``), in order."""
+
 
 def total_count(response: requests.Response) -> int:
     """The count an answer of the count endpoint holds.
@@ -126,8 +131,11 @@ class FeedbackCounts:
         *,
         scope_start: str | None,
         logger: logging.Logger,
+        parallel: Parallel | None = None,
     ) -> None:
         self._count = count
+        #: How a count per project is sent: some at once, or one after another.
+        self.parallel: Parallel = parallel or (lambda func, items: [func(i) for i in items])
         self._scope_start = scope_start
         self._logger = logger
         self._to_read: dict[tuple[str, str | None], int | None] = {}
@@ -146,6 +154,13 @@ class FeedbackCounts:
         if key not in self._to_read:
             self._to_read[key] = self.recount(project)
         return self._to_read[key]
+
+    def to_read_all(self, projects: t.Iterable[ProjectState]) -> dict[str, int | None]:
+        """:meth:`to_read` of every project, the requests sent some at once."""
+        listed = list(projects)
+        return dict(
+            zip([p.project_id for p in listed], self.parallel(self.to_read, listed), strict=True)
+        )
 
     def recount(self, project: ProjectState) -> int | None:
         """Items the project's read asks for, now; None if the API will not say."""

@@ -17,7 +17,7 @@ from tap_usersnap.records.schemas import SCHEMAS
 from tap_usersnap.streams.base import UsersnapStream
 
 if t.TYPE_CHECKING:
-    from singer_sdk.helpers.types import Context, Record
+    from singer_sdk.helpers.types import Context
 
 
 class ProjectAssigneesStream(UsersnapStream):
@@ -42,13 +42,15 @@ class ProjectAssigneesStream(UsersnapStream):
 
     @property
     @override
-    def partitions(self) -> list[dict[str, t.Any]]:
-        """``{project_id}`` of every project in scope that has an api_key.
+    def partitions(self) -> None:
+        """None: one pass; :meth:`get_records` reads the projects, some at once.
 
-        The api_key itself stays out of the context, so the SDK's metrics and logs, which
-        print every context, do not repeat it; :meth:`get_url` looks it up.
+        Their requests overlap, bounded by the run's ``concurrency``.
+
+        Each project's context is ``{project_id}``: the api_key stays out of it, so the SDK's
+        metrics and logs, which print every context, do not repeat it.
         """
-        return [{"project_id": project_id} for project_id in self._api_keys]
+        return None
 
     @functools.cached_property
     def _api_keys(self) -> dict[str, str]:
@@ -79,30 +81,28 @@ class ProjectAssigneesStream(UsersnapStream):
 
     @override
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
-        """The project's assignees; a 404 or an empty list is logged, not an error."""
+        """Every project's assignees, in the listing's order; each project read on its own."""
         self.version_full_table()
-        if not context:
-            return  # no project in scope: the SDK still calls once, with an empty context
-        project_id = context["project_id"]
-        count = 0
+        project_ids = list(self._api_keys)
+        for records in self.run.client.map(self._project_assignees, project_ids):
+            yield from records
+
+    def _project_assignees(self, project_id: str) -> list[dict[str, t.Any]]:
+        """One project's assignees; a 404 or an empty list is logged, not an error."""
+        records = []
         try:
-            for record in self.read_records(context):
-                count += 1
-                yield record
+            for record in self.read_records({"project_id": project_id}):
+                record["project_id"] = project_id  # the key's other half
+                records.append(record)
         except EndpointNotFoundError as exc:
             self.logger.info("Project %s has no assignees endpoint (%s); skipped", project_id, exc)
-            return
+            return []
         except RequestRefusedError as exc:
             self.run.report.refused_endpoint(f"the assignees of project {project_id}", exc)
-            return
+            return []
         except ProjectNotFoundError as exc:
             self.run.report.skipped_project(project_id, exc)
-            return
-        if count == 0:
+            return []
+        if not records:
             self.logger.info("Project %s has no assignees", project_id)
-
-    @override
-    def post_process(self, row: Record, context: Context | None = None) -> Record | None:
-        """Add ``project_id``, the key's other half (the api_key is in the projects stream)."""
-        row["project_id"] = (context or {})["project_id"]
-        return row
+        return records

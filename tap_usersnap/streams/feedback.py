@@ -142,6 +142,10 @@ class FeedbackStream(ProjectBookmarks, UsersnapStream):
             observe=lambda response: log_request_metric(self, response, context),
         )
 
+    def map(self, func: t.Callable[[t.Any], t.Any], items: t.Sequence[t.Any]) -> list[t.Any]:
+        """Per-project requests, some at once (the engine's :class:`FeedbackApi`)."""
+        return self.run.client.map(func, items)
+
     @override
     def get_http_request(self, *, page: PageContext[str | None]) -> HTTPRequest:
         """The request of the page's query: its path, body and cursor parameters."""
