@@ -27,7 +27,14 @@ from fake_usersnap.protocol import (
     parse_limit,
     utc_iso,
 )
-from fake_usersnap.query import NEWEST_UPDATES, OLDEST_FIRST, Condition, conditions, order
+from fake_usersnap.query import (
+    NEWEST_FIRST,
+    NEWEST_UPDATES,
+    OLDEST_FIRST,
+    Condition,
+    conditions,
+    order,
+)
 
 if t.TYPE_CHECKING:
     from fake_usersnap.store import Store
@@ -151,6 +158,8 @@ class PrerenderedFeedback:
         query, sort = conditions(body), order(body)
         if not query and sort == NEWEST_UPDATES:
             return self._newest_updates(project_id, params)
+        if sort == NEWEST_FIRST and not params.get("after"):
+            return self._newest_first(project_id, query, parse_limit(params))
         if sort != OLDEST_FIRST:
             raise _prerendered_unsupported("an order other than created_at ascending")
         first, stop = self._window(project, query)
@@ -182,6 +191,14 @@ class PrerenderedFeedback:
         end = min(start + limit, stop)
         items = [self.item(project_id, n) for n in range(start, end)]
         return page_bytes(items, has_more=end < stop, count=stop - first, limit=limit)
+
+    def _newest_first(self, project_id: str, query: list[Condition], limit: int) -> bytes:
+        """The first page of ``order_by created_at desc``: the newest items of the window."""
+        first, stop = self._window(self.projects[project_id], query)
+        items = [
+            self.item(project_id, n) for n in range(stop - 1, max(first, stop - limit) - 1, -1)
+        ]
+        return page_bytes(items, has_more=stop - first > limit, count=stop - first, limit=limit)
 
     def _newest_updates(self, project_id: str, params: dict[str, str]) -> bytes:
         """``order_by updated_at desc``, as the tap's edit scan asks: rendered per request.

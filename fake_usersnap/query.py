@@ -120,6 +120,8 @@ class Order:
 NEWEST_UPDATES = Order("updated_at", descending=True)
 #: The listing the tap's incremental read asks for.
 OLDEST_FIRST = Order("created_at", descending=False)
+#: Where a long read's slices end: the newest item first.
+NEWEST_FIRST = Order("created_at", descending=True)
 
 
 def conditions(body: t.Any) -> list[Condition]:

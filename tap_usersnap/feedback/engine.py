@@ -19,8 +19,9 @@ import logging
 import typing as t
 
 from tap_usersnap.feedback.checks import Bounded, FeedbackPage, PassBounds, future_ceiling
+from tap_usersnap.feedback.handoff import Failed, Finished
 from tap_usersnap.feedback.progress import BackfillProgress
-from tap_usersnap.feedback.reader import Failed, Finished, ProjectReader, ReadAhead
+from tap_usersnap.feedback.reader import ProjectReader, ReadAhead, Slicing
 from tap_usersnap.feedback.reconciliation import Reconciliation
 from tap_usersnap.feedback.requests import FeedbackCounts
 from tap_usersnap.feedback.scope import pinned_scope
@@ -116,6 +117,12 @@ class FeedbackSync:
             ceiling=ceiling,
             report=self._report,
             logger=logger,
+            slicing=Slicing(
+                self._api,
+                counts.known,
+                page_size=settings.page_size,
+                concurrency=settings.concurrency,
+            ),
         )
         progress = BackfillProgress(lambda pid: counts.to_read(projects[pid]), logger)
         self._bounds = {

@@ -27,8 +27,11 @@ import typing as t
 
 from tap_usersnap.feedback.checks import FeedbackPage, checked_page
 from tap_usersnap.feedback.edits import EditWindow, scan_edits
+from tap_usersnap.feedback.handoff import FINISHED, Failed, Finished, put_unless_stopped
 from tap_usersnap.feedback.requests import FeedbackQuery, RequestKind
+from tap_usersnap.feedback.slices import SlicedRead, slice_bounds, slice_count
 from tap_usersnap.http.errors import CursorRejectedError
+from tap_usersnap.records.timestamps import is_timestamp, normalise_timestamp
 
 if t.TYPE_CHECKING:
     from tap_usersnap.feedback.report import RunReport
@@ -51,8 +54,11 @@ class ProjectReader:
         ceiling: str,
         report: RunReport,
         logger: logging.Logger,
+        slicing: Slicing | None = None,
     ) -> None:
         self._api = api
+        #: How a long read is cut into slices read at once (None: page by page).
+        self._slicing = slicing
         self._projects = projects
         self._scope_start = scope_start
         self._scan_edits = scan_edits
@@ -85,6 +91,13 @@ class ProjectReader:
                 started=self._started,
                 ceiling=self._ceiling,
             )
+        slicing = self._slicing
+        bounds = slicing.bounds(project) if slicing else []
+        if slicing and bounds:
+            read = SlicedRead(self._api, concurrency=slicing.concurrency)
+            for page in read(project_id, project.start, bounds):
+                yield checked_page(project_id, page, self._report)
+            return
         yield from self._pages(FeedbackQuery(RequestKind.NEW_FEEDBACK, project_id, project.start))
 
     def _pages(self, query: FeedbackQuery) -> t.Iterator[FeedbackPage]:
@@ -92,26 +105,57 @@ class ProjectReader:
             yield checked_page(query.project_id, page, self._report)
 
 
+class Slicing:
+    """When a project's new-feedback read is cut into slices, and where."""
+
+    def __init__(
+        self,
+        api: FeedbackApi,
+        total: t.Callable[[ProjectState], int | None],
+        *,
+        page_size: int,
+        concurrency: int,
+    ) -> None:
+        self._api = api
+        #: The items the read asks for, if known (the count of a full read).
+        self._total = total
+        self._page_size = page_size
+        self.concurrency = concurrency
+
+    def bounds(self, project: ProjectState) -> list[str]:
+        """The inner bounds of the project's slices; none: read it page by page.
+
+        Even in time between the read's start (or the oldest item) and the newest item.
+        """
+        total = self._total(project)
+        count = slice_count(total or 0, self._page_size)
+        if self.concurrency < 2 or count < 2:  # noqa: PLR2004 - nothing to overlap
+            return []
+        pid = project.project_id
+        start = project.start or self._first(FeedbackQuery(RequestKind.OLDEST, pid, project.start))
+        end = self._first(FeedbackQuery(RequestKind.NEWEST, pid, project.start))
+        return slice_bounds(start, end, count) if start and end else []
+
+    def _first(self, query: FeedbackQuery) -> str | None:
+        """When the one item a one-item request answers was created (None: no item)."""
+        pages = self._api.pages(query)
+        try:
+            first = next(pages, None)
+        finally:
+            pages.close()  # type: ignore[attr-defined]
+        created = first.items[0].get("created_at") if first and first.items else None
+        return (
+            normalise_timestamp(created)
+            if isinstance(created, str) and is_timestamp(created)
+            else None
+        )
+
+
 K = t.TypeVar("K", bound=t.Hashable)
 P = t.TypeVar("P")
 
 #: A page fetch slower than this (twice in a row) means waiting dominates: read ahead.
 SLOW_FETCH_SECONDS = 0.008
-_POLL_SECONDS = 0.2
-
-
-class Finished:
-    """Follows a key's last page: nothing more will come for it."""
-
-
-class Failed:
-    """Fetching a key's pages raised ``error``; it is the key's last item."""
-
-    def __init__(self, error: Exception) -> None:
-        self.error = error
-
-
-FINISHED = Finished()
 
 
 class ReadAhead(t.Generic[K, P]):
@@ -201,10 +245,4 @@ class ReadAhead(t.Generic[K, P]):
 
     def _put(self, key: K, item: P | Finished | Failed) -> bool:
         """Wait for room in the queue, unless the reader has stopped meanwhile."""
-        while not self._stop.is_set():
-            try:
-                self._arrived.put((key, item), timeout=_POLL_SECONDS)
-            except queue.Full:
-                continue
-            return True
-        return False
+        return put_unless_stopped(self._arrived, (key, item), self._stop)

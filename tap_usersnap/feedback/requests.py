@@ -42,6 +42,9 @@ class RequestKind(enum.Enum):
     EDIT_MARK = "edit mark"
     #: How many items a ``created_at`` range holds.
     COUNT = "count"
+    #: The oldest item alone, and the newest: between them a long read's slices are cut.
+    OLDEST = "oldest"
+    NEWEST = "newest"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,7 +75,10 @@ class FeedbackQuery:
             query.append(_condition("lt", self.created_before))
         if self.kind is RequestKind.COUNT:
             return {"query": query}
-        body: dict[str, t.Any] = {"order_by": {"order_by_type": "created_at", "direction": "asc"}}
+        direction = "desc" if self.kind is RequestKind.NEWEST else "asc"
+        body: dict[str, t.Any] = {
+            "order_by": {"order_by_type": "created_at", "direction": direction}
+        }
         if query:
             body["query"] = query
         return body
@@ -81,7 +87,8 @@ class FeedbackQuery:
         """The cursor parameters: ``limit`` always, ``after`` from the second page on."""
         if self.kind is RequestKind.COUNT:
             return {}
-        params: dict[str, t.Any] = {"limit": 1 if self.kind is RequestKind.EDIT_MARK else page_size}
+        one = self.kind in (RequestKind.EDIT_MARK, RequestKind.OLDEST, RequestKind.NEWEST)
+        params: dict[str, t.Any] = {"limit": 1 if one else page_size}
         if after:
             params["after"] = after
         return params
@@ -154,6 +161,10 @@ class FeedbackCounts:
         if key not in self._to_read:
             self._to_read[key] = self.recount(project)
         return self._to_read[key]
+
+    def known(self, project: ProjectState) -> int | None:
+        """:meth:`to_read`, if it was counted already this run (no request)."""
+        return self._to_read.get((project.project_id, project.start))
 
     def to_read_all(self, projects: t.Iterable[ProjectState]) -> dict[str, int | None]:
         """:meth:`to_read` of every project, the requests sent some at once."""

@@ -48,8 +48,9 @@ class ApiClient:
         concurrency: int = 1,
     ) -> None:
         self._api_url = api_url
-        #: Requests in flight at once, at most, across :meth:`map`'s threads.
+        #: Requests in flight at once, at most, whichever threads send them.
         self.concurrency = concurrency
+        self._in_flight = threading.BoundedSemaphore(concurrency)
         self._authenticator = authenticator
         self.retrier = retrier
         #: Connect and per-read timeouts; the whole answer is bounded too (``transport``).
@@ -75,7 +76,10 @@ class ApiClient:
         """
         for attempt in self.retrier.attempts():
             with attempt:
-                response = self.session().send(self._authenticator(request), timeout=self.timeout)
+                with self._in_flight:
+                    response = self.session().send(
+                        self._authenticator(request), timeout=self.timeout
+                    )
                 if observe is not None:
                     observe(response)
                 check_answer(response)
