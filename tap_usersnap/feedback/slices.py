@@ -9,10 +9,11 @@ bookmark never claims a range not delivered. The last slice is open-ended, so it
 during the read land in it. Each slice keeps only the items inside its bounds: were the API
 to ignore the filter, every item would still be handed out once, by its own slice.
 
-Slices are cut by time, evenly between the read's start and the run's start, about
-:data:`SLICE_PAGES` pages each (from the project's count). Each slice's queue holds that
-many pages, so at most about ``concurrency x SLICE_PAGES`` pages are in memory at once, and
-a run killed mid-read reads at most that many again.
+Slices are cut by time, evenly between the read's start (or the oldest item) and the newest
+item, about :data:`SLICE_PAGES` pages each (from the project's count). At most
+:data:`AHEAD` x ``concurrency`` slices are read ahead of the one handed out, so at most about
+that many slices' pages are in memory at once, and a run killed mid-read reads at most that
+many again.
 """
 
 from __future__ import annotations
@@ -23,7 +24,13 @@ import queue
 import threading
 import typing as t
 
-from tap_usersnap.feedback.handoff import FINISHED, Failed, Finished, put_unless_stopped
+from tap_usersnap.feedback.handoff import (
+    FINISHED,
+    POLL_SECONDS,
+    Failed,
+    Finished,
+    put_unless_stopped,
+)
 from tap_usersnap.feedback.requests import FeedbackQuery, RequestKind
 from tap_usersnap.http.client import Page
 from tap_usersnap.records.timestamps import (
@@ -39,6 +46,8 @@ if t.TYPE_CHECKING:
 
 #: Pages a slice is cut to hold, about.
 SLICE_PAGES = 4
+#: Slices read ahead of the one handed out, at most, per worker.
+AHEAD = 2
 #: A read expected to be shorter than this many pages is read page by page.
 MIN_SLICED_PAGES = 3 * SLICE_PAGES
 #: The most slices of one read.
@@ -72,15 +81,21 @@ class SlicedRead:
     def __call__(self, project_id: str, start: str | None, bounds: list[str]) -> t.Iterator[Page]:
         """Every page of ``[start, ∞)``, in ``created_at`` order of the slices."""
         slices = list(zip([start, *bounds], [*bounds, None], strict=True))
+        # A slice's pages and its end fit its queue, so a worker moves on to the next slice
+        # at once; how many slices may be read ahead of the one handed out is bounded.
         arrived: list[queue.Queue[Page | Finished | Failed]] = [
-            queue.Queue(maxsize=SLICE_PAGES) for _ in slices
+            queue.Queue(maxsize=SLICE_PAGES + 1) for _ in slices
         ]
+        workers = min(self._concurrency, len(slices))
+        ahead = threading.Semaphore(AHEAD * workers)
         stop = threading.Event()
         numbers = itertools.count()
         lock = threading.Lock()
 
         def work() -> None:
             while not stop.is_set():
+                if not ahead.acquire(timeout=POLL_SECONDS):
+                    continue
                 with lock:
                     number = next(numbers)
                 if number >= len(slices):
@@ -100,7 +115,6 @@ class SlicedRead:
                 else:
                     put_unless_stopped(arrived[number], FINISHED, stop)
 
-        workers = min(self._concurrency, len(slices))
         for n in range(workers):
             threading.Thread(target=work, name=f"slice-{project_id[:8]}-{n}", daemon=True).start()
         try:
@@ -109,6 +123,7 @@ class SlicedRead:
                     if isinstance(item, Failed):
                         raise item.error
                     yield item
+                ahead.release()
         finally:
             stop.set()
 

@@ -56,3 +56,36 @@ def test_counts_and_assignees_of_a_run_with_nothing_new_overlap(
         first.ids("project_assignees", "user_id")
     )
     assert second.final_state["bookmarks"]["feedback"] == first.final_state["bookmarks"]["feedback"]
+
+
+def sliced_requests(fake: FakeUsersnap, since: int = 0) -> int:
+    """Feedback reads of a run that asked for a created_at range (a slice)."""
+    return sum(
+        1
+        for r in fake.requests[since:]
+        if isinstance(r.body, dict)
+        and any(c.get("operator") == "lt" for c in r.body.get("query") or [])
+        and not r.path.endswith("/count")
+    )
+
+
+def test_a_long_first_read_in_slices_gives_the_sequential_records_and_state(
+    empty_fake: FakeUsersnap,
+) -> None:
+    fake = empty_fake
+    project = fake.add_project("Long")
+    for _ in range(60):  # ties: every item shares its instant with one other
+        item = fake.add_feedback(project["project_id"])
+        fake.add_feedback(project["project_id"], created_at=item["created_at"])
+    fake.latency_seconds = 0.005
+    sequential = run_sync(fake.config(concurrency=1, page_size=5))
+    assert sliced_requests(fake) == 0
+    since = len(fake.requests)
+    sliced = run_sync(fake.config(concurrency=4, page_size=5))
+    assert sliced_requests(fake, since) > 4  # read in slices, several pages each
+    assert sliced.ids() == sequential.ids()
+    assert len(set(sliced.ids())) == 120
+    assert (
+        sliced.final_state["bookmarks"]["feedback"]["partitions"]
+        == sequential.final_state["bookmarks"]["feedback"]["partitions"]
+    )

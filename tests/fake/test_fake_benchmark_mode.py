@@ -112,7 +112,12 @@ def test_filter_count_and_pages_agree_on_created_at_windows(
     ("body", "params", "errortype"),
     [
         (ASCENDING, {"after": "not-an-id"}, "INVALID_PARAMETER"),
-        ({"order_by": {"order_by_type": "created_at", "direction": "desc"}}, {}, "INVALID_REQUEST"),
+        ({"order_by": {"order_by_type": "updated_at", "direction": "asc"}}, {}, "INVALID_REQUEST"),
+        (
+            {"order_by": {"order_by_type": "created_at", "direction": "desc"}},
+            {"after": "any"},
+            "INVALID_REQUEST",
+        ),
         (
             {**ASCENDING, "query": [{"filter_type": "state", "operator": "eq", "value": "open"}]},
             {},
@@ -128,6 +133,23 @@ def test_what_it_cannot_serve_is_a_clear_400(
     response = post_filter(bench, project_id, body, **params)
     assert response.status_code == 400
     assert response.json()["errortype"] == errortype
+
+
+def test_the_newest_item_first_is_served(bench: FakeUsersnap) -> None:
+    """A long read's slices end at the newest item: ``created_at desc``, the first page."""
+    project_id = next(iter(data_of(bench).projects))
+    newest = post_filter(
+        bench,
+        project_id,
+        {"order_by": {"order_by_type": "created_at", "direction": "desc"}},
+        limit=2,
+    ).json()["data"]["feedbacks"]
+    tail = [{"filter_type": "created_at", "operator": "gte", "value": newest[1]["created_at"]}]
+    oldest_first = post_filter(bench, project_id, {**ASCENDING, "query": tail}, limit=100)
+    assert [i["feedback_id"] for i in newest] == [
+        i["feedback_id"] for i in oldest_first.json()["data"]["feedbacks"][::-1]
+    ]
+    assert newest[0]["created_at"] > newest[1]["created_at"]
 
 
 def test_other_projects_are_still_served_by_the_full_fake(bench: FakeUsersnap) -> None:

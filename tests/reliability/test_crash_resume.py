@@ -105,6 +105,8 @@ def test_sigkill_at_random_points_then_resume_loses_nothing(
     )
     assert delivered == expected, f"lost {len(expected - delivered)} feedback items"
     assert not unsafe, unsafe
+    sliced = [r for r in fake.requests_to(r"/filter$") if "'lt'" in str(r.body)]
+    assert sliced, "the first read did not go in created_at slices"
     assert all(count <= MOST_RE_READ for count in duplicates), duplicates
     assert not leaked
     assert not bodies
