@@ -19,12 +19,12 @@ import logging
 import typing as t
 
 from tap_usersnap.feedback.checks import Bounded, FeedbackPage, PassBounds, future_ceiling
-from tap_usersnap.feedback.handoff import Failed, Finished
 from tap_usersnap.feedback.progress import BackfillProgress
-from tap_usersnap.feedback.reader import ProjectReader, ReadAhead, Slicing
+from tap_usersnap.feedback.reader import Failed, Finished, ProjectReader, ReadAhead
 from tap_usersnap.feedback.reconciliation import Reconciliation
 from tap_usersnap.feedback.requests import FeedbackCounts
 from tap_usersnap.feedback.scope import pinned_scope
+from tap_usersnap.feedback.slices import Slicing
 from tap_usersnap.feedback.state import (
     REPLICATION_KEY,
     ProjectState,

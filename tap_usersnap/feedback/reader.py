@@ -1,24 +1,22 @@
-"""Reading the projects' pages: each project's in order, several projects at once when slow.
+"""Reading the projects' pages: each project's in order, and in threads when the API is slow.
 
-A :class:`ProjectReader` gives one project's pages, checked: first the edit scan (if
-``capture_edits``), then new feedback from the project's start. The API's cursor names the
-last item read: if that item is deleted while the tap pages past it, the next page is
-refused; reading again from the bookmark (once) loses nothing, and the target upserts what
-is read twice. It runs in the read-ahead threads, so it only reads.
+:class:`ProjectReader` gives one project's pages, checked: the edit scan (if
+``capture_edits``), then new feedback from the project's start, a long read in slices read
+at once (:class:`SlicedRead`, cut as :mod:`~tap_usersnap.feedback.slices` decides). If the
+API refuses a page cursor (the item it names was deleted meanwhile), the project is read
+again from its bookmark, once; the target upserts what is read twice.
 
-Left to itself, a read of many projects waits on the network one page at a time.
-:class:`ReadAhead` reads pages in the sync's own thread while the API answers quickly
-(threads would only add switching cost to a sync that is busy writing records), and once
-fetching a page takes longer than ``SLOW_FETCH_SECONDS`` it hands the rest to up to
-``concurrency`` worker threads, one project each. Pages of different projects then
-interleave, while each project's pages keep their order (one thread reads a project at a
-time, from where it stands to its end). A bounded queue between the workers and the reader
-keeps memory flat however large the backfill: a worker waits while the reader is behind.
+:class:`ReadAhead` reads pages in the sync's own thread while the API answers quickly, and
+once a page takes over ``SLOW_FETCH_SECONDS`` hands the rest to up to ``concurrency``
+threads, one project each: projects interleave, each project's pages keep their order.
+Bounded queues between the threads and the one that emits keep memory flat.
 """
 
 from __future__ import annotations
 
 import collections
+import dataclasses
+import itertools
 import logging
 import queue
 import threading
@@ -27,16 +25,47 @@ import typing as t
 
 from tap_usersnap.feedback.checks import FeedbackPage, checked_page
 from tap_usersnap.feedback.edits import EditWindow, scan_edits
-from tap_usersnap.feedback.handoff import FINISHED, Failed, Finished, put_unless_stopped
 from tap_usersnap.feedback.requests import FeedbackQuery, RequestKind
-from tap_usersnap.feedback.slices import SlicedRead, slice_bounds, slice_count
+from tap_usersnap.feedback.slices import AHEAD, SLICE_PAGES
+from tap_usersnap.http.client import Page
 from tap_usersnap.http.errors import CursorRejectedError
-from tap_usersnap.records.timestamps import is_timestamp, normalise_timestamp
+from tap_usersnap.records.timestamps import is_canonical, is_timestamp, normalise_timestamp
 
 if t.TYPE_CHECKING:
     from tap_usersnap.feedback.report import RunReport
     from tap_usersnap.feedback.requests import FeedbackApi
+    from tap_usersnap.feedback.slices import Slicing
     from tap_usersnap.feedback.state import ProjectState
+
+
+#: How often a waiting reader checks whether the emitting thread has stopped.
+POLL_SECONDS = 0.2
+Q = t.TypeVar("Q")
+
+
+class Finished:
+    """Follows a read's last page: nothing more will come for it."""
+
+
+class Failed:
+    """Reading raised ``error``; it is the read's last item."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+FINISHED = Finished()
+
+
+def put_unless_stopped(into: queue.Queue[Q], item: Q, stop: threading.Event) -> bool:
+    """Wait for room in ``into``, unless ``stop`` is set meanwhile (then False)."""
+    while not stop.is_set():
+        try:
+            into.put(item, timeout=POLL_SECONDS)
+        except queue.Full:
+            continue
+        return True
+    return False
 
 
 class ProjectReader:
@@ -56,9 +85,7 @@ class ProjectReader:
         logger: logging.Logger,
         slicing: Slicing | None = None,
     ) -> None:
-        self._api = api
-        #: How a long read is cut into slices read at once (None: page by page).
-        self._slicing = slicing
+        self._api, self._slicing = api, slicing
         self._projects = projects
         self._scope_start = scope_start
         self._scan_edits = scan_edits
@@ -84,71 +111,95 @@ class ProjectReader:
         if self._scan_edits:
             window = None if self._rereading else EditWindow.of(project, self._scope_start)
             kind = RequestKind.EDIT_MARK if window is None else RequestKind.EDIT_SCAN
+            scanned = self._api.pages(FeedbackQuery(kind, project_id))
             yield from scan_edits(
                 project,
                 window,
-                self._pages(FeedbackQuery(kind, project_id)),
+                (checked_page(project_id, page, self._report) for page in scanned),
                 started=self._started,
                 ceiling=self._ceiling,
             )
-        slicing = self._slicing
-        bounds = slicing.bounds(project) if slicing else []
-        if slicing and bounds:
-            read = SlicedRead(self._api, concurrency=slicing.concurrency)
-            for page in read(project_id, project.start, bounds):
-                yield checked_page(project_id, page, self._report)
-            return
-        yield from self._pages(FeedbackQuery(RequestKind.NEW_FEEDBACK, project_id, project.start))
-
-    def _pages(self, query: FeedbackQuery) -> t.Iterator[FeedbackPage]:
-        for page in self._api.pages(query):
-            yield checked_page(query.project_id, page, self._report)
+        bounds = self._slicing.bounds(project) if self._slicing else []
+        if self._slicing and bounds:
+            read = SlicedRead(self._api, self._slicing.concurrency)
+            pages = read(project_id, project.start, bounds)
+        else:
+            query = FeedbackQuery(RequestKind.NEW_FEEDBACK, project_id, project.start)
+            pages = self._api.pages(query)
+        for page in pages:
+            yield checked_page(project_id, page, self._report)
 
 
-class Slicing:
-    """When a project's new-feedback read is cut into slices, and where."""
+@dataclasses.dataclass(frozen=True)
+class SlicedRead:
+    """``read(project_id, start, bounds)``: the project's new-feedback pages, slice by slice."""
 
-    def __init__(
-        self,
-        api: FeedbackApi,
-        total: t.Callable[[ProjectState], int | None],
-        *,
-        page_size: int,
-        concurrency: int,
-    ) -> None:
-        self._api = api
-        #: The items the read asks for, if known (the count of a full read).
-        self._total = total
-        self._page_size = page_size
-        self.concurrency = concurrency
+    api: FeedbackApi
+    concurrency: int
 
-    def bounds(self, project: ProjectState) -> list[str]:
-        """The inner bounds of the project's slices; none: read it page by page.
+    def __call__(self, project_id: str, start: str | None, bounds: list[str]) -> t.Iterator[Page]:
+        """Every page of ``[start, ∞)``, slice after slice.
 
-        Even in time between the read's start (or the oldest item) and the newest item.
+        A slice's pages and its end fit its queue, so its worker moves on at once; how many
+        slices are read ahead of the one handed out is bounded (``AHEAD``).
         """
-        total = self._total(project)
-        count = slice_count(total or 0, self._page_size)
-        if self.concurrency < 2 or count < 2:  # noqa: PLR2004 - nothing to overlap
-            return []
-        pid = project.project_id
-        start = project.start or self._first(FeedbackQuery(RequestKind.OLDEST, pid, project.start))
-        end = self._first(FeedbackQuery(RequestKind.NEWEST, pid, project.start))
-        return slice_bounds(start, end, count) if start and end else []
+        slices = list(zip([start, *bounds], [*bounds, None], strict=True))
+        arrived: list[queue.Queue[Page | Finished | Failed]] = [
+            queue.Queue(maxsize=SLICE_PAGES + 1) for _ in slices
+        ]
+        workers = min(self.concurrency, len(slices))
+        ahead = threading.Semaphore(AHEAD * workers)
+        stop = threading.Event()
+        numbers = itertools.count()
+        lock = threading.Lock()
 
-    def _first(self, query: FeedbackQuery) -> str | None:
-        """When the one item a one-item request answers was created (None: no item)."""
-        pages = self._api.pages(query)
+        def work() -> None:
+            while not stop.is_set():
+                if not ahead.acquire(timeout=POLL_SECONDS):
+                    continue
+                with lock:
+                    number = next(numbers)
+                if number >= len(slices):
+                    return
+                low, high = slices[number]
+                query = FeedbackQuery(RequestKind.NEW_FEEDBACK, project_id, low, high)
+                floor = low if number else None  # before the start: for the checks to tell
+                try:
+                    for page in self.api.pages(query):
+                        kept = Page(within(page.items, floor, high), page.response)
+                        if not put_unless_stopped(arrived[number], kept, stop):
+                            return
+                except Exception as error:
+                    put_unless_stopped(arrived[number], Failed(error), stop)
+                else:
+                    put_unless_stopped(arrived[number], FINISHED, stop)
+
+        for n in range(workers):
+            threading.Thread(target=work, name=f"slice-{project_id[:8]}-{n}", daemon=True).start()
         try:
-            first = next(pages, None)
+            for slice_pages in arrived:
+                while not isinstance(item := slice_pages.get(), Finished):
+                    if isinstance(item, Failed):
+                        raise item.error
+                    yield item
+                ahead.release()
         finally:
-            pages.close()  # type: ignore[attr-defined]
-        created = first.items[0].get("created_at") if first and first.items else None
-        return (
-            normalise_timestamp(created)
-            if isinstance(created, str) and is_timestamp(created)
-            else None
-        )
+            stop.set()
+
+
+def within(items: list[t.Any], low: str | None, high: str | None) -> list[t.Any]:
+    """The items inside ``[low, high)`` (once each, whatever the API), or unplaceable (checked)."""
+    if low is None and high is None:
+        return items
+    kept = []
+    for item in items:
+        created = item.get("created_at") if isinstance(item, dict) else None
+        if is_canonical(created) or is_timestamp(created):
+            created = normalise_timestamp(t.cast("str", created))
+            if (low is not None and created < low) or (high is not None and created >= high):
+                continue
+        kept.append(item)
+    return kept
 
 
 K = t.TypeVar("K", bound=t.Hashable)
@@ -162,8 +213,7 @@ class ReadAhead(t.Generic[K, P]):
     """Yields ``(key, page)`` for every page of every key, then ``(key, FINISHED)``.
 
     A key whose fetching raised yields ``(key, Failed(error))`` last instead, and the other
-    keys go on: the reader decides whether that ends the run. With a concurrency of 1 no
-    thread is ever started.
+    keys go on. With a concurrency of 1 no thread is ever started.
     """
 
     def __init__(

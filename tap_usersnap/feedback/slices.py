@@ -1,41 +1,28 @@
-"""A long read of one project in ``created_at`` slices, read at once, handed out in order.
+"""Where a long read of one project is cut into ``created_at`` slices, read at once.
 
 A project's pages come one after another (each page's cursor is in the answer before it),
-so a long read waits a latency per page. Split into slices ``[b0, b1), [b1, b2), …,
-[bn, ∞)`` on ``created_at``, up to ``concurrency`` slices are read at once, each by its own
-cursor, and their pages are handed out in slice order: the engine sees the pages a single
-read would give, oldest first, so every STATE is still a safe resume point and the
-bookmark never claims a range not delivered. The last slice is open-ended, so items created
-during the read land in it. Each slice keeps only the items inside its bounds: were the API
-to ignore the filter, every item would still be handed out once, by its own slice.
+so a long read waits a latency per page. Cut into slices ``[b0, b1), [b1, b2), …,
+[bn, ∞)``, up to ``concurrency`` of them are read at once, each by its own cursor, and their
+pages handed out in slice order (:class:`~tap_usersnap.feedback.reader.SlicedRead`): the
+engine sees the pages a single read would give, oldest first, so every STATE is still a
+safe resume point and the bookmark never claims a range not delivered. The last slice is
+open-ended, so items created during the read land in it.
 
-Slices are cut by time, evenly between the read's start (or the oldest item) and the newest
-item, about :data:`SLICE_PAGES` pages each (from the project's count). At most
-:data:`AHEAD` x ``concurrency`` slices are read ahead of the one handed out, so at most about
-that many slices' pages are in memory at once, and a run killed mid-read reads at most that
-many again.
+A read is sliced when its count is known (a full read counts every project first) and long
+enough: cut evenly in time between its start (or the oldest item) and the newest item,
+about :data:`SLICE_PAGES` pages a slice. At most :data:`AHEAD` x ``concurrency`` slices are
+read ahead of the one handed out, so about that many slices' pages are in memory at once,
+and a run killed mid-read reads at most that many again.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
-import queue
-import threading
 import typing as t
 
-from tap_usersnap.feedback.handoff import (
-    FINISHED,
-    POLL_SECONDS,
-    Failed,
-    Finished,
-    put_unless_stopped,
-)
 from tap_usersnap.feedback.requests import FeedbackQuery, RequestKind
-from tap_usersnap.http.client import Page
 from tap_usersnap.records.timestamps import (
     format_timestamp,
-    is_canonical,
     is_timestamp,
     normalise_timestamp,
     parse_timestamp,
@@ -43,6 +30,7 @@ from tap_usersnap.records.timestamps import (
 
 if t.TYPE_CHECKING:
     from tap_usersnap.feedback.requests import FeedbackApi
+    from tap_usersnap.feedback.state import ProjectState
 
 #: Pages a slice is cut to hold, about.
 SLICE_PAGES = 4
@@ -71,77 +59,47 @@ def slice_count(total: int, page_size: int) -> int:
     return min(math.ceil(total / (SLICE_PAGES * page_size)), MAX_SLICES)
 
 
-class SlicedRead:
-    """``read(project_id, start, bounds)``: the project's new-feedback pages, slice by slice."""
+class Slicing:
+    """When a project's new-feedback read is cut into slices, and where."""
 
-    def __init__(self, api: FeedbackApi, *, concurrency: int) -> None:
+    def __init__(
+        self,
+        api: FeedbackApi,
+        total: t.Callable[[ProjectState], int | None],
+        *,
+        page_size: int,
+        concurrency: int,
+    ) -> None:
         self._api = api
-        self._concurrency = concurrency
+        #: The items the read asks for, if known (the count of a full read).
+        self._total = total
+        self._page_size = page_size
+        self.concurrency = concurrency
 
-    def __call__(self, project_id: str, start: str | None, bounds: list[str]) -> t.Iterator[Page]:
-        """Every page of ``[start, ∞)``, in ``created_at`` order of the slices."""
-        slices = list(zip([start, *bounds], [*bounds, None], strict=True))
-        # A slice's pages and its end fit its queue, so a worker moves on to the next slice
-        # at once; how many slices may be read ahead of the one handed out is bounded.
-        arrived: list[queue.Queue[Page | Finished | Failed]] = [
-            queue.Queue(maxsize=SLICE_PAGES + 1) for _ in slices
-        ]
-        workers = min(self._concurrency, len(slices))
-        ahead = threading.Semaphore(AHEAD * workers)
-        stop = threading.Event()
-        numbers = itertools.count()
-        lock = threading.Lock()
+    def bounds(self, project: ProjectState) -> list[str]:
+        """The inner bounds of the project's slices; none: read it page by page.
 
-        def work() -> None:
-            while not stop.is_set():
-                if not ahead.acquire(timeout=POLL_SECONDS):
-                    continue
-                with lock:
-                    number = next(numbers)
-                if number >= len(slices):
-                    return
-                low, high = slices[number]
-                query = FeedbackQuery(RequestKind.NEW_FEEDBACK, project_id, low, high)
-                # The first slice's items from before the start go on to the page's checks,
-                # as in a read page by page (emitted again, not counted, and told).
-                floor = low if number else None
-                try:
-                    for page in self._api.pages(query):
-                        kept = Page(within(page.items, floor, high), page.response)
-                        if not put_unless_stopped(arrived[number], kept, stop):
-                            return
-                except Exception as error:
-                    put_unless_stopped(arrived[number], Failed(error), stop)
-                else:
-                    put_unless_stopped(arrived[number], FINISHED, stop)
+        Even in time between the read's start (or the oldest item) and the newest item.
+        """
+        total = self._total(project)
+        count = slice_count(total or 0, self._page_size)
+        if self.concurrency < 2 or count < 2:  # noqa: PLR2004 - nothing to overlap
+            return []
+        pid = project.project_id
+        start = project.start or self._first(FeedbackQuery(RequestKind.OLDEST, pid, project.start))
+        end = self._first(FeedbackQuery(RequestKind.NEWEST, pid, project.start))
+        return slice_bounds(start, end, count) if start and end else []
 
-        for n in range(workers):
-            threading.Thread(target=work, name=f"slice-{project_id[:8]}-{n}", daemon=True).start()
+    def _first(self, query: FeedbackQuery) -> str | None:
+        """When the one item a one-item request answers was created (None: no item)."""
+        pages = self._api.pages(query)
         try:
-            for slice_pages in arrived:
-                while not isinstance(item := slice_pages.get(), Finished):
-                    if isinstance(item, Failed):
-                        raise item.error
-                    yield item
-                ahead.release()
+            first = next(pages, None)
         finally:
-            stop.set()
-
-
-def within(items: list[t.Any], low: str | None, high: str | None) -> list[t.Any]:
-    """The items created inside ``[low, high)``; one without a usable ``created_at`` stays.
-
-    Each is in exactly one slice, so it is handed out once even by an API that ignored the
-    filter; one that cannot be placed is for the page's checks to skip and report.
-    """
-    if low is None and high is None:
-        return items
-    kept = []
-    for item in items:
-        created = item.get("created_at") if isinstance(item, dict) else None
-        if is_canonical(created) or is_timestamp(created):
-            created = normalise_timestamp(t.cast("str", created))
-            if (low is not None and created < low) or (high is not None and created >= high):
-                continue
-        kept.append(item)
-    return kept
+            pages.close()  # type: ignore[attr-defined]
+        created = first.items[0].get("created_at") if first and first.items else None
+        return (
+            normalise_timestamp(created)
+            if isinstance(created, str) and is_timestamp(created)
+            else None
+        )

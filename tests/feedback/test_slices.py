@@ -7,8 +7,9 @@ import typing as t
 
 import pytest
 
+from tap_usersnap.feedback.reader import SlicedRead, within
 from tap_usersnap.feedback.requests import FeedbackQuery
-from tap_usersnap.feedback.slices import SlicedRead, slice_bounds, slice_count, within
+from tap_usersnap.feedback.slices import slice_bounds, slice_count
 from tap_usersnap.http.client import Page
 from tap_usersnap.http.errors import UsersnapError
 
