@@ -122,6 +122,7 @@ class FeedbackSync:
                 counts.known,
                 page_size=settings.page_size,
                 concurrency=settings.concurrency,
+                projects=len(projects),
             ),
         )
         progress = BackfillProgress(lambda pid: counts.to_read(projects[pid]), logger)

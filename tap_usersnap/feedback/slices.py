@@ -69,12 +69,15 @@ class Slicing:
         *,
         page_size: int,
         concurrency: int,
+        projects: int,
     ) -> None:
         self._api = api
         #: The items the read asks for, if known (the count of a full read).
         self._total = total
         self._page_size = page_size
-        self.concurrency = concurrency
+        #: Slices of one project read at once: ``concurrency`` shared by the projects read
+        #: at once, so threads (and pages in memory) stay within it whatever the projects.
+        self.concurrency = concurrency // max(1, min(concurrency, projects))
 
     def bounds(self, project: ProjectState) -> list[str]:
         """The inner bounds of the project's slices; none: read it page by page.
