@@ -111,9 +111,10 @@ SETTINGS = th.PropertiesList(
         th.IntegerType(minimum=1, maximum=16),
         default=4,
         title="Concurrency",
-        description="How many projects are read at once (1 to 16) when the API is slow to "
-        "answer (over 8 ms a page): threads then fetch pages while others are written. 1 reads "
-        "one page at a time. A 429 pauses all.",
+        description="How many requests are in flight at once (1 to 16): several projects are "
+        "read at once when the API is slow (over 8 ms a page), a long first read or "
+        "reconciliation of one project in created_at slices, and each project's count and "
+        "assignees requests overlap. 1 sends one request at a time. A 429 pauses all.",
     ),
     th.Property(
         "request_timeout",

@@ -56,11 +56,38 @@ def long_fake() -> t.Iterator[FakeUsersnap]:
         yield api
 
 
+@pytest.fixture
+def one_long_project() -> t.Iterator[FakeUsersnap]:
+    """One project of 600 items, canaries planted, with ties: read in created_at slices."""
+    with FakeUsersnap() as api:
+        api.seed(projects=1, per_project=4 * PER_PROJECT, seed=12)
+        api.latency_seconds = 0.012
+        plant_canaries(api)
+        first = api.feedback[next(iter(api.projects))]
+        for item in first[300 : 300 + TIED]:
+            item["created_at"] = first[300]["created_at"]
+        yield api
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_sigkill_at_random_points_then_resume_loses_nothing(
     long_fake: FakeUsersnap, trial_log: list[dict[str, t.Any]], seed: int
 ) -> None:
-    fake = long_fake
+    kill_and_resume(long_fake, trial_log, seed)
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_sigkill_mid_sliced_read_then_resume_loses_nothing(
+    one_long_project: FakeUsersnap, trial_log: list[dict[str, t.Any]], seed: int
+) -> None:
+    """One project alone is read in slices at once; a kill anywhere still loses nothing."""
+    kill_and_resume(one_long_project, trial_log, seed)
+    sliced = [r for r in one_long_project.requests_to(r"/filter$") if "'lt'" in str(r.body)]
+    assert len(sliced) > KILLS, "the first read did not go in created_at slices"
+
+
+def kill_and_resume(fake: FakeUsersnap, trial_log: list[dict[str, t.Any]], seed: int) -> None:
+    """Kill the tap :data:`KILLS` times at random points, resuming each time, then finish."""
     items = item_index(fake)
     expected = fake.all_feedback_ids()
     config = fake.config(page_size=PAGE_SIZE)
@@ -88,7 +115,7 @@ def test_sigkill_at_random_points_then_resume_loses_nothing(
     trial_log.append(
         {
             "seed": seed,
-            "projects": PROJECTS,
+            "projects": len(fake.projects),
             "items": len(expected),
             "page_size": PAGE_SIZE,
             "kills": [
@@ -105,8 +132,6 @@ def test_sigkill_at_random_points_then_resume_loses_nothing(
     )
     assert delivered == expected, f"lost {len(expected - delivered)} feedback items"
     assert not unsafe, unsafe
-    sliced = [r for r in fake.requests_to(r"/filter$") if "'lt'" in str(r.body)]
-    assert sliced, "the first read did not go in created_at slices"
     assert all(count <= MOST_RE_READ for count in duplicates), duplicates
     assert not leaked
     assert not bodies
