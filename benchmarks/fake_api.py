@@ -14,13 +14,13 @@ import argparse
 import collections
 import json
 import re
-import resource
 import sys
 import threading
 import typing as t
 
 from typing_extensions import override
 
+from fake_usersnap.__main__ import serve_commands
 from fake_usersnap.server import FakeUsersnap
 
 if t.TYPE_CHECKING:
@@ -82,27 +82,11 @@ def main() -> None:
     fake.start()
     print(json.dumps(fake.config()), flush=True)
     try:
-        serve_commands(fake, sys.stdin, sys.stdout)
+        serve_commands(
+            fake, sys.stdin, sys.stdout, extra={"requests": lambda _: fake.request_counts()}
+        )
     finally:
         fake.stop()
-
-
-def serve_commands(fake: CountingFake, commands: t.TextIO, answers: t.TextIO) -> None:
-    """Answer one JSON line per command until end of input."""
-    for line in commands:
-        command, *rest = line.split() or [""]
-        if command == "latency":
-            fake.latency_seconds = float(rest[0]) / 1000
-            answer: dict[str, t.Any] = {"latency_ms": fake.latency_seconds * 1000}
-        elif command == "cpu":
-            usage = resource.getrusage(resource.RUSAGE_SELF)
-            answer = {"cpu_s": usage.ru_utime + usage.ru_stime, "maxrss_kb": usage.ru_maxrss}
-        elif command == "requests":
-            answer = fake.request_counts()
-        else:
-            answer = {"error": f"unknown command {command!r}"}
-        answers.write(json.dumps(answer) + "\n")
-        answers.flush()
 
 
 if __name__ == "__main__":

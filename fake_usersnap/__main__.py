@@ -49,7 +49,7 @@ def main() -> None:
     print(json.dumps(fake.config()), flush=True)
     try:
         if args.control:
-            _serve_commands(fake, sys.stdin, sys.stdout)
+            serve_commands(fake, sys.stdin, sys.stdout)
         else:
             threading.Event().wait()
     except KeyboardInterrupt:
@@ -57,13 +57,21 @@ def main() -> None:
     fake.stop()
 
 
-def _serve_commands(fake: FakeUsersnap, commands: t.TextIO, answers: t.TextIO) -> None:
-    """Answer one JSON line per command until end of input."""
+def serve_commands(
+    fake: FakeUsersnap,
+    commands: t.TextIO,
+    answers: t.TextIO,
+    extra: t.Mapping[str, t.Callable[[list[str]], dict[str, t.Any]]] | None = None,
+) -> None:
+    """Answer one JSON line per command until end of input; ``extra`` adds commands."""
     for line in commands:
         command, *rest = line.split() or [""]
-        if command == "latency":
+        answer: dict[str, t.Any]
+        if extra and command in extra:
+            answer = extra[command](rest)
+        elif command == "latency":
             fake.latency_seconds = float(rest[0]) / 1000
-            answer: dict[str, t.Any] = {"latency_ms": fake.latency_seconds * 1000}
+            answer = {"latency_ms": fake.latency_seconds * 1000}
         elif command == "cpu":
             usage = resource.getrusage(resource.RUSAGE_SELF)
             answer = {"cpu_s": usage.ru_utime + usage.ru_stime, "maxrss_kb": usage.ru_maxrss}
