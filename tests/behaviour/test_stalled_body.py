@@ -45,7 +45,10 @@ def test_a_body_trickling_in_fails_the_try_at_the_request_timeout(
     filters = fake.requests_to(FILTER)
     trickled, retried = filters[1], filters[2]
     assert (trickled.path, trickled.params) == (retried.path, retried.params)
-    assert 1.0 <= retried.at - trickled.at < 3.0  # one try, bounded by request_timeout
+    # One try, bounded by request_timeout. The fake stamps each request when it arrives and
+    # the tap's deadline runs from just before it sends, so the gap between two arrivals may
+    # fall short of the 1 s by the first request's delivery time (ms; 50 us seen).
+    assert 0.95 <= retried.at - trickled.at < 3.0
     project_id = trickled.path.split("/")[2]
     warning = (
         rf"Usersnap did not answer in time: POST /v0\.1/projects/{project_id}/feedbacks/filter "
