@@ -123,6 +123,7 @@ class FeedbackSync:
                 page_size=settings.page_size,
                 concurrency=settings.concurrency,
                 projects=len(projects),
+                logger=logger,
             ),
         )
         progress = BackfillProgress(lambda pid: counts.to_read(projects[pid]), logger)

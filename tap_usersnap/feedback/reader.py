@@ -119,7 +119,7 @@ class ProjectReader:
                 started=self._started,
                 ceiling=self._ceiling,
             )
-        bounds = self._slicing.bounds(project) if self._slicing else []
+        bounds = self._slicing.bounds(project, self._ceiling) if self._slicing else []
         if self._slicing and bounds:
             read = SlicedRead(self._api, self._slicing.concurrency)
             pages = read(project_id, project.start, bounds)

@@ -17,10 +17,12 @@ and a run killed mid-read reads at most that many again.
 
 from __future__ import annotations
 
+import logging
 import math
 import typing as t
 
 from tap_usersnap.feedback.requests import FeedbackQuery, RequestKind
+from tap_usersnap.http.errors import CredentialsRejectedError, UsersnapError
 from tap_usersnap.records.timestamps import (
     format_timestamp,
     is_timestamp,
@@ -48,8 +50,12 @@ def slice_bounds(start: str, end: str, slices: int) -> list[str]:
     if slices < 2 or high <= low:  # noqa: PLR2004 - one slice has no inner bound
         return []
     step = (high - low) / slices
-    bounds = [format_timestamp(low + step * number) for number in range(1, slices)]
-    return [b for b, before in zip(bounds, [start, *bounds], strict=False) if b > before]
+    # Whole seconds: an API comparing at a coarser precision still splits where the tap does.
+    bounds = [
+        format_timestamp((low + step * number).replace(microsecond=0))
+        for number in range(1, slices)
+    ]
+    return sorted({b for b in bounds if start < b < end})
 
 
 def slice_count(total: int, page_size: int) -> int:
@@ -70,8 +76,10 @@ class Slicing:
         page_size: int,
         concurrency: int,
         projects: int,
+        logger: logging.Logger,
     ) -> None:
         self._api = api
+        self._logger = logger
         #: The items the read asks for, if known (the count of a full read).
         self._total = total
         self._page_size = page_size
@@ -79,30 +87,35 @@ class Slicing:
         #: at once, so threads (and pages in memory) stay within it whatever the projects.
         self.concurrency = concurrency // max(1, min(concurrency, projects))
 
-    def bounds(self, project: ProjectState) -> list[str]:
+    def bounds(self, project: ProjectState, ceiling: str) -> list[str]:
         """The inner bounds of the project's slices; none: read it page by page.
 
-        Even in time between the read's start (or the oldest item) and the newest item.
+        Even in time between the read's start (or the oldest item) and the newest item, never
+        past ``ceiling`` (an item dated in the future must not spread the slices). Slicing is
+        only a speed-up: if the two one-item requests fail, the project is read page by page.
         """
         total = self._total(project)
         count = slice_count(total or 0, self._page_size)
         if self.concurrency < 2 or count < 2:  # noqa: PLR2004 - nothing to overlap
             return []
         pid = project.project_id
-        start = project.start or self._first(FeedbackQuery(RequestKind.OLDEST, pid, project.start))
-        end = self._first(FeedbackQuery(RequestKind.NEWEST, pid, project.start))
-        return slice_bounds(start, end, count) if start and end else []
+        try:
+            start = project.start or self._first(FeedbackQuery(RequestKind.OLDEST, pid))
+            end = self._first(FeedbackQuery(RequestKind.NEWEST, pid, project.start))
+        except CredentialsRejectedError:
+            raise
+        except UsersnapError as exc:
+            self._logger.info("Project %s is read page by page (%s)", pid, exc)
+            return []
+        return slice_bounds(start, min(end, ceiling), count) if start and end else []
 
     def _first(self, query: FeedbackQuery) -> str | None:
-        """When the one item a one-item request answers was created (None: no item)."""
+        """When the one item a one-item request answers was created (None: none usable)."""
         pages = self._api.pages(query)
         try:
             first = next(pages, None)
         finally:
             pages.close()  # type: ignore[attr-defined]
-        created = first.items[0].get("created_at") if first and first.items else None
-        return (
-            normalise_timestamp(created)
-            if isinstance(created, str) and is_timestamp(created)
-            else None
-        )
+        item = first.items[0] if first and first.items else None
+        created = item.get("created_at") if isinstance(item, dict) else None
+        return normalise_timestamp(created) if is_timestamp(created) else None

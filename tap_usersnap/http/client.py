@@ -90,14 +90,18 @@ class ApiClient:
         """``func(item)`` for each item, on up to ``concurrency`` threads; results in order.
 
         For requests of their own per project (counts, assignees): a run with nothing new
-        then waits for about requests x latency / concurrency. A failure is raised once
-        every call has ended (one 429 pauses them all, through the retrier's gate).
+        then waits for about requests x latency / concurrency. The first failure (in the
+        items' order) is raised once the calls under way have ended; the others are not made.
         """
         if self.concurrency == 1 or len(items) < 2:  # noqa: PLR2004 - nothing to overlap
             return [func(item) for item in items]
         workers = min(self.concurrency, len(items))
-        with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="request") as pool:
-            return list(pool.map(func, items))
+        pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="request")
+        futures = [pool.submit(func, item) for item in items]
+        try:
+            return [future.result() for future in futures]
+        finally:  # after a failure, the calls not yet started are not made
+            pool.shutdown(cancel_futures=True)
 
     def pages(
         self,

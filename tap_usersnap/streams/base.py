@@ -148,10 +148,15 @@ class UsersnapStream(FastRecordPath, RESTStream[str | None]):
             json=request.data,
         )
 
-    def read_pages(self, context: Context | None) -> t.Iterator[Page]:
-        """Every page of the stream's endpoint for ``context``."""
+    def read_pages(
+        self,
+        context: Context | None,
+        page: t.Callable[[str | None], PageContext[str | None]] | None = None,
+    ) -> t.Iterator[Page]:
+        """Every page of the stream's endpoint for ``context`` (``page``: each page's context)."""
+        page_of = page or (lambda token: PageContext(context, token))
         return self.run.client.pages(
-            lambda token: self.prepared(PageContext(context, token)),
+            lambda token: self.prepared(page_of(token)),
             self.get_new_paginator(),
             self.records_key,
             observe=lambda response: log_request_metric(self, response, context),

@@ -126,12 +126,7 @@ class FeedbackStream(ProjectBookmarks, UsersnapStream):
     def pages(self, query: FeedbackQuery) -> t.Iterator[Page]:
         """Every page of a feedback read (the engine's :class:`FeedbackApi`)."""
         context = {"project_id": query.project_id}
-        return self.run.client.pages(
-            lambda token: self.prepared(QueryPage(context, token, query)),
-            self.get_new_paginator(),
-            self.records_key,
-            observe=lambda response: log_request_metric(self, response, context),
-        )
+        return self.read_pages(context, lambda token: QueryPage(context, token, query))
 
     def count(self, query: FeedbackQuery) -> int:
         """The count a count request answers (the engine's :class:`FeedbackApi`)."""

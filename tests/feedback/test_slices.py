@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import typing as t
 
 import pytest
 
 from tap_usersnap.feedback.reader import SlicedRead, within
-from tap_usersnap.feedback.requests import FeedbackQuery
-from tap_usersnap.feedback.slices import slice_bounds, slice_count
+from tap_usersnap.feedback.requests import FeedbackQuery, RequestKind
+from tap_usersnap.feedback.slices import Slicing, slice_bounds, slice_count
+from tap_usersnap.feedback.state import ProjectState
 from tap_usersnap.http.client import Page
 from tap_usersnap.http.errors import UsersnapError
+
+LOG = logging.getLogger("test")
 
 
 def stamp(minute: int) -> str:
@@ -148,3 +152,49 @@ def test_within_keeps_what_it_cannot_place_for_the_checks() -> None:
         {"created_at": stamp(30)},
     ]
     assert within(items, stamp(0), stamp(10)) == items[:3]
+
+
+class Probes:
+    """Answers the one-item requests that find where slices start and end."""
+
+    def __init__(self, oldest: t.Any, newest: t.Any, fail: Exception | None = None) -> None:
+        self.answers = {RequestKind.OLDEST: oldest, RequestKind.NEWEST: newest}
+        self.fail = fail
+
+    def pages(self, query: FeedbackQuery) -> t.Iterator[Page]:
+        if self.fail is not None:
+            raise self.fail
+        yield Page([self.answers[query.kind]], t.cast("t.Any", None))
+
+
+def slicing(api: t.Any) -> Slicing:
+    return Slicing(api, lambda project: 2000, page_size=100, concurrency=4, projects=1, logger=LOG)
+
+
+PROJECT = ProjectState("p", None, None, None, partition=dict)
+CEILING = "2026-01-01T00:00:00.000000Z"
+
+
+def test_slices_span_the_oldest_to_the_newest_item_in_whole_seconds() -> None:
+    api = Probes({"created_at": stamp(0)}, {"created_at": stamp(50)})
+    bounds = slicing(api).bounds(PROJECT, CEILING)
+    assert len(bounds) == 4  # 2,000 items, about 400 a slice
+    assert all(b[20:26] == "000000" for b in bounds)
+
+
+def test_a_newest_item_in_the_future_does_not_spread_the_slices() -> None:
+    api = Probes({"created_at": "2025-12-31T00:00:00Z"}, {"created_at": "2099-01-01T00:00:00Z"})
+    bounds = slicing(api).bounds(PROJECT, CEILING)
+    assert bounds
+    assert max(bounds) < CEILING
+
+
+@pytest.mark.parametrize(
+    ("oldest", "fail"),
+    [("not an object", None), ({"created_at": 12}, None), (None, UsersnapError("400 refused"))],
+)
+def test_a_probe_that_fails_or_answers_nonsense_reads_page_by_page(
+    oldest: t.Any, fail: Exception | None
+) -> None:
+    api = Probes(oldest, {"created_at": stamp(50)}, fail)
+    assert slicing(api).bounds(PROJECT, CEILING) == []

@@ -57,16 +57,31 @@ def test_map_keeps_the_order_and_never_exceeds_concurrency(concurrency: int) -> 
         assert calls.most > 1  # they did overlap
 
 
-def test_a_failure_is_raised_after_the_other_calls() -> None:
+def test_a_failure_is_raised_once_the_calls_under_way_have_ended() -> None:
     done: list[int] = []
 
     def call(item: int) -> int:
         if item == 1:
             raise UsersnapError("project 1 failed")
-        time.sleep(0.01)
+        time.sleep(0.05)
         done.append(item)
         return item
 
     with pytest.raises(UsersnapError, match="project 1 failed"):
-        client(2).map(call, [0, 1, 2, 3])
-    assert sorted(done) == [0, 2, 3]
+        client(2).map(call, [0, 1])
+    assert done == [0]
+
+
+def test_after_a_failure_the_calls_not_yet_started_are_not_made() -> None:
+    made: list[int] = []
+
+    def call(item: int) -> int:
+        made.append(item)
+        if item == 0:
+            raise UsersnapError("rejected")
+        time.sleep(0.05)
+        return item
+
+    with pytest.raises(UsersnapError, match="rejected"):
+        client(2).map(call, list(range(20)))
+    assert len(made) < 20
