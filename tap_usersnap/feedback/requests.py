@@ -16,6 +16,7 @@ import typing as t
 
 from tap_usersnap.http.errors import CredentialsRejectedError, ProjectNotFoundError, UsersnapError
 from tap_usersnap.http.loggable import describe_request
+from tap_usersnap.http.pagination import cursor_params
 from tap_usersnap.http.responses import envelope_data
 
 if t.TYPE_CHECKING:
@@ -88,10 +89,7 @@ class FeedbackQuery:
         if self.kind is RequestKind.COUNT:
             return {}
         one = self.kind in (RequestKind.EDIT_MARK, RequestKind.OLDEST, RequestKind.NEWEST)
-        params: dict[str, t.Any] = {"limit": 1 if one else page_size}
-        if after:
-            params["after"] = after
-        return params
+        return cursor_params(1 if one else page_size, after)
 
 
 def _condition(operator: str, moment: str) -> Condition:

@@ -14,6 +14,11 @@ if t.TYPE_CHECKING:
     import requests
 
 
+def cursor_params(limit: int, after: str | None) -> dict[str, t.Any]:
+    """The cursor parameters: ``limit`` always, ``after`` from the second page on."""
+    return {"limit": limit, "after": after} if after else {"limit": limit}
+
+
 class UsersnapCursorPaginator(BaseAPIPaginator[str | None]):
     """Reads the envelope's ``has_more`` and ``next.after``.
 

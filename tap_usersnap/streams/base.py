@@ -16,7 +16,7 @@ from typing_extensions import override
 
 from tap_usersnap.feedback.state import ACTIVE, new_version, state_version
 from tap_usersnap.http.loggable import describe_request
-from tap_usersnap.http.pagination import UsersnapCursorPaginator
+from tap_usersnap.http.pagination import UsersnapCursorPaginator, cursor_params
 from tap_usersnap.sdk_private import FastRecordPath, log_request_metric
 from tap_usersnap.streams.catalog import keep_keys
 
@@ -132,10 +132,7 @@ class UsersnapStream(FastRecordPath, RESTStream[str | None]):
         next_page_token: str | None,
     ) -> dict[str, t.Any]:
         """The cursor parameters: ``limit`` always, ``after`` from the second page on."""
-        params: dict[str, t.Any] = {"limit": self.settings.page_size}
-        if next_page_token:
-            params["after"] = next_page_token
-        return params
+        return cursor_params(self.settings.page_size, next_page_token)
 
     def prepared(self, page: PageContext[str | None]) -> requests.PreparedRequest:
         """The request ``get_http_request`` describes for ``page``, ready to send."""
