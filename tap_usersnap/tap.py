@@ -118,18 +118,15 @@ class TapUsersnap(TapHooks):
 
         A skipped project's rows were not re-sent, so ACTIVATE_VERSION would delete them.
         """
-        report = self.run.report
-        projects, feedback, assignees = (
-            self.streams[stream_type.name]  # type: ignore[misc]  # a class attribute in each
-            for stream_type in STREAM_TYPES
-        )
+        report, streams = self.run.report, self.streams
+        feedback = t.cast("FeedbackStream", streams["feedback"])
         held = [f"project {p} was skipped" for p in report.skipped_projects]
         if self.run.settings.capture_deletes:
-            t.cast("FeedbackStream", feedback).finish_deletes(held)
+            feedback.finish_deletes(held)
             self._finish_full_tables(
-                t.cast("ProjectsStream", projects),
-                t.cast("FeedbackStream", feedback),
-                t.cast("UsersnapStream", assignees),
+                t.cast("ProjectsStream", streams["projects"]),
+                feedback,
+                t.cast("UsersnapStream", streams["project_assignees"]),
                 held,
             )
         report.finish()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import typing as t
 
-from tap_usersnap.http.errors import CredentialsRejectedError, UsersnapError
+from tap_usersnap.http.errors import UsersnapError, result_or_failure
 
 if t.TYPE_CHECKING:
     import logging
@@ -83,12 +83,7 @@ def find_deletions(
     """
 
     def counted(project: ProjectState) -> int | UsersnapError:
-        try:
-            return count(project)
-        except CredentialsRejectedError:
-            raise
-        except UsersnapError as exc:
-            return exc
+        return result_or_failure(lambda: count(project))
 
     reasons = [f"project {pid} is gone (Usersnap answers SITE_NOT_FOUND)" for pid in sorted(gone)]
     bookmarked = [p for p in projects.values() if p.bookmark is not None]

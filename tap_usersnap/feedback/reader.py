@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import itertools
 import logging
 import queue
@@ -66,6 +67,18 @@ def put_unless_stopped(into: queue.Queue[Q], item: Q, stop: threading.Event) -> 
             continue
         return True
     return False
+
+
+def hand_over(pages: t.Iterable[Q], put: t.Callable[[Q | Finished | Failed], bool]) -> None:
+    """Put every page, then FINISHED (or ``Failed(error)``); stop once ``put`` says False."""
+    try:
+        for page in pages:
+            if not put(page):
+                return
+    except Exception as error:
+        put(Failed(error))
+    else:
+        put(FINISHED)
 
 
 class ProjectReader:
@@ -164,15 +177,10 @@ class SlicedRead:
                 low, high = slices[number]
                 query = FeedbackQuery(RequestKind.NEW_FEEDBACK, project_id, low, high)
                 floor = low if number else None  # before the start: for the checks to tell
-                try:
-                    for page in self.api.pages(query):
-                        kept = Page(within(page.items, floor, high), page.response)
-                        if not put_unless_stopped(arrived[number], kept, stop):
-                            return
-                except Exception as error:
-                    put_unless_stopped(arrived[number], Failed(error), stop)
-                else:
-                    put_unless_stopped(arrived[number], FINISHED, stop)
+                pages = (
+                    Page(within(p.items, floor, high), p.response) for p in self.api.pages(query)
+                )
+                hand_over(pages, functools.partial(put_unless_stopped, arrived[number], stop=stop))
 
         for n in range(workers):
             threading.Thread(target=work, name=f"slice-{project_id[:8]}-{n}", daemon=True).start()
@@ -284,14 +292,7 @@ class ReadAhead(t.Generic[K, P]):
                 if not self._jobs:
                     return
                 key, pages = self._jobs.popleft()
-            try:
-                for page in self._fetch(key) if pages is None else pages:
-                    if not self._put(key, page):
-                        return
-            except Exception as error:
-                self._put(key, Failed(error))
-            else:
-                self._put(key, FINISHED)
+            hand_over(pages or self._fetch(key), functools.partial(self._put, key))
 
     def _put(self, key: K, item: P | Finished | Failed) -> bool:
         """Wait for room in the queue, unless the reader has stopped meanwhile."""

@@ -14,7 +14,7 @@ import enum
 import logging
 import typing as t
 
-from tap_usersnap.http.errors import CredentialsRejectedError, ProjectNotFoundError, UsersnapError
+from tap_usersnap.http.errors import ProjectNotFoundError, UsersnapError, result_or_failure
 from tap_usersnap.http.loggable import describe_request
 from tap_usersnap.http.pagination import cursor_params
 from tap_usersnap.http.responses import envelope_data
@@ -173,28 +173,24 @@ class FeedbackCounts:
 
     def recount(self, project: ProjectState) -> int | None:
         """Items the project's read asks for, now; None if the API will not say."""
-        try:
-            return self._count(FeedbackQuery(RequestKind.COUNT, project.project_id, project.start))
-        except CredentialsRejectedError:
-            raise
-        except UsersnapError as exc:
+        query = FeedbackQuery(RequestKind.COUNT, project.project_id, project.start)
+        total = result_or_failure(lambda: self._count(query))
+        if isinstance(total, UsersnapError):
             self._logger.warning(
-                "Could not count the feedback of project %s: %s", project.project_id, exc
+                "Could not count the feedback of project %s: %s", project.project_id, total
             )
             return None
+        return total
 
 
 def project_exists(
     count: t.Callable[[FeedbackQuery], int], project_id: str, logger: logging.Logger
 ) -> bool | None:
     """Whether Usersnap still knows the project (its count answers); None: it won't say."""
-    try:
-        count(FeedbackQuery(RequestKind.COUNT, project_id))
-    except ProjectNotFoundError:
+    answer = result_or_failure(lambda: count(FeedbackQuery(RequestKind.COUNT, project_id)))
+    if isinstance(answer, ProjectNotFoundError):
         return False
-    except CredentialsRejectedError:
-        raise
-    except UsersnapError as exc:
-        logger.warning("Could not ask Usersnap about project %s: %s", project_id, exc)
+    if isinstance(answer, UsersnapError):
+        logger.warning("Could not ask Usersnap about project %s: %s", project_id, answer)
         return None
     return True

@@ -22,7 +22,7 @@ import math
 import typing as t
 
 from tap_usersnap.feedback.requests import FeedbackQuery, RequestKind
-from tap_usersnap.http.errors import CredentialsRejectedError, UsersnapError
+from tap_usersnap.http.errors import UsersnapError, result_or_failure
 from tap_usersnap.records.timestamps import (
     format_timestamp,
     is_timestamp,
@@ -99,14 +99,16 @@ class Slicing:
         if self.concurrency < 2 or count < 2:  # noqa: PLR2004 - nothing to overlap
             return []
         pid = project.project_id
-        try:
+
+        def ends() -> tuple[str | None, str | None]:
             start = project.start or self._first(FeedbackQuery(RequestKind.OLDEST, pid))
-            end = self._first(FeedbackQuery(RequestKind.NEWEST, pid, project.start))
-        except CredentialsRejectedError:
-            raise
-        except UsersnapError as exc:
-            self._logger.info("Project %s is read page by page (%s)", pid, exc)
+            return start, self._first(FeedbackQuery(RequestKind.NEWEST, pid, project.start))
+
+        found = result_or_failure(ends)
+        if isinstance(found, UsersnapError):
+            self._logger.info("Project %s is read page by page (%s)", pid, found)
             return []
+        start, end = found
         return slice_bounds(start, min(end, ceiling), count) if start and end else []
 
     def _first(self, query: FeedbackQuery) -> str | None:

@@ -68,3 +68,19 @@ class RequestRefusedError(UsersnapError):
 
 class CursorRejectedError(UsersnapError):
     """A 400 to a request carrying ``after``: the item it names was likely deleted meanwhile."""
+
+
+R = t.TypeVar("R")
+
+
+def result_or_failure(call: t.Callable[[], R]) -> R | UsersnapError:
+    """``call()``, or the failure it raised, for a request the run can do without.
+
+    Rejected credentials are raised all the same: every other request would fail too.
+    """
+    try:
+        return call()
+    except CredentialsRejectedError:
+        raise
+    except UsersnapError as exc:
+        return exc
