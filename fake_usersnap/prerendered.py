@@ -1,4 +1,4 @@
-"""The benchmark's feedback: pre-rendered JSON pages, so the fake is never the bottleneck.
+"""The benchmark's feedback: items pre-rendered to JSON, so the fake is never the bottleneck.
 
 :meth:`FakeUsersnap.seed_benchmark <fake_usersnap.server.FakeUsersnap.seed_benchmark>` adds
 the projects; ``python -m fake_usersnap --prerendered eager --control`` serves them from a
@@ -54,6 +54,9 @@ class _BenchProject:
 class PrerenderedFeedback:
     """Benchmark-sized feedback, rendered to JSON once so the server is never the bottleneck.
 
+    A page of any listing (a full read, a ``created_at`` slice, the newest first) is the
+    items' JSON joined, so serving one costs a copy, never a ``json.dumps``.
+
     Item ``i`` of a project is a deterministic function of ``(project, i)``: a realistic
     :class:`SampleData` item (one of a pool of templates) padded to about ``item_bytes``
     of JSON, with its own id, number and timestamps. ``created_at`` grows with ``i``, so
@@ -74,12 +77,14 @@ class PrerenderedFeedback:
     def __init__(self, fake: Store, *, item_bytes: int = 1900, seed: int = 11) -> None:
         self.fake = fake
         self.item_bytes = item_bytes
-        self.cache_pages = True
+        #: Keep each item's JSON once rendered (off for the 200k-item memory run).
+        self.cache_items = True
         self.page_size = MAX_LIMIT
         self.rng = random.Random(seed)
         self.projects: dict[str, _BenchProject] = {}
         self._templates = [self._template() for _ in range(self.TEMPLATES)]
-        self._pages: dict[tuple[str, int, int], bytes] = {}
+        self._rendered: dict[str, list[bytes | None]] = {}
+        self._update_orders: dict[str, list[int]] = {}
 
     @property
     def total_items(self) -> int:
@@ -120,6 +125,7 @@ class PrerenderedFeedback:
         template = self._templates[(index * 31 + project.ordinal * 7) % self.TEMPLATES]
         created = self._created(project.ordinal, index)
         feedback_id = project.ids[index]
+        updated = self._updated(project.ordinal, index)
         return {
             **template,
             "feedback_id": feedback_id,
@@ -127,14 +133,15 @@ class PrerenderedFeedback:
             "public_link": f"https://app.usersnap.com/l/feedback/{feedback_id}",
             "project_id": project_id,
             "created_at": utc_iso(created),
-            "updated_at": utc_iso(created + dt.timedelta(minutes=index % 90)),
+            "updated_at": utc_iso(updated),
         }
 
     def render_all(self) -> None:
-        """Render every page of the default listing (no filter, ``page_size`` items)."""
+        """Render every item (and the updated_at order) now: serving then only joins bytes."""
         for project_id, project in self.projects.items():
-            for start in range(0, len(project.ids), self.page_size):
-                self._page_bytes(project_id, (0, len(project.ids)), start, self.page_size)
+            for index in range(len(project.ids)):
+                self._item_json(project_id, index)
+            self._update_order(project_id)
 
     def answer(
         self, method: str, full_path: str, params: dict[str, str], body: t.Any
@@ -170,48 +177,53 @@ class PrerenderedFeedback:
             if position is None or not first <= position < stop:
                 raise invalid_cursor(after)
             start = position + 1
-        return self._page_bytes(project_id, (first, stop), start, parse_limit(params))
+        end = min(start + parse_limit(params), stop)
+        return self._page(
+            project_id,
+            range(start, end),
+            has_more=end < stop,
+            count=stop - first,
+            limit=parse_limit(params),
+        )
 
-    def _page_bytes(
-        self, project_id: str, window: tuple[int, int], start: int, limit: int
+    def _page(
+        self, project_id: str, indexes: t.Sequence[int], *, has_more: bool, count: int, limit: int
     ) -> bytes:
-        """A page of the listing of items ``window`` (first, stop), rendered once if unfiltered."""
-        key = (project_id, start, limit)
-        cacheable = window == (0, len(self.projects[project_id].ids))
-        rendered = self._pages.get(key) if cacheable else None
-        if rendered is None:
-            rendered = self._render(project_id, window, start, limit)
-            if cacheable and self.cache_pages:
-                with self.fake.lock:
-                    self._pages[key] = rendered
-        return rendered
+        """The envelope of a page of these items (by index), from their JSON."""
+        return page_bytes(
+            [self._item_json(project_id, n) for n in indexes],
+            last_id=self.projects[project_id].ids[indexes[-1]] if indexes else None,
+            has_more=has_more,
+            count=count,
+            limit=limit,
+        )
 
-    def _render(self, project_id: str, window: tuple[int, int], start: int, limit: int) -> bytes:
-        first, stop = window
-        end = min(start + limit, stop)
-        items = [self.item(project_id, n) for n in range(start, end)]
-        return page_bytes(items, has_more=end < stop, count=stop - first, limit=limit)
+    def _item_json(self, project_id: str, index: int) -> bytes:
+        """Item ``index`` as JSON: rendered once if items are kept, else on each request."""
+        if not self.cache_items:
+            return json.dumps(self.item(project_id, index)).encode()
+        rendered = self._rendered.get(project_id)
+        if rendered is None:
+            with self.fake.lock:
+                size = len(self.projects[project_id].ids)
+                rendered = self._rendered.setdefault(project_id, [None] * size)
+        found = rendered[index]
+        if found is None:  # rendering twice in two threads is harmless: the same bytes
+            found = rendered[index] = json.dumps(self.item(project_id, index)).encode()
+        return found
 
     def _newest_first(self, project_id: str, query: list[Condition], limit: int) -> bytes:
         """The first page of ``order_by created_at desc``: the newest items of the window."""
         first, stop = self._window(self.projects[project_id], query)
-        items = [
-            self.item(project_id, n) for n in range(stop - 1, max(first, stop - limit) - 1, -1)
-        ]
-        return page_bytes(items, has_more=stop - first > limit, count=stop - first, limit=limit)
+        newest = range(stop - 1, max(first, stop - limit) - 1, -1)
+        return self._page(
+            project_id, newest, has_more=stop - first > limit, count=stop - first, limit=limit
+        )
 
     def _newest_updates(self, project_id: str, params: dict[str, str]) -> bytes:
-        """``order_by updated_at desc``, as the tap's edit scan asks: rendered per request.
-
-        Sorting a project's items costs the server some milliseconds, once per project
-        and run (a first run asks for one item).
-        """
+        """``order_by updated_at desc``, as the tap's edit scan asks."""
         project = self.projects[project_id]
-
-        def updated(n: int) -> tuple[str, str]:
-            return self.item(project_id, n)["updated_at"], project.ids[n]
-
-        order = sorted(range(len(project.ids)), key=updated, reverse=True)
+        order = self._update_order(project_id)
         start = 0
         if after := params.get("after"):
             position = project.positions.get(after)
@@ -219,9 +231,28 @@ class PrerenderedFeedback:
                 raise invalid_cursor(after)
             start = order.index(position) + 1
         limit = parse_limit(params)
-        items = [self.item(project_id, n) for n in order[start : start + limit]]
         has_more = start + limit < len(order)
-        return page_bytes(items, has_more=has_more, count=len(order), limit=limit)
+        return self._page(
+            project_id,
+            order[start : start + limit],
+            has_more=has_more,
+            count=len(order),
+            limit=limit,
+        )
+
+    def _update_order(self, project_id: str) -> list[int]:
+        """The items (by index) newest update first, ties by id descending; sorted once."""
+        order = self._update_orders.get(project_id)
+        if order is None:
+            project = self.projects[project_id]
+
+            def updated(n: int) -> tuple[str, str]:  # as the items' JSON says
+                return utc_iso(self._updated(project.ordinal, n)), project.ids[n]
+
+            order = sorted(range(len(project.ids)), key=updated, reverse=True)
+            if self.cache_items:
+                self._update_orders[project_id] = order
+        return order
 
     def _window(self, project: _BenchProject, query: list[Condition]) -> tuple[int, int]:
         """The items (first, stop) the created_at conditions keep, found by binary search.
@@ -261,6 +292,10 @@ class PrerenderedFeedback:
             + self.STEP * index
             + dt.timedelta(milliseconds=ordinal, microseconds=index * 7 % 1000)
         )
+
+    def _updated(self, ordinal: int, index: int) -> dt.datetime:
+        """Some minutes after the item's creation (so the updated_at order differs)."""
+        return self._created(ordinal, index) + dt.timedelta(minutes=index % 90)
 
     def _template(self) -> dict[str, t.Any]:
         """A realistic item padded (a longer comment, session notes) to ``item_bytes``."""

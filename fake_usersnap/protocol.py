@@ -127,12 +127,20 @@ def page(
     }
 
 
-def page_bytes(items: list[dict[str, t.Any]], *, has_more: bool, count: int, limit: int) -> bytes:
-    """A rendered feedback list envelope, for answers built without :func:`page`."""
-    data = {
+def page_bytes(
+    items: t.Sequence[bytes], *, last_id: str | None, has_more: bool, count: int, limit: int
+) -> bytes:
+    """A feedback list envelope around items already rendered to JSON.
+
+    For answers built without :func:`page`; ``last_id`` is the last item's ``feedback_id``,
+    for the cursor.
+    """
+    data: dict[str, t.Any] = {
         "has_more": has_more,
         "count": count,
-        "feedbacks": items,
-        "next": next_cursor(items[-1]["feedback_id"] if items else None, limit),
+        "next": next_cursor(last_id, limit),
+        "feedbacks": [],
     }
-    return json.dumps({"status": True, "data": data}).encode()
+    envelope = json.dumps({"status": True, "data": data}).encode()
+    # ``feedbacks`` is the last key: its empty list closes the envelope, ``[]}}``.
+    return b"".join((envelope[:-4], b"[", b", ".join(items), b"]}}"))

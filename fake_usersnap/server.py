@@ -240,9 +240,9 @@ class FakeUsersnap:
         """Add benchmark-sized projects whose feedback is served from pre-rendered pages.
 
         Also switches the fake to benchmark speed: requests are no longer recorded and a
-        verified token is not verified again. ``eager`` renders every default page now
-        (the server then only copies bytes); otherwise pages are rendered on request and
-        not kept, so 200k items cost the server little memory. Returns the project ids.
+        verified token is not verified again. ``eager`` renders every item now (the server
+        then only joins bytes); otherwise items are rendered on request and not kept, so
+        200k items cost the server little memory. Returns the project ids.
         """
         if self.prerendered is None:
             self.prerendered = PrerenderedFeedback(self, item_bytes=item_bytes, seed=seed)
@@ -252,7 +252,7 @@ class FakeUsersnap:
         if eager:
             self.prerendered.render_all()
         else:
-            self.prerendered.cache_pages = False
+            self.prerendered.cache_items = False
         return project_ids
 
     def _locate(self, feedback_id: str) -> tuple[str, int]:

@@ -19,8 +19,9 @@ import logging
 import typing as t
 
 from tap_usersnap.feedback.checks import Bounded, FeedbackPage, PassBounds, future_ceiling
+from tap_usersnap.feedback.handover import Failed, Finished
 from tap_usersnap.feedback.progress import BackfillProgress
-from tap_usersnap.feedback.reader import Failed, Finished, ProjectReader, ReadAhead
+from tap_usersnap.feedback.reader import ProjectReader, ReadAhead
 from tap_usersnap.feedback.reconciliation import Reconciliation
 from tap_usersnap.feedback.requests import FeedbackCounts
 from tap_usersnap.feedback.scope import pinned_scope

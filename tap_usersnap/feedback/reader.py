@@ -26,6 +26,15 @@ import typing as t
 
 from tap_usersnap.feedback.checks import FeedbackPage, checked_page
 from tap_usersnap.feedback.edits import EditWindow, scan_edits
+from tap_usersnap.feedback.handover import (
+    FINISHED,
+    POLL_SECONDS,
+    Failed,
+    Finished,
+    hand_over,
+    put_unless_stopped,
+    quick_switches,
+)
 from tap_usersnap.feedback.requests import FeedbackQuery, RequestKind
 from tap_usersnap.feedback.slices import AHEAD, SLICE_PAGES
 from tap_usersnap.http.client import Page
@@ -37,48 +46,6 @@ if t.TYPE_CHECKING:
     from tap_usersnap.feedback.requests import FeedbackApi
     from tap_usersnap.feedback.slices import Slicing
     from tap_usersnap.feedback.state import ProjectState
-
-
-#: How often a waiting reader checks whether the emitting thread has stopped.
-POLL_SECONDS = 0.2
-Q = t.TypeVar("Q")
-
-
-class Finished:
-    """Follows a read's last page: nothing more will come for it."""
-
-
-class Failed:
-    """Reading raised ``error``; it is the read's last item."""
-
-    def __init__(self, error: Exception) -> None:
-        self.error = error
-
-
-FINISHED = Finished()
-
-
-def put_unless_stopped(into: queue.Queue[Q], item: Q, stop: threading.Event) -> bool:
-    """Wait for room in ``into``, unless ``stop`` is set meanwhile (then False)."""
-    while not stop.is_set():
-        try:
-            into.put(item, timeout=POLL_SECONDS)
-        except queue.Full:
-            continue
-        return True
-    return False
-
-
-def hand_over(pages: t.Iterable[Q], put: t.Callable[[Q | Finished | Failed], bool]) -> None:
-    """Put every page, then FINISHED (or ``Failed(error)``); stop once ``put`` says False."""
-    try:
-        for page in pages:
-            if not put(page):
-                return
-    except Exception as error:
-        put(Failed(error))
-    else:
-        put(FINISHED)
 
 
 class ProjectReader:
@@ -182,17 +149,19 @@ class SlicedRead:
                 )
                 hand_over(pages, functools.partial(put_unless_stopped, arrived[number], stop=stop))
 
-        for n in range(workers):
-            threading.Thread(target=work, name=f"slice-{project_id[:8]}-{n}", daemon=True).start()
-        try:
-            for slice_pages in arrived:
-                while not isinstance(item := slice_pages.get(), Finished):
-                    if isinstance(item, Failed):
-                        raise item.error
-                    yield item
-                ahead.release()
-        finally:
-            stop.set()
+        with quick_switches():
+            for n in range(workers):
+                name = f"slice-{project_id[:8]}-{n}"
+                threading.Thread(target=work, name=name, daemon=True).start()
+            try:
+                for slice_pages in arrived:
+                    while not isinstance(item := slice_pages.get(), Finished):
+                        if isinstance(item, Failed):
+                            raise item.error
+                        yield item
+                    ahead.release()
+            finally:
+                stop.set()
 
 
 def within(items: list[t.Any], low: str | None, high: str | None) -> list[t.Any]:
@@ -275,16 +244,17 @@ class ReadAhead(t.Generic[K, P]):
     def _read_ahead(self) -> t.Iterator[tuple[K, P | Finished | Failed]]:
         """The remaining keys, read by worker threads; stops them when the reader stops."""
         remaining = len(self._jobs)
-        for n in range(min(self._concurrency, remaining)):
-            threading.Thread(target=self._work, name=f"page-feed-{n}", daemon=True).start()
-        try:
-            while remaining:
-                key, item = self._arrived.get()
-                if isinstance(item, Finished | Failed):
-                    remaining -= 1
-                yield key, item
-        finally:
-            self._stop.set()
+        with quick_switches():
+            for n in range(min(self._concurrency, remaining)):
+                threading.Thread(target=self._work, name=f"page-feed-{n}", daemon=True).start()
+            try:
+                while remaining:
+                    key, item = self._arrived.get()
+                    if isinstance(item, Finished | Failed):
+                        remaining -= 1
+                    yield key, item
+            finally:
+                self._stop.set()
 
     def _work(self) -> None:
         while not self._stop.is_set():

@@ -92,7 +92,7 @@ class Slicing:
 
         Even in time between the read's start (or the oldest item) and the newest item, never
         past ``ceiling`` (an item dated in the future must not spread the slices). Slicing is
-        only a speed-up: if the two one-item requests fail, the project is read page by page.
+        only a speed-up: if the one-item requests (sent at once) fail, it is read page by page.
         """
         total = self._total(project)
         count = slice_count(total or 0, self._page_size)
@@ -100,9 +100,11 @@ class Slicing:
             return []
         pid = project.project_id
 
-        def ends() -> tuple[str | None, str | None]:
-            start = project.start or self._first(FeedbackQuery(RequestKind.OLDEST, pid))
-            return start, self._first(FeedbackQuery(RequestKind.NEWEST, pid, project.start))
+        def ends() -> list[str | None]:
+            newest = FeedbackQuery(RequestKind.NEWEST, pid, project.start)
+            if project.start:
+                return [project.start, self._first(newest)]
+            return self._api.map(self._first, [FeedbackQuery(RequestKind.OLDEST, pid), newest])
 
         found = result_or_failure(ends)
         if isinstance(found, UsersnapError):

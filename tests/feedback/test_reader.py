@@ -9,7 +9,8 @@ import typing as t
 import pytest
 
 from tap_usersnap.feedback import reader
-from tap_usersnap.feedback.reader import FINISHED, Failed, ReadAhead
+from tap_usersnap.feedback.handover import FINISHED, Failed
+from tap_usersnap.feedback.reader import ReadAhead
 
 PAGES = {"a": 5, "b": 3, "c": 4, "d": 1}
 

@@ -166,6 +166,9 @@ class Probes:
             raise self.fail
         yield Page([self.answers[query.kind]], t.cast("t.Any", None))
 
+    def map(self, func: t.Callable[[t.Any], t.Any], items: t.Sequence[t.Any]) -> list[t.Any]:
+        return [func(i) for i in items]
+
 
 def slicing(api: t.Any) -> Slicing:
     return Slicing(api, lambda project: 2000, page_size=100, concurrency=4, projects=1, logger=LOG)
