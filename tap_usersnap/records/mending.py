@@ -9,7 +9,8 @@ surrogates replaced by U+FFFD, in keys too. Each change is one WARNING naming th
 the field (never the value), counted in the run's summary.
 
 The usual item costs one pass over its declared fields; the text walk runs only for pages
-whose body holds an escaped NUL or surrogate (:func:`body_needs_text_check`).
+whose body holds an escaped NUL or a lone surrogate escape (:func:`body_needs_text_check`):
+an escaped emoji, a surrogate pair, does not count.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ _PYTHON_TYPES: dict[str, tuple[type, ...]] = {
     "array": (list,),
     "null": (type(None),),
 }
-_TEXT_ESCAPES = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
+#: The escapes that may spell a NUL or half of a surrogate pair, in a JSON body.
+_TEXT_ESCAPES = re.compile(rb"\\u(?:0000|[dD][89a-fA-F][0-9a-fA-F]{2})")
+_HIGH_SURROGATE = range(0xD800, 0xDC00)
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _INTEGER = re.compile(r"-?(?:0|[1-9][0-9]{0,17})")
 _NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
@@ -61,8 +64,31 @@ def shape_of(schema: dict[str, t.Any]) -> Shape:
 
 
 def body_needs_text_check(body: bytes) -> bool:
-    """The raw body may hold a NUL or a lone surrogate (JSON can send them only escaped)."""
-    return _TEXT_ESCAPES.search(body) is not None
+    """The raw body may hold a NUL or a lone surrogate (JSON can send them only escaped).
+
+    A surrogate pair, as an emoji outside the BMP is escaped, needs no walk: only a NUL,
+    a high half not followed at once by a low half, or a low half on its own does.
+    """
+    paired_at = -1  # where the low half of the last high half must start
+    for escape in _TEXT_ESCAPES.finditer(body):
+        start = escape.start()
+        if _escaped_backslash(body, start):  # ``\\u0000`` is text, not an escape
+            continue
+        if paired_at not in (-1, start):
+            return True  # the last high half was not followed by a low half
+        code, low_expected = int(escape[0][2:], 16), paired_at == start
+        if code == 0 or (code in _HIGH_SURROGATE) == low_expected:
+            return True  # a NUL, two high halves in a row, or a low half on its own
+        paired_at = escape.end() if code in _HIGH_SURROGATE else -1
+    return paired_at != -1
+
+
+def _escaped_backslash(body: bytes, start: int) -> bool:
+    """Whether the backslash at ``start`` is escaped (an odd run of backslashes before it)."""
+    run = start
+    while run > 0 and body[run - 1] == 0x5C:  # noqa: PLR2004 - a backslash
+        run -= 1
+    return (start - run) % 2 == 1
 
 
 def mend(record: dict[str, t.Any], shape: Shape, *, check_text: bool) -> list[str]:

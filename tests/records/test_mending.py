@@ -11,6 +11,7 @@ from jsonschema import Draft7Validator
 
 from fake_usersnap.malformed import item_field, project_without_id
 from harness.singer_run import run_sync
+from tap_usersnap.records.mending import body_needs_text_check
 
 if t.TYPE_CHECKING:
     from fake_usersnap import FakeUsersnap
@@ -161,6 +162,46 @@ def test_nul_and_lone_surrogates_are_removed_everywhere_by_name(
         "its email held a NUL character or a lone surrogate: removed or replaced by U+FFFD",
     ]
     assert "call me" not in caplog.text  # no feedback text in the log
+
+
+def test_emoji_pass_unchanged_and_unreported(
+    fake: FakeUsersnap, caplog: pytest.LogCaptureFixture
+) -> None:
+    project_id = next(iter(fake.projects))
+    text = "love it \U0001f600 \U0001f389 \\ud83d (typed, not a surrogate)"
+
+    def emoji(envelope: dict, request: t.Any) -> dict:
+        for item in envelope["data"]["feedbacks"]:
+            item["custom_data"] = {"note": text}
+        return envelope
+
+    on_pages(fake, project_id, emoji)
+    with caplog.at_level(logging.WARNING):
+        result = run_sync(fake.config(concurrency=1))
+    notes = [r["custom_data"] for r in result.records("feedback") if r["project_id"] == project_id]
+    assert notes
+    assert {n["note"] for n in notes} == {text}
+    assert not [w for w in warnings(caplog) if w.startswith("Changed")]
+
+
+@pytest.mark.parametrize(
+    ("text", "walk"),
+    [
+        ("emoji \U0001f600 and \U0001f389", False),
+        ("plain", False),
+        ("typed \\ud83d\\ude00 and \\u0000", False),
+        ("nul \x00", True),
+        ("lone high \ud83d x", True),
+        ("lone high at the end \ud83d", True),
+        ("lone low \ude00", True),
+        ("two highs \ud83d\ud83d\ude00", True),
+        ("a backslash, then a lone high \\\ud83d", True),
+        ("a high, then typed text \ud83d\\ude00", True),
+    ],
+)
+def test_only_a_nul_or_a_lone_surrogate_makes_a_page_walk_its_text(text: str, walk: bool) -> None:
+    body = json.dumps({"data": {"feedbacks": [{"note": text}]}}).encode()
+    assert body_needs_text_check(body) is walk
 
 
 def on_pages(fake: FakeUsersnap, project_id: str, transform: t.Callable[..., t.Any]) -> None:

@@ -19,7 +19,7 @@ from typing_extensions import override
 from harness.reliability import secrets_in
 from harness.singer_run import parse_messages, run_sync
 from tap_usersnap.http.errors import OutputClosedError, UsersnapError
-from tap_usersnap.records.writer import BROKEN_PIPE, BufferedMsgSpecWriter
+from tap_usersnap.records.writer import BROKEN_PIPE, RECORD_BLOCK_BYTES, BufferedMsgSpecWriter
 
 if t.TYPE_CHECKING:
     from fake_usersnap import FakeUsersnap
@@ -45,6 +45,7 @@ def write(*messages: RecordMessage | StateMessage) -> tuple[list[dict], int]:
         writer = BufferedMsgSpecWriter()
         for message in messages:
             writer.write_message(message)
+        writer.flush()  # as at the end of a run
     lines, flushes = raw.getvalue().decode("utf-8").split("\n"), raw.flushes
     stdout.detach()  # (it flushes once more) leave the buffer open for getvalue
     return [json.loads(line) for line in lines if line], flushes
@@ -66,6 +67,44 @@ def test_records_are_buffered_and_state_is_flushed() -> None:
     assert messages[0]["time_extracted"].startswith("2024-01-01T00:00:00")
     assert messages[2] == {"type": "STATE", "value": state}
     assert flushes == 1  # once, for the STATE: not once per record
+
+
+def test_records_are_written_in_blocks_and_always_before_the_next_state() -> None:
+    raw = CountingBuffer()
+    stdout = io.TextIOWrapper(raw, encoding="utf-8")
+    long = "x" * 1000
+    with contextlib.redirect_stdout(stdout):
+        writer = BufferedMsgSpecWriter()
+        writer.write_message(record(long))
+        assert raw.getvalue() == b"", "one record is held"
+        for _ in range(RECORD_BLOCK_BYTES // 1000):
+            writer.write_message(record(long))
+        stdout.buffer.flush()
+        written = raw.getvalue().count(b"\n")
+        assert 0 < written < RECORD_BLOCK_BYTES // 1000 + 1, "a full block is written"
+        writer.write_message(record("last"))
+        writer.write_message(StateMessage(value={"n": 1}))
+    lines = raw.getvalue().decode().splitlines()
+    stdout.detach()
+    assert len(lines) == RECORD_BLOCK_BYTES // 1000 + 3
+    assert json.loads(lines[-2])["record"]["comment"] == "last"
+    assert json.loads(lines[-1]) == {"type": "STATE", "value": {"n": 1}}
+
+
+def test_records_held_when_a_run_ends_without_a_state_are_written_at_exit(
+    tmp_path: Path,
+) -> None:
+    script = (
+        "import datetime as dt\n"
+        "from singer_sdk.singerlib import RecordMessage\n"
+        "from tap_usersnap.records.writer import BufferedMsgSpecWriter\n"
+        "writer = BufferedMsgSpecWriter()\n"
+        "writer.write_message(RecordMessage(stream='feedback', record={'feedback_id': 'f-9'}))\n"
+        "raise SystemExit(1)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, check=False)
+    assert done.returncode == 1
+    assert json.loads(done.stdout)["record"] == {"feedback_id": "f-9"}
 
 
 def test_a_lone_surrogate_is_written_as_its_escape() -> None:
