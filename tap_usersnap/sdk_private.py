@@ -139,7 +139,8 @@ class TapHooks(Tap):
     - ``_validate_config``: the SDK's checks print a bad value (a secret too) and cannot
       read numbers from the environment; :meth:`config_errors` replaces them.
     - ``sync_all`` is final, yet the run must fail at the end, after every other project
-      was delivered, when a project had to be skipped: :meth:`after_sync`.
+      was delivered, when a project had to be skipped: :meth:`after_sync`; and records
+      held for a block write must go out even when the sync fails: :meth:`end_output`.
     - ``_handle_termination`` exits 0 on SIGTERM/SIGINT, so an orchestrator would record an
       interrupted run as a success.
     """
@@ -160,10 +161,16 @@ class TapHooks(Tap):
             )
         return errors
 
+    def end_output(self) -> None:
+        """Runs when the sync ends, failed or not: whatever output is held goes out."""
+
     @override  # type: ignore[misc]  # final in the SDK; see the class doc
     def sync_all(self) -> None:
-        super().sync_all()
-        self.after_sync()
+        try:
+            super().sync_all()
+            self.after_sync()
+        finally:
+            self.end_output()
 
     @override
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:

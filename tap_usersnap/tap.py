@@ -131,6 +131,11 @@ class TapUsersnap(TapHooks):
             )
         report.finish()
 
+    @override
+    def end_output(self) -> None:
+        """The records held for a block write, when the sync failed before its last STATE."""
+        t.cast("BufferedMsgSpecWriter", self.message_writer).flush()
+
     def _finish_full_tables(
         self,
         projects: ProjectsStream,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import json
 import os
@@ -27,15 +26,14 @@ class BufferedMsgSpecWriter(MsgSpecWriter):
     The SDK's writers flush after each message: one system call per record. Flushing on
     SCHEMA and STATE keeps what matters: a target never waits for a STATE, and a STATE is
     never seen before the records it covers (a killed run resumes from the last one out).
-    Records still held when the run ends (it failed before its last STATE) are written at
-    exit, as stdout's own buffer would be.
+    Records still held when a sync fails before its last STATE are written by
+    :meth:`flush` (the tap calls it however the sync ends), as stdout's buffer would be.
     """
 
     def __init__(self) -> None:
         super().__init__()
         #: The lines not yet written (the encoder reuses its buffer: they are copied here).
         self._held = bytearray()
-        atexit.register(self.flush)
 
     @override
     def serialize_message(self, message: Message) -> bytearray:

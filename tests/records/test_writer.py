@@ -13,6 +13,7 @@ import typing as t
 from pathlib import Path
 
 import pytest
+from singer_sdk import Tap
 from singer_sdk.singerlib import RecordMessage, StateMessage
 from typing_extensions import override
 
@@ -20,6 +21,7 @@ from harness.reliability import secrets_in
 from harness.singer_run import parse_messages, run_sync
 from tap_usersnap.http.errors import OutputClosedError, UsersnapError
 from tap_usersnap.records.writer import BROKEN_PIPE, RECORD_BLOCK_BYTES, BufferedMsgSpecWriter
+from tap_usersnap.tap import TapUsersnap
 
 if t.TYPE_CHECKING:
     from fake_usersnap import FakeUsersnap
@@ -91,20 +93,23 @@ def test_records_are_written_in_blocks_and_always_before_the_next_state() -> Non
     assert json.loads(lines[-1]) == {"type": "STATE", "value": {"n": 1}}
 
 
-def test_records_held_when_a_run_ends_without_a_state_are_written_at_exit(
-    tmp_path: Path,
+def test_records_held_are_written_when_the_sync_fails(
+    fake: FakeUsersnap, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    script = (
-        "import datetime as dt\n"
-        "from singer_sdk.singerlib import RecordMessage\n"
-        "from tap_usersnap.records.writer import BufferedMsgSpecWriter\n"
-        "writer = BufferedMsgSpecWriter()\n"
-        "writer.write_message(RecordMessage(stream='feedback', record={'feedback_id': 'f-9'}))\n"
-        "raise SystemExit(1)\n"
-    )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, check=False)
-    assert done.returncode == 1
-    assert json.loads(done.stdout)["record"] == {"feedback_id": "f-9"}
+    tap = TapUsersnap(config=fake.config())
+
+    def fails_after_a_record(self: Tap) -> None:
+        self.write_message(record("read before the failure"))
+        raise UsersnapError("the API went away")
+
+    monkeypatch.setattr(Tap, "sync_all", fails_after_a_record)
+    raw = io.BytesIO()
+    stdout = io.TextIOWrapper(raw, encoding="utf-8")
+    with contextlib.redirect_stdout(stdout), pytest.raises(UsersnapError):
+        tap.sync_all()
+    stdout.flush()
+    lines = raw.getvalue().decode().splitlines()
+    assert [json.loads(line)["record"]["comment"] for line in lines] == ["read before the failure"]
 
 
 def test_a_lone_surrogate_is_written_as_its_escape() -> None:
