@@ -154,7 +154,7 @@ class Plan:
     one_project_latency_ms: float = 30.0
     nothing_new: tuple[int, int] = (20, 500)  # projects, items per project
     nothing_new_latency_ms: float = 50.0
-    floor_repeat: int = 1  # runs of the tap in the latency-bound floor scenarios
+    floor_repeat: int = 3  # runs of the tap in the latency-bound floor scenarios (median)
     import_repeat: int = 5  # runs of each ``python -c`` import timing
 
 
@@ -670,7 +670,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--nothing-new-per-project", type=int, default=500)
     parser.add_argument("--nothing-new-latency-ms", type=float, default=50.0)
     parser.add_argument(
-        "--floor-repeat", type=int, default=1, help="tap runs per floor scenario (latency-bound)"
+        "--floor-repeat", type=int, default=3, help="tap runs per floor scenario (the median)"
     )
     parser.add_argument(
         "--import-repeat", type=int, default=5, help="runs of each python -c import timing"

@@ -88,10 +88,17 @@ class ProjectReader:
     def _read(self, project: ProjectState) -> t.Iterator[FeedbackPage]:
         """The edit scan (if on), then new feedback from the project's start."""
         project_id = project.project_id
+        bounds: list[str] | None = None
         if self._scan_edits:
             window = None if self._rereading else EditWindow.of(project, self._scope_start)
             kind = RequestKind.EDIT_MARK if window is None else RequestKind.EDIT_SCAN
-            scanned = self._api.pages(FeedbackQuery(kind, project_id))
+            scanned: t.Iterable[Page] = self._api.pages(FeedbackQuery(kind, project_id))
+            if window is None:  # the mark is one one-item request: sent beside the probes
+                jobs = [
+                    functools.partial(first_page, scanned),
+                    functools.partial(self._bounds, project),
+                ]
+                scanned, bounds = self._api.map(called, jobs)
             yield from scan_edits(
                 project,
                 window,
@@ -99,7 +106,7 @@ class ProjectReader:
                 started=self._started,
                 ceiling=self._ceiling,
             )
-        bounds = self._slicing.bounds(project, self._ceiling) if self._slicing else []
+        bounds = self._bounds(project) if bounds is None else bounds
         if self._slicing and bounds:
             read = SlicedRead(self._api, self._slicing.concurrency)
             pages = read(project_id, project.start, bounds)
@@ -108,6 +115,20 @@ class ProjectReader:
             pages = self._api.pages(query)
         for page in pages:
             yield checked_page(project_id, page, self._report)
+
+    def _bounds(self, project: ProjectState) -> list[str]:
+        """Where the project's new-feedback read is cut into slices (none: page by page)."""
+        return self._slicing.bounds(project, self._ceiling) if self._slicing else []
+
+
+def first_page(pages: t.Iterable[Page]) -> list[Page]:
+    """The first page of a read, read now (all an edit mark takes)."""
+    return list(itertools.islice(pages, 1))
+
+
+def called(job: t.Callable[[], t.Any]) -> t.Any:
+    """``job()``: for :meth:`FeedbackApi.map` over calls of different kinds."""
+    return job()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -89,3 +89,25 @@ def test_a_long_first_read_in_slices_gives_the_sequential_records_and_state(
         sliced.final_state["bookmarks"]["feedback"]["partitions"]
         == sequential.final_state["bookmarks"]["feedback"]["partitions"]
     )
+
+
+def test_a_long_first_read_sends_its_edit_mark_and_slicing_probes_at_once(
+    empty_fake: FakeUsersnap,
+) -> None:
+    fake = empty_fake
+    project = fake.add_project("Long")
+    for _ in range(120):
+        fake.add_feedback(project["project_id"])
+    fake.latency_seconds = LATENCY
+    result = run_sync(fake.config(concurrency=4, page_size=5))
+
+    one_item = [r for r in fake.requests_to(r"/feedbacks/filter$") if r.params.get("limit") == "1"]
+    orders = sorted(
+        (r.body["order_by"]["order_by_type"], r.body["order_by"]["direction"]) for r in one_item
+    )
+    # the edit mark (newest update), the oldest and the newest item: three at once
+    assert orders == [("created_at", "asc"), ("created_at", "desc"), ("updated_at", "desc")]
+    arrivals = [r.at for r in one_item]
+    assert max(arrivals) - min(arrivals) < LATENCY
+    assert sliced_requests(fake) > 4
+    assert len(set(result.ids())) == 120
