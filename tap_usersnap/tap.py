@@ -133,8 +133,10 @@ class TapUsersnap(TapHooks):
 
     @override
     def end_output(self) -> None:
-        """The records held for a block write, when the sync failed before its last STATE."""
+        """What is held: records for a block write, the streams' last request counts."""
         t.cast("BufferedMsgSpecWriter", self.message_writer).flush()
+        for stream in self.streams.values():
+            t.cast("UsersnapStream", stream).request_counts.close()
 
     def _finish_full_tables(
         self,

@@ -19,6 +19,7 @@ from tap_usersnap.http.loggable import describe_request
 from tap_usersnap.http.pagination import UsersnapCursorPaginator, cursor_params
 from tap_usersnap.sdk_private import FastRecordPath, log_request_metric
 from tap_usersnap.streams.catalog import keep_keys
+from tap_usersnap.streams.metrics import RequestCounts
 
 if t.TYPE_CHECKING:
     import requests
@@ -50,6 +51,8 @@ class UsersnapStream(FastRecordPath, RESTStream[str | None]):
         #: What the streams of this run share: settings, client, report, listing.
         self.run = run
         super().__init__(tap, **kwargs)
+        #: The SDK's ``http_request_count``, per context.
+        self.request_counts = RequestCounts(self.get_http_request_counter)
 
     @property
     def settings(self) -> Settings:
@@ -156,8 +159,17 @@ class UsersnapStream(FastRecordPath, RESTStream[str | None]):
             lambda token: self.prepared(page_of(token)),
             self.get_new_paginator(),
             self.records_key,
-            observe=lambda response: log_request_metric(self, response, context),
+            observe=self.observer(context),
         )
+
+    def observer(self, context: Context | None) -> t.Callable[[requests.Response], None]:
+        """What every answer for ``context`` is logged as: the SDK's request metrics."""
+
+        def observe(response: requests.Response) -> None:
+            log_request_metric(self, response, context)
+            self.request_counts.increment(context)
+
+        return observe
 
     def read_records(self, context: Context | None) -> t.Iterator[dict[str, t.Any]]:
         """The items of every page; an entry that is not an object is skipped and reported."""

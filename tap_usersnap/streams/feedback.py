@@ -25,7 +25,7 @@ from tap_usersnap.feedback.requests import (
 )
 from tap_usersnap.feedback.state import REPLICATION_KEY
 from tap_usersnap.records.schemas import SCHEMAS
-from tap_usersnap.sdk_private import ProjectBookmarks, log_request_metric
+from tap_usersnap.sdk_private import ProjectBookmarks
 from tap_usersnap.streams.base import UsersnapStream
 
 if t.TYPE_CHECKING:
@@ -134,7 +134,7 @@ class FeedbackStream(ProjectBookmarks, UsersnapStream):
         return self.run.client.send(
             self.prepared(QueryPage(context, None, query)),
             total_count,
-            observe=lambda response: log_request_metric(self, response, context),
+            observe=self.observer(context),
         )
 
     def map(self, func: t.Callable[[t.Any], t.Any], items: t.Sequence[t.Any]) -> list[t.Any]:
