@@ -32,6 +32,7 @@ import datetime as dt
 import typing as t
 
 from tap_usersnap.http.loggable import MAX_QUOTED, describe_item
+from tap_usersnap.http.responses import read_strictly
 from tap_usersnap.records.mending import body_needs_text_check, mend, shape_of
 from tap_usersnap.records.schemas import schema_of
 from tap_usersnap.records.timestamps import (
@@ -88,7 +89,8 @@ def checked_page(project_id: str, raw: Page, report: RunReport) -> FeedbackPage:
     """
     items, skipped = [], []
     raw_items = raw.items
-    check_text = body_needs_text_check(raw.response.content)
+    response = raw.response
+    check_text = not read_strictly(response) or body_needs_text_check(response.content)
     for item in raw_items:
         if not (
             type(item) is dict

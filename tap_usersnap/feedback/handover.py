@@ -63,7 +63,8 @@ class _SwitchInterval:
     """The interpreter's switch interval, short while any threaded read is under way."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        #: Reentrant: a read's generator may be finalised (and leave) while one enters.
+        self._lock = threading.RLock()
         self._reads = 0
         self._saved = sys.getswitchinterval()
 

@@ -59,15 +59,16 @@ def read_envelope(response: requests.Response) -> dict[str, t.Any]:
     cached = response.__dict__.get("_usersnap_envelope")
     if cached is not None:
         return t.cast("dict[str, t.Any]", cached)
+    strict = False
     try:
-        envelope = _decode(response.content)
+        envelope, strict = _decode(response.content)
     except UnicodeDecodeError:  # one bad byte must not cost the page, nor stop every run
         LOGGER.warning(
             "Usersnap answered %s with bytes that are not UTF-8; each was read as U+FFFD "
             "(the replacement character) and the page kept",
             describe_page(response),
         )
-        envelope = _decode(response.content.decode("utf-8", "replace").encode())
+        envelope, _ = _decode(response.content.decode("utf-8", "replace").encode())
     if not isinstance(envelope, dict):
         kind = response.headers.get("Content-Type", "unknown content type")
         msg = (
@@ -76,21 +77,33 @@ def read_envelope(response: requests.Response) -> dict[str, t.Any]:
         )
         raise RetriableAPIError(msg, response)
     response.__dict__["_usersnap_envelope"] = envelope
+    response.__dict__["_usersnap_strict"] = strict
     return envelope
 
 
-def _decode(content: bytes) -> t.Any:
-    """Msgspec's reading, else the standard library's; ``None`` if the body is not JSON.
+def read_strictly(response: requests.Response) -> bool:
+    """Whether the body was read as strict UTF-8 JSON (msgspec's reading).
+
+    Then it holds no lone surrogate, and a NUL only as an escape in the raw bytes. Else
+    anything may be in it: the standard library reads UTF-16, ``NaN`` and lone surrogate
+    escapes too.
+    """
+    read_envelope(response)
+    return bool(response.__dict__.get("_usersnap_strict"))
+
+
+def _decode(content: bytes) -> tuple[t.Any, bool]:
+    """Msgspec's reading (and True), else the standard library's; ``None`` if not JSON.
 
     Raises:
         UnicodeDecodeError: The body is not UTF-8.
     """
     try:
-        return msgspec.json.decode(content)
+        return msgspec.json.decode(content), True
     except msgspec.DecodeError:
-        return _decode_leniently(content)
+        return _decode_leniently(content), False
     except RecursionError:  # a visitor's custom_data nested thousands deep
-        return _decode_leniently(cut_deep_values(content))
+        return _decode_leniently(cut_deep_values(content)), False
 
 
 def _decode_leniently(content: bytes) -> t.Any:

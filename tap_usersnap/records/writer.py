@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
 import sys
+import weakref
 
 from singer_sdk.contrib.msgspec import MsgSpecWriter, enc_hook, serialize_jsonl
 from singer_sdk.singerlib import RecordMessage, StateMessage
@@ -27,13 +29,16 @@ class BufferedMsgSpecWriter(MsgSpecWriter):
     SCHEMA and STATE keeps what matters: a target never waits for a STATE, and a STATE is
     never seen before the records it covers (a killed run resumes from the last one out).
     Records still held when a sync fails before its last STATE are written by
-    :meth:`flush` (the tap calls it however the sync ends), as stdout's buffer would be.
+    :meth:`flush`: the tap calls it however the sync ends, and at exit every writer's is
+    called once more (the SDK's ``--test`` runs streams without the tap's sync), as stdout's
+    own buffer is flushed then.
     """
 
     def __init__(self) -> None:
         super().__init__()
         #: The lines not yet written (the encoder reuses its buffer: they are copied here).
         self._held = bytearray()
+        _WRITERS.add(self)
 
     @override
     def serialize_message(self, message: Message) -> bytearray:
@@ -79,6 +84,15 @@ class BufferedMsgSpecWriter(MsgSpecWriter):
         except BrokenPipeError:
             _discard_stdout()
             raise OutputClosedError(BROKEN_PIPE) from None
+
+
+_WRITERS: weakref.WeakSet[BufferedMsgSpecWriter] = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_writers() -> None:
+    for writer in list(_WRITERS):
+        writer.flush()
 
 
 #: The one line a run ends with when its target stops reading.

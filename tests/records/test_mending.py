@@ -164,6 +164,27 @@ def test_nul_and_lone_surrogates_are_removed_everywhere_by_name(
     assert "call me" not in caplog.text  # no feedback text in the log
 
 
+def test_a_page_only_the_lenient_reader_takes_is_mended_too(
+    fake: FakeUsersnap, caplog: pytest.LogCaptureFixture
+) -> None:
+    """UTF-16 is JSON to the standard library (msgspec refuses it): its NUL is not an escape."""
+    project_id = next(iter(fake.projects))
+
+    def utf16(envelope: dict, request: t.Any) -> bytes:
+        items = envelope["data"]["feedbacks"]
+        if items:
+            items[0]["email"] = "visitor\x00@example.com"
+            items[0]["custom_data"] = {"note": "half an emoji \ud83d"}
+        return json.dumps(envelope, ensure_ascii=False).encode("utf-16", "surrogatepass")
+
+    on_pages(fake, project_id, utf16)
+    with caplog.at_level(logging.WARNING):
+        result = run_sync(fake.config(concurrency=1))
+    assert_every_record_validates(result)
+    record = next(r for r in result.records("feedback") if r["email"] == "visitor@example.com")
+    assert record["custom_data"] == {"note": "half an emoji \ufffd"}
+
+
 def test_emoji_pass_unchanged_and_unreported(
     fake: FakeUsersnap, caplog: pytest.LogCaptureFixture
 ) -> None:

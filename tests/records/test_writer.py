@@ -112,6 +112,19 @@ def test_records_held_are_written_when_the_sync_fails(
     assert [json.loads(line)["record"]["comment"] for line in lines] == ["read before the failure"]
 
 
+def test_records_held_when_the_process_ends_without_a_sync_are_written_at_exit() -> None:
+    script = (
+        "from singer_sdk.singerlib import RecordMessage\n"
+        "from tap_usersnap.records.writer import BufferedMsgSpecWriter\n"
+        "writer = BufferedMsgSpecWriter()\n"
+        "writer.write_message(RecordMessage(stream='feedback', record={'feedback_id': 'f-9'}))\n"
+        "raise SystemExit(1)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, check=False)
+    assert done.returncode == 1
+    assert json.loads(done.stdout)["record"] == {"feedback_id": "f-9"}
+
+
 def test_a_lone_surrogate_is_written_as_its_escape() -> None:
     broken = "half an emoji \ud83d"
     messages, _ = write(record(broken))
