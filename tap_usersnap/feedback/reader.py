@@ -19,6 +19,7 @@ import dataclasses
 import functools
 import itertools
 import logging
+import operator
 import queue
 import threading
 import time
@@ -98,7 +99,7 @@ class ProjectReader:
                     functools.partial(first_page, scanned),
                     functools.partial(self._bounds, project),
                 ]
-                scanned, bounds = self._api.map(called, jobs)
+                scanned, bounds = self._api.map(operator.call, jobs)
             yield from scan_edits(
                 project,
                 window,
@@ -124,11 +125,6 @@ class ProjectReader:
 def first_page(pages: t.Iterable[Page]) -> list[Page]:
     """The first page of a read, read now (all an edit mark takes)."""
     return list(itertools.islice(pages, 1))
-
-
-def called(job: t.Callable[[], t.Any]) -> t.Any:
-    """``job()``: for :meth:`FeedbackApi.map` over calls of different kinds."""
-    return job()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -22,7 +22,7 @@ from harness.reliability import (
 from harness.singer_run import SyncResult, bookmarks, run_sync
 
 if t.TYPE_CHECKING:
-    from fake_usersnap import RecordedRequest
+    from fake_usersnap import FakeUsersnap, RecordedRequest
 
 
 FOREVER = 10**6
@@ -106,6 +106,25 @@ SKIPPED_ITEMS = [
 POSITIONS = {"mid-page": PAGE_SIZE + 1, "newest": -1}
 
 
+def corrupted_at(
+    fake: FakeUsersnap, position: str, corrupt: Corruption
+) -> tuple[str, list[dict[str, t.Any]], dict[str, t.Any]]:
+    """The first project, its items oldest first, and its item at ``position``.
+
+    That item is corrupted on every page that holds it, for the whole scenario.
+    """
+    project_id = next(iter(fake.projects))
+    items = oldest_first(fake, project_id)
+    target = items[POSITIONS[position]]
+    fake.inject(
+        "mangle",
+        match=f"POST /projects/{project_id}/feedbacks/filter$",
+        times=FOREVER,
+        transform=corrupting(target["feedback_id"], corrupt),
+    )
+    return project_id, items, target
+
+
 def second_run(scenario: FaultScenario, state: dict[str, t.Any]) -> SyncResult:
     """A run from ``state`` with the same settings and faults; its logs only."""
     scenario.caplog.clear()
@@ -118,15 +137,7 @@ def test_an_item_without_a_key_or_bookmark_is_skipped_by_name(
     scenario: FaultScenario, name: str, corrupt: Corruption, reason: str, position: str
 ) -> None:
     fake = scenario.fake
-    project_id = next(iter(fake.projects))
-    items = oldest_first(fake, project_id)
-    bad = items[POSITIONS[position]]
-    fake.inject(
-        "mangle",
-        match=f"POST /projects/{project_id}/feedbacks/filter$",
-        times=FOREVER,
-        transform=corrupting(bad["feedback_id"], corrupt),
-    )
+    project_id, items, bad = corrupted_at(fake, position, corrupt)
     others = fake.all_feedback_ids() - {bad["feedback_id"]}
 
     played = scenario.play(f"an item with {name}, {position}", group=BAD_INPUT, expected=others)
@@ -159,14 +170,7 @@ def test_an_item_without_a_key_or_bookmark_is_skipped_by_name(
 @pytest.mark.parametrize("position", list(POSITIONS))
 def test_a_null_entry_in_the_list_is_skipped(scenario: FaultScenario, position: str) -> None:
     fake = scenario.fake
-    project_id = next(iter(fake.projects))
-    before = oldest_first(fake, project_id)[POSITIONS[position]]
-    fake.inject(
-        "mangle",
-        match=f"POST /projects/{project_id}/feedbacks/filter$",
-        times=FOREVER,
-        transform=corrupting(before["feedback_id"], null_entry_before),
-    )
+    project_id, _, _ = corrupted_at(fake, position, null_entry_before)
 
     played = scenario.play(f"a null entry in the list, {position}", group=BAD_INPUT)
 
@@ -185,15 +189,7 @@ def test_custom_data_nested_thousands_deep_is_emitted_as_null(
     scenario: FaultScenario, position: str
 ) -> None:
     fake = scenario.fake
-    project_id = next(iter(fake.projects))
-    items = oldest_first(fake, project_id)
-    deep = items[POSITIONS[position]]
-    fake.inject(
-        "mangle",
-        match=f"POST /projects/{project_id}/feedbacks/filter$",
-        times=FOREVER,
-        transform=corrupting(deep["feedback_id"], deep_custom_data),
-    )
+    project_id, items, deep = corrupted_at(fake, position, deep_custom_data)
 
     played = scenario.play(
         f"custom_data nested {DEEP_LEVELS} levels deep, {position}", group=BAD_INPUT
