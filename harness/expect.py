@@ -28,9 +28,8 @@ def error_lines(stderr: str) -> list[str]:
 def summary_line(skipped: int, altered: int, refused: int) -> str:
     """The run summary the tap logs when it skipped, mended or was refused anything."""
     return (
-        f"Run summary: {skipped} feedback item(s) skipped (no feedback_id or no usable "
-        f"created_at), {altered} emitted with a value replaced, {refused} endpoint(s) "
-        "refused; each is named in a warning above"
+        f"Run summary: {skipped} item(s) skipped, {altered} emitted with a value replaced, "
+        f"{refused} endpoint(s) refused; each is named in a warning above"
     )
 
 

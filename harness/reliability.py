@@ -23,8 +23,8 @@ import typing as t
 from pathlib import Path
 
 from harness.singer_run import SyncResult, bookmarks, run_cli, run_sync
-from tap_usersnap.http.errors import UsersnapError
-from tap_usersnap.records.timestamps import normalise_timestamp
+from tap_usersnap.client import UsersnapError
+from tap_usersnap.records import normalise_timestamp
 
 if t.TYPE_CHECKING:
     import pytest

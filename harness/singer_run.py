@@ -17,11 +17,11 @@ import threading
 import typing as t
 from pathlib import Path
 
-from tap_usersnap.http.errors import UsersnapError
+from tap_usersnap.client import UsersnapError
 from tap_usersnap.tap import TapUsersnap
 
 if t.TYPE_CHECKING:
-    from tap_usersnap.http.retry import Clock
+    from tap_usersnap.client import Clock
 
 #: The clock in-process runs hand the tap (None: the real one); see :func:`injected_clock`.
 _CLOCK: contextvars.ContextVar[Clock | None] = contextvars.ContextVar("clock", default=None)

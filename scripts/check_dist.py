@@ -1,6 +1,6 @@
 """Check that the built wheel and sdist carry what the tap needs at run time.
 
-The tap reads its stream schemas from ``tap_usersnap/records/schemas/*.json`` next to its code, so a
+The tap reads its stream schemas from ``tap_usersnap/schemas/*.json`` next to its code, so a
 distribution without them installs fine and then fails on the first run. This opens every
 ``*.whl`` and ``*.tar.gz`` in a directory (``uv build`` writes both to ``dist/``) and fails,
 naming each archive and each missing file, unless both kinds are there and each holds every
@@ -18,7 +18,7 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SCHEMAS = "tap_usersnap/records/schemas"
+SCHEMAS = "tap_usersnap/schemas"
 
 
 def required_files(root: Path = ROOT) -> list[str]:

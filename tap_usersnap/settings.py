@@ -6,16 +6,23 @@ config, and every layer is given it instead of the raw config.
 
 from __future__ import annotations
 
+import calendar
 import contextlib
 import dataclasses
 import datetime as dt
 import logging
+import re
 import typing as t
 
+import jsonschema
 from singer_sdk import typing as th
 
-from tap_usersnap.records.timestamps import is_timestamp, parse_timestamp
-from tap_usersnap.sdk_private import schema_errors
+from tap_usersnap.records import (
+    format_timestamp,
+    is_timestamp,
+    normalise_timestamp,
+    parse_timestamp,
+)
 
 DEFAULT_API_URL = "https://platform.usersnap.com/v0.1"
 #: How far ahead a start_date may be (clocks and time zones differ) before it is refused.
@@ -111,10 +118,9 @@ SETTINGS = th.PropertiesList(
         th.IntegerType(minimum=1, maximum=16),
         default=4,
         title="Concurrency",
-        description="How many requests are in flight at once (1 to 16): several projects are "
-        "read at once when the API is slow (over 8 ms a page), a long first read or "
-        "reconciliation of one project in created_at slices, and each project's count and "
-        "assignees requests overlap. 1 sends one request at a time. A 429 pauses all.",
+        description="How many projects are read at once (1 to 16), each with one request in "
+        "flight; each project's own pages are read in order. 1 reads one project after "
+        "another. A 429 pauses every request for its Retry-After.",
     ),
     th.Property(
         "request_timeout",
@@ -181,7 +187,9 @@ def config_problems(config: dict[str, t.Any], schema: dict[str, t.Any]) -> list[
     _read_numbers(config, properties)
     _strip_credentials(config)
     problems = []
-    for error in schema_errors(schema, config):
+    validator = jsonschema.validators.validator_for(schema)
+    checker = jsonschema.FormatChecker()
+    for error in validator(schema, format_checker=checker).iter_errors(config):
         name = str(error.path[0]) if error.path else None
         where = "".join(f"[{part!r}]" for part in error.path)
         if name is not None and properties.get(name, {}).get("secret"):
@@ -252,3 +260,28 @@ def _read_numbers(config: dict[str, t.Any], properties: dict[str, t.Any]) -> Non
         if isinstance(value, str) and "number" in types:
             with contextlib.suppress(ValueError):  # else left for the schema check to name
                 config[name] = float(value)
+
+
+def setting_text(settings: Settings) -> str:
+    """The scope setting as the user wrote it: what a change is detected against."""
+    if settings.start_date:
+        return f"start_date {settings.start_date}"
+    if settings.backfill_window:
+        return f"backfill_window {' '.join(settings.backfill_window.split())}"
+    return "all history"
+
+
+def resolve_scope(settings: Settings, now: dt.datetime) -> str | None:
+    """The instant the scope setting names now, in the bookmark format (None: all history)."""
+    if settings.start_date:
+        return normalise_timestamp(settings.start_date)
+    window = re.match(BACKFILL_WINDOW_PATTERN, settings.backfill_window or "")
+    if window is None:
+        return None
+    amount, unit = int(window.group(1)), window.group(2).rstrip("s")
+    if unit == "month":
+        index = now.year * 12 + now.month - 1 - amount
+        year, month = divmod(index, 12)
+        day = min(now.day, calendar.monthrange(year, month + 1)[1])
+        return format_timestamp(now.replace(year=year, month=month + 1, day=day))
+    return format_timestamp(now - dt.timedelta(days=amount * (7 if unit == "week" else 1)))

@@ -5,106 +5,91 @@ from __future__ import annotations
 import functools
 import io
 import json
-import logging
 import sys
 import typing as t
 
+from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.helpers.capabilities import PluginCapabilities
+from singer_sdk.singerlib import Metadata
 from typing_extensions import override
 
-from tap_usersnap.http.errors import UsersnapError
-from tap_usersnap.http.retry import Clock, RetryPolicy, SystemClock
-from tap_usersnap.records.writer import BufferedMsgSpecWriter
-from tap_usersnap.run import ProjectListing, Run
-from tap_usersnap.sdk_private import ExplainedFailureFilter, TapHooks
+from tap_usersnap.client import (
+    Clock,
+    InterruptedRunError,
+    ProjectRefusedError,
+    Run,
+    SystemClock,
+    UsersnapError,
+    UsersnapStream,
+)
+from tap_usersnap.deletes import scope_gaps
+from tap_usersnap.feedback import FeedbackStream
+from tap_usersnap.sdk_private import TapHooks
 from tap_usersnap.settings import SETTINGS, Settings, config_problems
-from tap_usersnap.streams.assignees import ProjectAssigneesStream
-from tap_usersnap.streams.feedback import FeedbackStream
-from tap_usersnap.streams.projects import ProjectsStream
+from tap_usersnap.streams import ProjectAssigneesStream, ProjectsStream
 
 if t.TYPE_CHECKING:
     import click
     from singer_sdk.helpers.capabilities import CapabilitiesEnum
     from singer_sdk.singerlib import Catalog
 
-    from tap_usersnap.streams.base import UsersnapStream
-
-
-#: The streams, in sync order: projects first, so the others reuse its listing.
-STREAM_TYPES: tuple[type[UsersnapStream], ...] = (
-    ProjectsStream,
-    FeedbackStream,
-    ProjectAssigneesStream,
-)
-
-
-def explain_failures(logger: logging.Logger | logging.LoggerAdapter[logging.Logger]) -> None:
-    """Filter ``logger``'s records through :class:`ExplainedFailureFilter`, once.
-
-    On the logger itself: a filter on a LoggerAdapter is impossible (SDK 0.55's
-    ``Stream.logger`` is one), and a logger outlives the streams built on it.
-    """
-    underlying = logger.logger if isinstance(logger, logging.LoggerAdapter) else logger
-    if not any(isinstance(f, ExplainedFailureFilter) for f in underlying.filters):
-        underlying.addFilter(ExplainedFailureFilter())
+AUTOMATIC = Metadata.InclusionType.AUTOMATIC
 
 
 class TapUsersnap(TapHooks):
     """Extracts Usersnap projects, feedback and assignees through the Usersnap REST API v0.1."""
 
     name = "tap-usersnap"
-    message_writer_class = BufferedMsgSpecWriter
+    message_writer_class = MsgSpecWriter
     config_jsonschema = SETTINGS
     #: The SDK's, less BATCH: a BATCH message is written after the STATE that covers it,
     #: so a crash between the two would lose its records.
     capabilities: t.ClassVar[list[CapabilitiesEnum]] = [
         c for c in TapHooks.capabilities if c is not PluginCapabilities.BATCH
     ]
-    #: How retries wait; tests pass a fake clock to the constructor instead.
-    retry_policy = RetryPolicy()
 
     def __init__(self, *args: t.Any, clock: Clock | None = None, **kwargs: t.Any) -> None:
         self.clock: Clock = clock or SystemClock()
         super().__init__(*args, **kwargs)
-        explain_failures(self.logger)
 
     @functools.cached_property
     def run(self) -> Run:
         """What this run's streams share (made once the settings are checked)."""
-        return Run(
-            Settings.of(self.config),
-            clock=self.clock,
-            retry_policy=self.retry_policy,
-            logger=self.logger,
-            write_state=lambda: self.state_writer.write_state(self.state),
-        )
+        return Run.of(Settings.of(self.config), self.clock, self.logger)
 
     @override
     def discover_streams(self) -> list[UsersnapStream]:
-        """The streams, in sync order; the projects stream lists the projects for all."""
-        run = self.run
-        projects, feedback, assignees = (stream_type(self, run) for stream_type in STREAM_TYPES)
-        run.listing = ProjectListing(
-            t.cast("ProjectsStream", projects).list_all, run.settings.project_ids
-        )
-        streams = [projects, feedback, assignees]
-        for stream in streams:
-            explain_failures(stream.logger)
-        return streams
+        """Projects first (the others reuse its listing), then feedback and assignees."""
+        projects = ProjectsStream(self, self.run)
+        self.run.list_projects = projects.list_all
+        self.run.after_sync = self.after_sync
+        return [projects, FeedbackStream(self, self.run), ProjectAssigneesStream(self, self.run)]
 
     @property
     @override
     def input_catalog(self) -> Catalog | None:
         """The catalog given, each stream's keys named in it and always selected.
 
-        Every use of the catalog reads it here: the SCHEMA messages, which the SDK derives
-        from it before any stream exists, and each stream's selection
-        (:mod:`tap_usersnap.streams.catalog`; idempotent, so reading it again costs nothing).
+        A hand-written catalog may leave out the keys or deselect one; records without
+        their key cannot be loaded, nor bookmarked without ``created_at``. The SDK builds the
+        SCHEMA messages from this catalog, so the entry itself is corrected (idempotent).
         """
         catalog = super().input_catalog
-        if catalog is not None:
-            for stream_type in STREAM_TYPES:
-                stream_type.keep_keys(catalog)
+        for name, keys, replication_key in (
+            ("projects", ["project_id"], None),
+            ("feedback", ["feedback_id"], "created_at"),
+            ("project_assignees", ["project_id", "user_id"], None),
+        ):
+            entry = catalog.get_stream(name) if catalog is not None else None
+            if entry is None:
+                continue
+            entry.key_properties, entry.replication_key = keys, replication_key
+            for key in [*keys, *([replication_key] if replication_key else [])]:
+                metadata = entry.metadata.get(("properties", key))
+                if metadata is None:
+                    entry.metadata[("properties", key)] = Metadata(inclusion=AUTOMATIC)
+                else:
+                    metadata.inclusion = AUTOMATIC
         return catalog
 
     @override
@@ -113,62 +98,56 @@ class TapUsersnap(TapHooks):
         return config_problems(config, self.config_jsonschema)
 
     @override
+    def on_termination(self, signum: int) -> None:
+        """Stop at the next record: nothing is written from inside the handler."""
+        self.run.stop_signal = signum
+
     def after_sync(self) -> None:
-        """Apply deletions where the read was complete; summarise; fail if a project was skipped.
+        """Deletions of projects and assignees, the summary, and a failure owed to the run.
 
-        A skipped project's rows were not re-sent, so ACTIVATE_VERSION would delete them.
+        ACTIVATE_VERSION for the full-table streams only when no project may be missing: a
+        refused project's rows were not re-sent, so activating would retire them.
         """
-        report, streams = self.run.report, self.streams
-        feedback = t.cast("FeedbackStream", streams["feedback"])
-        held = [f"project {p} was skipped" for p in report.skipped_projects]
-        if self.run.settings.capture_deletes:
-            feedback.finish_deletes(held)
-            self._finish_full_tables(
-                t.cast("ProjectsStream", streams["projects"]),
-                feedback,
-                t.cast("UsersnapStream", streams["project_assignees"]),
-                held,
+        run, report = self.run, self.run.report
+        projects = t.cast("ProjectsStream", self.streams["projects"])
+        assignees = t.cast("ProjectAssigneesStream", self.streams["project_assignees"])
+        feedback = t.cast("FeedbackStream", self.streams["feedback"])
+        if run.settings.capture_deletes and (projects.selected or assignees.selected):
+            listing = run.listing
+            _, held = scope_gaps(
+                projects.known_project_ids,
+                listed=listing.ids(),
+                complete=listing.complete,
+                wanted=run.settings.project_ids,
+                exists=feedback.project_exists,
             )
-        report.finish()
-
-    @override
-    def end_output(self) -> None:
-        """What is held: records for a block write, the streams' last request counts."""
-        t.cast("BufferedMsgSpecWriter", self.message_writer).flush()
-        for stream in self.streams.values():
-            t.cast("UsersnapStream", stream).request_counts.close()
-
-    def _finish_full_tables(
-        self,
-        projects: ProjectsStream,
-        feedback: FeedbackStream,
-        assignees: UsersnapStream,
-        held: list[str],
-    ) -> None:
-        """ACTIVATE_VERSION for projects and assignees, unless a project may be missing."""
-        if projects.selected or assignees.selected:
-            held = held + feedback.scope_gaps(projects.known_project_ids)[1]
-        if held:
-            what = [s.name for s in (projects, assignees) if s.selected]
-            if what:
-                self.run.report.deletes_held(" and ".join(what), "; ".join(held))
-        else:
-            projects.activate_version()
-            if self.run.report.refused:
-                self.run.report.deletes_held(assignees.name, "an assignees endpoint was refused")
+            held += [f"project {p} was refused" for p in report.refused_projects]
+            if held:
+                what = " and ".join(s.name for s in (projects, assignees) if s.selected)
+                report.deletes_held(what, "; ".join(held))
             else:
-                assignees.activate_version()
-        projects.remember_listed(retired=not held)
-        self.run.write_state()
+                projects.activate()
+                if assignees.incomplete:
+                    report.deletes_held(assignees.name, "an assignees endpoint was refused")
+                else:
+                    assignees.activate()
+            projects.remember_listed(retired=not held)
+            projects.write_state()
+        failure = report.finish()
+        if failure:
+            raise (ProjectRefusedError if report.refused_projects else UsersnapError)(failure)
 
     @classmethod
     @override
     def invoke(cls, *args: t.Any, **kwargs: t.Any) -> None:
-        """Run the tap; a known failure ends it with one clear line and exit code 1."""
+        """Run the tap; a known failure ends it with one clear line (exit 1, or 128 + signal)."""
         try:
             for name in ("state", "catalog"):
                 kwargs[name] = _checked_json_file(kwargs.get(name), name)
             super().invoke(*args, **kwargs)
+        except InterruptedRunError as exc:
+            cls.logger.error("%s", exc)  # noqa: TRY400 - one line, no traceback, on purpose
+            sys.exit(128 + exc.signum)
         except UsersnapError as exc:
             cls.logger.error("%s", exc)  # noqa: TRY400 - one line, no traceback, on purpose
             sys.exit(1)

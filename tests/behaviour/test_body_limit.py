@@ -12,9 +12,11 @@ from pathlib import Path
 
 from harness.reliability import FaultScenario, secrets_in
 from harness.singer_run import parse_messages
-from tap_usersnap.http.errors import UsersnapError
-from tap_usersnap.http.retry import RetryPolicy
-from tap_usersnap.http.transport import MAX_BODY_BYTES
+from tap_usersnap.client import (
+    MAX_BODY_BYTES,
+    MAX_TRIES,
+    UsersnapError,
+)
 
 if t.TYPE_CHECKING:
     from fake_usersnap import FakeUsersnap
@@ -80,7 +82,7 @@ def test_a_gzip_bomb_forever_ends_the_run_in_one_line(
         fails=UsersnapError,
         message=rf"^{re.escape(too_large(fake, project_id))}; gave up after 6 tries$",
     )
-    assert len(sleeps) == RetryPolicy().max_tries - 1
+    assert len(sleeps) == MAX_TRIES - 1
     assert len(played.first.ids()) == 5  # the page before the bomb, kept
     warnings = [r for r in scenario.caplog.records if r.levelno == logging.WARNING]
     assert all(r.getMessage().startswith(too_large(fake, project_id)) for r in warnings)

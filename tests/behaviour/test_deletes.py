@@ -12,8 +12,9 @@ import pytest
 
 from harness.singer_run import SyncResult, bookmarks, run_sync
 from harness.warehouse import Warehouse
-from tap_usersnap.feedback.state import PENDING
-from tap_usersnap.http.errors import CursorRejectedError, UsersnapError
+from tap_usersnap.client import CursorRejectedError, UsersnapError
+from tap_usersnap.deletes import PENDING
+from tap_usersnap.records import whole_second
 
 if t.TYPE_CHECKING:
     from fake_usersnap import FakeUsersnap
@@ -134,9 +135,8 @@ def test_start_date_bounds_what_is_counted_and_read_again(fake: FakeUsersnap) ->
     }
     assert warehouse.ids("feedback", "feedback_id") == wanted
     for request in fake.requests_to(COUNT):
-        assert {"filter_type": "created_at", "operator": "gte", "value": start} in request.body[
-            "query"
-        ]
+        gte = {"filter_type": "created_at", "operator": "gte", "value": whole_second(start)}
+        assert gte in request.body["query"]
 
 
 def test_a_failed_reconciliation_deletes_nothing_and_the_next_run_finishes_it(

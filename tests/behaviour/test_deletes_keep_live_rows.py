@@ -15,7 +15,7 @@ import pytest
 
 from harness.singer_run import SyncResult, run_sync
 from harness.warehouse import Warehouse
-from tap_usersnap.feedback.state import ACTIVE, PENDING
+from tap_usersnap.deletes import ACTIVE, PENDING
 from tap_usersnap.tap import TapUsersnap
 
 if t.TYPE_CHECKING:

@@ -8,6 +8,7 @@ import logging
 import re
 import typing as t
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -19,7 +20,7 @@ from harness.reliability import (
     FaultScenario,
 )
 from harness.singer_run import bookmarks, run_cli
-from tap_usersnap.http.retry import RetryPolicy
+from tap_usersnap.client import MAX_RATE_LIMITED, MAX_RETRY_AFTER_SECONDS, MAX_TRIES
 
 if t.TYPE_CHECKING:
     from fake_usersnap import FakeUsersnap
@@ -27,7 +28,11 @@ if t.TYPE_CHECKING:
 
 FILTER = r"POST .*/filter$"
 FOREVER = 10**6
-POLICY = RetryPolicy()
+POLICY = SimpleNamespace(
+    max_tries=MAX_TRIES,
+    max_rate_limited=MAX_RATE_LIMITED,
+    max_retry_after_seconds=MAX_RETRY_AFTER_SECONDS,
+)
 
 
 @pytest.fixture
@@ -36,9 +41,7 @@ def quick_retries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     site = tmp_path / "site"
     site.mkdir()
     (site / "sitecustomize.py").write_text(
-        "from tap_usersnap.http.retry import RetryPolicy\n"
-        "from tap_usersnap.tap import TapUsersnap\n"
-        "TapUsersnap.retry_policy = RetryPolicy(base_seconds=0.0)\n"
+        "import tap_usersnap.client\ntap_usersnap.client.BASE_BACKOFF_SECONDS = 0.0\n"
     )
     monkeypatch.setenv("PYTHONPATH", str(site))
 

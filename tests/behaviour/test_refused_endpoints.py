@@ -11,7 +11,7 @@ import pytest
 from fake_usersnap import FakeUsersnap
 from harness.expect import messages_at, summary_line
 from harness.singer_run import bookmarks, run_sync
-from tap_usersnap.http.errors import ProjectNotFoundError, UsersnapError
+from tap_usersnap.client import UsersnapError
 
 FOREVER = 10**6
 
@@ -42,7 +42,7 @@ def test_a_refused_assignees_endpoint_is_skipped_with_a_warning(
     assert warnings[0].startswith("Usersnap refused GET /v0.1/projects/")
     assert warnings[0].endswith(
         f"/assignees (403 FAULT: Forbidden); skipped the assignees of project "
-        f"{refused['project_id']}, the rest of the run continues"
+        f"{refused['name']!r} ({refused['project_id']}), the rest of the run continues"
     )
     # The refused project's assignees were not re-sent: ACTIVATE_VERSION would retire them.
     assert warnings[1] == (
@@ -80,7 +80,7 @@ def test_unknown_project_id_is_named_and_the_other_projects_still_sync(
     missing = "00000000-0000-4000-8000-000000000000"
     real = next(iter(fake.projects))
     result = run_sync(fake.config(project_ids=[missing, real]), check=False)
-    assert isinstance(result.error, ProjectNotFoundError)
+    assert isinstance(result.error, UsersnapError)
     assert "Skipped 1 Usersnap project(s)" in str(result.error)
     assert missing in str(result.error)
     assert set(result.ids()) == {i["feedback_id"] for i in fake.feedback[real]}

@@ -12,7 +12,7 @@ import pytest
 
 from fake_usersnap import FakeUsersnap
 from harness.singer_run import run_sync
-from tap_usersnap.http.errors import CredentialsRejectedError
+from tap_usersnap.client import CredentialsRejectedError
 
 FILTER = r"POST .*/filter$"
 

@@ -18,8 +18,8 @@ from harness.reliability import (
     FaultScenario,
 )
 from harness.singer_run import bookmarks, run_cli, run_sync
-from tap_usersnap.feedback.state import StateError
-from tap_usersnap.records.timestamps import format_timestamp
+from tap_usersnap.feedback import StateError
+from tap_usersnap.records import format_timestamp, whole_second
 
 if t.TYPE_CHECKING:
     from fake_usersnap import FakeUsersnap
@@ -154,7 +154,7 @@ def test_a_stream_level_bookmark_of_an_older_layout_serves_every_project(
     for request in fake.filter_requests("created_at"):
         first_filters.setdefault(request.path.split("/")[2], request.body["query"])
     assert first_filters == {
-        pid: [{"filter_type": "created_at", "operator": "gte", "value": since}]
+        pid: [{"filter_type": "created_at", "operator": "gte", "value": whole_second(since)}]
         for pid in fake.projects
     }
     assert (

@@ -6,18 +6,23 @@ import logging
 import secrets
 import socket
 import typing as t
+from types import SimpleNamespace
 
 import pytest
 
 from harness.expect import messages_at
 from harness.singer_run import run_sync
-from tap_usersnap.http.retry import RetryPolicy
+from tap_usersnap.client import MAX_RATE_LIMITED, MAX_RETRY_AFTER_SECONDS, MAX_TRIES
 
 if t.TYPE_CHECKING:
     pass
 
 
-POLICY = RetryPolicy()
+POLICY = SimpleNamespace(
+    max_tries=MAX_TRIES,
+    max_rate_limited=MAX_RATE_LIMITED,
+    max_retry_after_seconds=MAX_RETRY_AFTER_SECONDS,
+)
 
 
 def closed_port() -> int:

@@ -16,8 +16,7 @@ if t.TYPE_CHECKING:
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "check_dist.py"
 SCHEMAS = sorted(
-    f"tap_usersnap/records/schemas/{p.name}"
-    for p in (REPO / "tap_usersnap/records/schemas").glob("*.json")
+    f"tap_usersnap/schemas/{p.name}" for p in (REPO / "tap_usersnap/schemas").glob("*.json")
 )
 WHEEL_LICENSE = "tap_usersnap-0.1.0.dist-info/licenses/LICENSE"
 

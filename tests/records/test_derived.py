@@ -9,7 +9,7 @@ import pytest
 
 from fake_usersnap import FakeUsersnap, text_input
 from harness.singer_run import run_sync
-from tap_usersnap.records.derived import derived_fields, typed_value
+from tap_usersnap.records import derived_fields, typed_value
 
 RAW_FIELDS = ("ordered_inputs", "labels", "custom_data", "client", "screenshot")
 

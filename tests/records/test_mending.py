@@ -11,7 +11,7 @@ from jsonschema import Draft7Validator
 
 from fake_usersnap.malformed import item_field, project_without_id
 from harness.singer_run import run_sync
-from tap_usersnap.records.mending import body_needs_text_check
+from tap_usersnap.records import body_needs_text_check
 
 if t.TYPE_CHECKING:
     from fake_usersnap import FakeUsersnap
@@ -25,8 +25,7 @@ def warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 def summary(skipped: int, altered: int) -> str:
     return (
-        f"Run summary: {skipped} feedback item(s) skipped (no feedback_id or no usable "
-        f"created_at), {altered} emitted with a value replaced, 0 endpoint(s) refused; each "
+        f"Run summary: {skipped} item(s) skipped, {altered} emitted with a value replaced, 0 endpoint(s) refused; each "
         "is named in a warning above"
     )
 

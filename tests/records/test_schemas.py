@@ -16,10 +16,9 @@ import jsonschema
 import pytest
 
 from harness.singer_run import run_sync
-from tap_usersnap.records import schemas
-from tap_usersnap.streams.assignees import ProjectAssigneesStream
-from tap_usersnap.streams.feedback import FeedbackStream
-from tap_usersnap.streams.projects import ProjectsStream
+from tap_usersnap import schemas
+from tap_usersnap.feedback import FeedbackStream
+from tap_usersnap.streams import ProjectAssigneesStream, ProjectsStream
 from tap_usersnap.tap import TapUsersnap
 
 if t.TYPE_CHECKING:

@@ -12,25 +12,32 @@ Figures land in ``docs/reliability.md`` (``make reliability``). The 429 scenario
 from __future__ import annotations
 
 import typing as t
+from types import SimpleNamespace
 
 import pytest
 
 from harness.expect import tries_of_filter_request
 from harness.reliability import PAGE_SIZE, FaultScenario
 from harness.singer_run import bookmarks
-from tap_usersnap.http.errors import (
+from tap_usersnap.client import (
+    MAX_RATE_LIMITED,
+    MAX_RETRY_AFTER_SECONDS,
+    MAX_TRIES,
     CredentialsRejectedError,
     PaginationError,
-    ProjectNotFoundError,
+    ProjectRefusedError,
     UsersnapError,
 )
-from tap_usersnap.http.retry import RetryPolicy
 
 if t.TYPE_CHECKING:
     from fake_usersnap import FakeUsersnap, RecordedRequest
 
 FILTER = r"POST .*/filter$"
-POLICY = RetryPolicy()
+POLICY = SimpleNamespace(
+    max_tries=MAX_TRIES,
+    max_rate_limited=MAX_RATE_LIMITED,
+    max_retry_after_seconds=MAX_RETRY_AFTER_SECONDS,
+)
 
 SERVER = "server errors and network"
 BODIES = "unreadable 200 answers"
@@ -254,7 +261,7 @@ def test_project_deleted_mid_run_is_named_and_the_others_continue(
     played = scenario.play(
         "project deleted mid-run (400 SITE_NOT_FOUND)",
         group=ACCESS,
-        fails=ProjectNotFoundError,
+        fails=ProjectRefusedError,
         message=rf"Skipped 1 Usersnap project\(s\) .*'{project_id}'; every other project",
     )
     others = fake.all_feedback_ids()
@@ -272,7 +279,7 @@ def test_project_deleted_mid_run_through_the_cli(scenario: FaultScenario) -> Non
     played = scenario.play(
         "project deleted mid-run, CLI",
         group=ACCESS,
-        fails=ProjectNotFoundError,
+        fails=ProjectRefusedError,
         message=rf"ERROR .*Skipped 1 Usersnap project\(s\) .*'{project_id}'",
         cli=True,
     )
@@ -426,8 +433,8 @@ FOREVER = 10**6
             POLICY.max_tries - 1,
         ),
         (
-            "429 forever, Retry-After: 60",
-            {"kind": "status", "status": 429, "headers": {"Retry-After": "60"}},
+            "429 forever, without a usable Retry-After",
+            {"kind": "status", "status": 429, "headers": {"Retry-After": "soon"}},
             {},
             r"rate-limited POST .* \(429\): gave up after 21 rate-limited tries",
             POLICY.max_rate_limited,
@@ -500,7 +507,7 @@ def test_project_deleted_while_reading_ahead(scenario: FaultScenario) -> None:
         "project deleted mid-run, read ahead",
         group=CONCURRENT,
         settings=READ_AHEAD,
-        fails=ProjectNotFoundError,
+        fails=ProjectRefusedError,
         message=rf"Skipped 1 Usersnap project\(s\) .*'{project_id}'",
     )
     assert fake.all_feedback_ids() <= set(played.first.ids())

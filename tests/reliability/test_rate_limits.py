@@ -9,23 +9,33 @@ never recovers in "a server that never recovers"). The retry loop's own 429 test
 from __future__ import annotations
 
 import email.utils
+import json
+import signal
+import subprocess
+import sys
+import tempfile
 import time
 import typing as t
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from harness.expect import tries_of_filter_request
 from harness.reliability import FaultScenario
 from harness.singer_run import run_sync
-from tap_usersnap.http.errors import UsersnapError
-from tap_usersnap.http.retry import RetryPolicy
+from tap_usersnap.client import MAX_RATE_LIMITED, MAX_RETRY_AFTER_SECONDS, MAX_TRIES
 
 if t.TYPE_CHECKING:
     from fake_usersnap import FakeUsersnap
 
 FILTER = r"POST .*/filter$"
-POLICY = RetryPolicy()
+POLICY = SimpleNamespace(
+    max_tries=MAX_TRIES,
+    max_rate_limited=MAX_RATE_LIMITED,
+    max_retry_after_seconds=MAX_RETRY_AFTER_SECONDS,
+)
 FOREVER = 10**6
+TAP = str(Path(sys.executable).with_name("tap-usersnap"))
 
 RATE = "429 rate limits"
 NEVER = "a server that never recovers"
@@ -101,20 +111,36 @@ def test_a_burst_of_429s(scenario: FaultScenario, sleeps: list[float]) -> None:
     assert sleeps == [1.0] * (5 + burst)
 
 
-def test_a_server_that_never_recovers_through_the_cli(scenario: FaultScenario) -> None:
-    fake = scenario.fake
+def test_429s_with_a_wait_never_end_the_run_and_a_signal_stops_it_cleanly(
+    fake: FakeUsersnap,
+) -> None:
+    """Usersnap does not publish its limits: however long it answers 429 with a wait, the
+    tap waits (far past the 20 tries a 429 without a wait gets), until a signal stops it."""
     fake.inject(
         "status", status=429, headers={"Retry-After": "0.05"}, match=FILTER, skip=4, times=FOREVER
     )
-    played = scenario.play(
-        "429 forever, CLI (exits 1, never hangs)",
-        group=NEVER,
-        fails=UsersnapError,
-        message=r"ERROR .*\(429\): gave up after 21 rate-limited tries",
-        cli=True,
-    )
-    assert played.first.returncode == 1
-    assert tries_of_filter_request(fake, 4) == POLICY.max_rate_limited + 1
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp, "config.json")
+        config.write_text(json.dumps(fake.config(concurrency=1, page_size=5)))
+        out = Path(tmp, "stdout")
+        with out.open("w") as stdout:
+            process = subprocess.Popen(
+                [TAP, "--config", str(config)], stdout=stdout, stderr=subprocess.PIPE, text=True
+            )
+            deadline = time.monotonic() + 60
+            while (
+                sum(1 for r in fake.requests_to(FILTER) if r.status == 429) <= 2 * MAX_RATE_LIMITED
+            ):
+                assert process.poll() is None, "the tap gave up on a 429 with a wait"
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            process.send_signal(signal.SIGTERM)
+            _, stderr = process.communicate(timeout=30)
+        lines = out.read_text().splitlines()
+    assert process.returncode == 128 + signal.SIGTERM
+    assert json.loads(lines[-1])["type"] == "STATE"
+    assert "Interrupted by signal 15" in stderr
+    assert "Traceback" not in stderr
 
 
 @pytest.mark.usefixtures("read_ahead")

@@ -1,0 +1,727 @@
+"""The feedback stream: every project's new and edited feedback, a bookmark per project.
+
+Each project is read with ``POST /projects/{project_id}/feedbacks/filter``: with
+``capture_edits``, an edit scan first (newest change first, until it passes the project's
+edit mark; a first scan only takes the mark with a one-item request), then new feedback
+from the project's bookmark on (``created_at gte`` the bookmark's second, oldest first,
+cursor pages). Several projects are read at once (``concurrency``), each project's items in
+order; the bookmark of a project moves past an item once its RECORD is out, so every STATE
+is a safe resume point. An answer that ignores the filter, the order or the clock never
+moves a bookmark past items not yet delivered:
+
+- created before the scope's start: not emitted;
+- created before the bookmark's second (the API ignored the filter): emitted, not counted;
+  the repeats from the bookmark's own second are dropped silently;
+- created in the future (beyond a few minutes of clock skew): emitted, not bookmarked;
+- out of ``created_at`` order: emitted; the saved bookmark then waits for the read's end.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import contextlib
+import datetime as dt
+import functools
+import queue
+import threading
+import typing as t
+
+from typing_extensions import override
+
+from tap_usersnap.client import (
+    CredentialsRejectedError,
+    CursorRejectedError,
+    PaginationError,
+    ProjectRefusedError,
+    UsersnapError,
+    UsersnapStream,
+    describe,
+    envelope_data,
+    needs_text_check,
+    read_envelope,
+)
+from tap_usersnap.deletes import (
+    BOOKMARK,
+    COUNT,
+    COUNTED_BEFORE,
+    EDIT_MARK,
+    ProjectState,
+    Reconciliation,
+    scope_gaps,
+)
+from tap_usersnap.records import (
+    FUTURE_TOLERANCE,
+    conform,
+    cut_deep_custom_data,
+    derived_fields,
+    describe_item,
+    format_timestamp,
+    is_canonical,
+    is_timestamp,
+    normalise_timestamp,
+    now_ceiling,
+    parse_timestamp,
+    unusable_reason,
+    whole_second,
+)
+from tap_usersnap.sdk_private import OwnBookmarks
+from tap_usersnap.settings import resolve_scope, setting_text
+
+if t.TYPE_CHECKING:
+    import requests
+    from singer_sdk.helpers.types import Context
+
+#: The key of the stand-in an unusable entry leaves in the read (with its created_at, if
+#: any): it is counted, never emitted.
+SKIPPED = "__usersnap_skipped__"
+#: A read is stopped past twice its count plus this many pages: ``has_more`` never ends.
+RUNAWAY_PAGES = 10
+#: Stream state keys: the pinned lower bound (null: all history) and the setting it came from.
+SCOPE_START, SCOPE_SETTING = "scope_start", "scope_setting"
+NEW, EDITS, MARK, COUNT_KIND = "new", "edits", "mark", "count"
+
+
+class RecentIds:
+    """The ids of each project's last items: an item the API repeats is emitted once.
+
+    Bounded, so memory stays flat; a repeat from further back is emitted again, which a
+    target that upserts on ``feedback_id`` absorbs.
+    """
+
+    def __init__(self, size: int = 1000) -> None:
+        self._order: dict[str, collections.deque[str]] = {}
+        self._ids: dict[str, set[str]] = {}
+        self._size = size
+
+    def is_new(self, project_id: str, item_id: str) -> bool:
+        """True the first time an id is seen in the project (within the window)."""
+        ids = self._ids.setdefault(project_id, set())
+        if item_id in ids:
+            return False
+        order = self._order.setdefault(project_id, collections.deque())
+        if len(order) == self._size:
+            ids.discard(order.popleft())
+        order.append(item_id)
+        ids.add(item_id)
+        return True
+
+
+class StateError(UsersnapError):
+    """A value in the state cannot be used; the user must correct or clear it."""
+
+
+class FeedbackStream(OwnBookmarks, UsersnapStream):
+    """Feedback items, incrementally by ``created_at``, one bookmark per project."""
+
+    name = "feedback"
+    path = "/projects/{project_id}/feedbacks/filter"
+    http_method = "POST"
+    primary_keys = ("feedback_id",)
+    replication_key = "created_at"
+    is_sorted = True
+    records_key = "feedbacks"
+    cursor_key = "feedback_id"
+    #: STATE at least every this many records (and at the end of the stream).
+    STATE_MSG_FREQUENCY = 100
+    _scope_start: str | None = None
+
+    # -- the requests ----------------------------------------------------------------------
+
+    @override
+    def get_url(self, context: Context | None) -> str:
+        context = context or {}
+        url = f"{self.url_base}/projects/{context['project_id']}/feedbacks/filter"
+        return f"{url}/count" if context.get("kind") == COUNT_KIND else url
+
+    @override
+    def get_url_params(
+        self, context: Context | None, next_page_token: str | None
+    ) -> dict[str, t.Any]:
+        kind = (context or {}).get("kind")
+        if kind == COUNT_KIND:
+            return {}
+        params: dict[str, t.Any] = {"limit": 1 if kind == MARK else self.run.settings.page_size}
+        if next_page_token:
+            params["after"] = next_page_token
+        return params
+
+    @override
+    def prepare_request_payload(
+        self, context: Context | None, next_page_token: str | None
+    ) -> dict[str, t.Any]:
+        """The filter: ``created_at`` bounds in whole seconds, and the order."""
+        context = context or {}
+        if context["kind"] in (EDITS, MARK):
+            return {"order_by": {"order_by_type": "updated_at", "direction": "desc"}}
+        query = [
+            {"filter_type": "created_at", "operator": operator, "value": whole_second(moment)}
+            for operator, moment in (("gte", context.get("from")), ("lt", context.get("before")))
+            if moment
+        ]
+        if context["kind"] == COUNT_KIND:
+            return {"query": query}
+        body: dict[str, t.Any] = {"order_by": {"order_by_type": "created_at", "direction": "asc"}}
+        if query:
+            body["query"] = query
+        return body
+
+    @override
+    def check_page(self, response: requests.Response) -> None:
+        if not response.request.path_url.split("?")[0].endswith("/count"):
+            super().check_page(response)
+        elif not isinstance(envelope_data(response).get("total_count"), int):
+            msg = f"Usersnap answered {describe(response)} without a total_count"
+            raise UsersnapError(msg)
+
+    @override
+    def parse_response(self, response: requests.Response) -> t.Iterator[dict[str, t.Any]]:
+        """Each item checked: skipped by name if it cannot be keyed, else conformed.
+
+        The walk for NUL characters and lone surrogates runs only for pages whose raw body
+        holds such an escape.
+        """
+        if response.request.path_url.split("?")[0].endswith("/count"):
+            yield envelope_data(response)
+            return
+        project = response.request.path_url.split("/")[-3]
+        check_text = needs_text_check(response)
+        for item in read_envelope(response)["data"][self.records_key]:
+            if not (
+                type(item) is dict
+                and is_canonical(item.get("created_at"))
+                and type(item.get("feedback_id")) is str
+                and item["feedback_id"]
+            ):
+                problem = unusable_reason(item)
+                if problem is not None:
+                    self.run.report.skipped_item(describe_item(item, project), problem)
+                    created = item.get("created_at") if isinstance(item, dict) else None
+                    yield {SKIPPED: normalise_timestamp(created) if is_timestamp(created) else None}
+                    continue
+            item["created_at"] = normalise_timestamp(item["created_at"])
+            item.setdefault("project_id", project)
+            if item.get("custom_data") and cut_deep_custom_data(item):
+                self.run.report.altered_item(
+                    describe_item(item, project),
+                    "its custom_data is nested too deep for any target to store; emitted as null",
+                )
+            for change in conform(item, self.shape, check_text=check_text):
+                self.run.report.altered_item(describe_item(item, project), change)
+            yield item
+
+    def count(self, project_id: str, start: str | None, before: str | None = None) -> int:
+        """How many items the project holds created in ``[start, before)`` (whole seconds)."""
+        context = {"project_id": project_id, "kind": COUNT_KIND, "from": start, "before": before}
+        return int(next(iter(self.request_records(context)))["total_count"])
+
+    # -- the run ---------------------------------------------------------------------------
+
+    @property
+    @override
+    def partitions(self) -> None:
+        """None: one pass, the projects read some at once; state keeps a partition each."""
+        return None
+
+    @override
+    def post_process(
+        self, row: dict[str, t.Any], context: Context | None = None
+    ) -> dict[str, t.Any] | None:
+        """Stop on a signal; checks and conforming ran as each page arrived."""
+        self.stop_if_signalled()
+        return self.fit_flattened(row)
+
+    @override
+    def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
+        """Every project's records; a project's bookmark moves once its records are out."""
+        settings, state = self.run.settings, self.stream_state
+        full_table = self.replication_method == "FULL_TABLE"
+        listing = self.run.listing
+        names = listing.names()
+        ids = list(settings.project_ids) or [p["project_id"] for p in listing.projects]
+        scope_start = self._scope_start = self._pinned_scope(state)
+        projects = self._load(state, ids, names, scope_start, full_table)
+        reconciliation = Reconciliation(
+            state,
+            projects,
+            report=self.run.report,
+            logger=self.logger,
+            max_delete_percent=settings.max_delete_percent,
+            sharded=bool(settings.project_ids),
+        )
+        if settings.capture_deletes:
+            known = {
+                (p.get("context") or {}).get("project_id") for p in state.get("partitions") or []
+            }
+            gone, held = scope_gaps(
+                {k for k in known if isinstance(k, str)},
+                listed=listing.ids(),
+                complete=listing.complete,
+                wanted=settings.project_ids,
+                exists=self.project_exists,
+            )
+            reconciliation.begin(
+                now=self.run.table_version,
+                full_table=full_table,
+                scope_start=scope_start,
+                gone=gone,
+                held=held,
+                counts_now=lambda ps: self._each(
+                    ps, lambda p: self.count(p.project_id, scope_start, p.bookmark[:19])
+                ),
+            )
+            self.use_table_version(reconciliation.version)
+            if reconciliation.full_read:
+                counted = self._each(
+                    list(projects.values()), lambda p: self.count(p.project_id, p.start)
+                )
+                reconciliation.expected = {
+                    pid: n if isinstance(n, int) else None for pid, n in counted.items()
+                }
+            self.write_state()
+        for project in projects.values():
+            self.logger.info(
+                "Reading project %s from %s (edit mark %s)",
+                project.label,
+                project.start or "the beginning",
+                project.edit_mark or "none",
+            )
+        try:
+            yield from self._deliver(projects, scope_start, reconciliation)
+        except Exception:
+            with contextlib.suppress(OSError):  # the records out so far keep their bookmarks
+                self.write_state()
+            raise
+        if settings.capture_deletes and reconciliation.full_read:
+            self._finish(reconciliation)
+        self.write_state()
+
+    def _deliver(
+        self,
+        projects: dict[str, ProjectState],
+        scope_start: str | None,
+        reconciliation: Reconciliation,
+    ) -> t.Iterator[dict[str, t.Any]]:
+        """Every project's records as they arrive; bookmarks and marks follow."""
+        ceiling = now_ceiling()
+        settings, report = self.run.settings, self.run.report
+        scan = settings.capture_edits and self.replication_method != "FULL_TABLE"
+        newest: dict[str, str] = {}
+        disordered: set[str] = set()
+        outside: collections.Counter[str] = collections.Counter()
+        recent = RecentIds()
+        stale: collections.Counter[str] = collections.Counter()
+        counted_total: dict[str, int | None] = {}
+        for project, kind, item in self._interleave(
+            list(projects.values()), scan, reconciliation.deferred, ceiling
+        ):
+            pid = project.project_id
+            if kind in ("done", "failed"):
+                self._tell_ignored_filter(
+                    project, scope_start, outside.pop(pid, 0), stale.pop(pid, 0)
+                )
+            if kind == "done":
+                project.finished = True
+                if pid in disordered and not reconciliation.deferred:
+                    project.save()
+                    self.write_state()
+                continue
+            if kind == "failed":
+                if not isinstance(item, ProjectRefusedError):
+                    raise item
+                report.refused_project(project.label, pid, item)
+                continue
+            if kind == MARK:
+                project.set_edit_mark(item)
+                continue
+            if SKIPPED not in item and not recent.is_new(pid, item["feedback_id"]):
+                self.logger.info(
+                    "Skipped feedback %s of project %s: already read in this run (the API "
+                    "repeated it on a later page)",
+                    item["feedback_id"],
+                    pid,
+                )
+                continue
+            if kind == EDITS:
+                yield self._named(item, project)
+                continue
+            created = item.get("created_at") if SKIPPED not in item else item[SKIPPED]
+            if created is None:  # an unusable entry without a created_at
+                project.unbookmarked += 1
+                continue
+            if scope_start and created < scope_start:
+                if created[:19] < scope_start[:19]:
+                    outside[pid] += 1
+                else:
+                    project.read += 1
+                continue
+            if project.start and created < project.start:
+                if created[:19] < project.start[:19]:
+                    stale[pid] += 1
+                    if SKIPPED not in item:
+                        yield self._named(item, project)
+                elif project.bookmark is not None:
+                    project.advance(created)  # a repeat from the bookmark's second
+                else:
+                    project.read += 1
+                continue
+            if created > ceiling:
+                if SKIPPED not in item:
+                    report.noted_item(
+                        describe_item(item, pid),
+                        f"its created_at {created} is in the future (more than "
+                        f"{FUTURE_TOLERANCE.seconds // 60} minutes ahead of this machine's "
+                        "clock): emitted, but the bookmark does not move to it",
+                    )
+                    yield self._named(item, project)
+                project.unbookmarked += 1
+                continue
+            if SKIPPED not in item:
+                if (item.get("updated_at") or "") > ceiling:
+                    report.noted_item(
+                        describe_item(item, pid),
+                        f"its updated_at {item['updated_at']} is in the future: emitted, but "
+                        "the edit mark does not move to it",
+                    )
+                yield self._named(item, project)
+            if created < newest.get(pid, created) and pid not in disordered:
+                disordered.add(pid)
+                self.logger.warning(
+                    "Usersnap answered project %s out of created_at order (the tap asks oldest "
+                    "first): its saved bookmark stays where it was until the project is read "
+                    "to its end, so a run stopped before then reads it again from there",
+                    pid,
+                )
+            newest[pid] = max(created, newest.get(pid, created))
+            project.advance(created)
+            if not reconciliation.deferred and pid not in disordered:
+                project.save()
+            self._check_runaway(project, counted_total, reconciliation)
+            report.progress(
+                project.label, 1, lambda p=project: reconciliation.expected.get(p.project_id)
+            )
+
+    def _tell_ignored_filter(
+        self, project: ProjectState, scope_start: str | None, outside: int, stale: int
+    ) -> None:
+        """One warning per project for items the API sent though the filter excludes them."""
+        if outside:
+            self.run.report.skipped_item(
+                f"{outside} item(s) of project {project.project_id} created before the scope's "
+                f"start, {scope_start}",
+                "the API ignored the created_at filter",
+                count=outside,
+            )
+        if stale:
+            self.logger.warning(
+                "Usersnap answered %d item(s) of project %s created before %s, which the tap "
+                "did not ask for (it ignored the created_at filter): emitted again, not counted",
+                stale,
+                project.project_id,
+                project.start,
+            )
+
+    def _named(self, item: dict[str, t.Any], project: ProjectState) -> dict[str, t.Any]:
+        """The record: the item with its project's current name and the derived fields."""
+        item["project_name"] = project.name or None
+        item.update(derived_fields(item))
+        return item
+
+    def _interleave(
+        self, projects: list[ProjectState], scan: bool, rereading: bool, ceiling: str
+    ) -> t.Iterator[tuple[ProjectState, str, t.Any]]:
+        """``(project, kind, value)`` of every project, up to ``concurrency`` read at once.
+
+        Each project's own events keep their order; a project ends with ``done`` or
+        ``failed`` (its error). The queue between the readers and the emitter is bounded, so
+        memory stays flat however large a project is.
+        """
+        workers = min(self.run.settings.concurrency, len(projects))
+        if workers <= 1:
+            for project in projects:
+                try:
+                    for kind, value in self._read(project, scan, rereading, ceiling):
+                        yield project, kind, value
+                except UsersnapError as error:
+                    yield project, "failed", error
+                    continue
+                yield project, "done", None
+            return
+        arrived: queue.Queue[tuple[ProjectState, str, t.Any]] = queue.Queue(
+            maxsize=2 * workers * self.run.settings.page_size
+        )
+        pending = collections.deque(projects)
+        stop, lock = threading.Event(), threading.Lock()
+
+        def put(event: tuple[ProjectState, str, t.Any]) -> None:
+            while not stop.is_set():
+                try:
+                    arrived.put(event, timeout=0.2)
+                except queue.Full:
+                    continue
+                return
+
+        def work() -> None:
+            while not stop.is_set():
+                with lock:
+                    if not pending:
+                        return
+                    project = pending.popleft()
+                try:
+                    for kind, value in self._read(project, scan, rereading, ceiling):
+                        put((project, kind, value))
+                except Exception as error:
+                    put((project, "failed", error))
+                else:
+                    put((project, "done", None))
+
+        for number in range(workers):
+            threading.Thread(target=work, name=f"feedback-{number}", daemon=True).start()
+        remaining = len(projects)
+        try:
+            while remaining:
+                try:
+                    event = arrived.get(timeout=0.5)
+                except queue.Empty:
+                    self.stop_if_signalled()
+                    continue
+                remaining -= event[1] in ("done", "failed")
+                yield event
+        finally:
+            stop.set()
+
+    def _read(
+        self, project: ProjectState, scan: bool, rereading: bool, ceiling: str
+    ) -> t.Iterator[tuple[str, t.Any]]:
+        """One project's events: the edit scan's items and mark, then new feedback.
+
+        If the API refuses a page cursor (the item it names was deleted meanwhile), the
+        project is read again from its bookmark, once.
+        """
+        if scan:
+            yield from self._scan_edits(project, rereading, ceiling)
+        context = {"project_id": project.project_id, "kind": NEW, "from": project.start}
+        try:
+            for item in self.request_records(context):
+                yield NEW, item
+        except CursorRejectedError as error:
+            self.logger.warning(
+                "%s: reading project %s again from its bookmark", error, project.label
+            )
+            context["from"] = project.bookmark or project.start
+            for item in self.request_records(context):
+                yield NEW, item
+
+    def _scan_edits(
+        self, project: ProjectState, rereading: bool, ceiling: str
+    ) -> t.Iterator[tuple[str, t.Any]]:
+        """Items edited since the mark and created before the bookmark; then the new mark.
+
+        The new mark is the newest ``updated_at`` when the scan began (never one in the
+        future), so an edit made during the run is caught next time.
+        """
+        since, before = project.edit_mark, project.bookmark
+        first = rereading or since is None or before is None
+        context = {"project_id": project.project_id, "kind": MARK if first else EDITS}
+        mark = None
+        for item in self.request_records(context):
+            if SKIPPED in item:
+                continue
+            changed = item.get("updated_at") or item["created_at"]
+            if mark is None and changed <= ceiling:
+                mark = changed
+            if first:
+                mark = mark or format_timestamp(dt.datetime.now(dt.timezone.utc))
+                break
+            if changed < str(since):
+                break
+            scope = self._scope_start
+            if item["created_at"] < str(before) and (not scope or item["created_at"] >= scope):
+                yield EDITS, item
+        if mark or project.edit_mark:
+            yield MARK, mark or project.edit_mark
+
+    def _check_runaway(
+        self, project: ProjectState, totals: dict[str, int | None], reconciliation: Reconciliation
+    ) -> None:
+        """Stop a read that goes on far beyond what the project holds (``has_more`` forever)."""
+        limit = RUNAWAY_PAGES * self.run.settings.page_size
+        if project.received <= limit:
+            return
+        if project.project_id not in totals:
+            known = reconciliation.expected.get(project.project_id)
+            totals[project.project_id] = (
+                known if known is not None else self._count_or_none(project)
+            )
+        total = totals[project.project_id]
+        if total is not None and project.received > 2 * total + limit:
+            msg = (
+                f"Usersnap kept answering has_more for project {project.project_id}: "
+                f"{project.received} items read where it counts {total}; stopped (the state "
+                "keeps the last bookmark reached, so the next run goes on from there)"
+            )
+            raise PaginationError(msg)
+
+    def _count_or_none(self, project: ProjectState) -> int | None:
+        try:
+            return self.count(project.project_id, project.start)
+        except UsersnapError as error:
+            self.logger.warning(
+                "Could not count the feedback of project %s: %s", project.label, error
+            )
+            return None
+
+    def _each(
+        self, projects: list[ProjectState], func: t.Callable[[ProjectState], int]
+    ) -> dict[str, int | Exception]:
+        """``func`` of each project (a request each, up to ``concurrency`` at once)."""
+
+        def outcome(project: ProjectState) -> int | Exception:
+            try:
+                return func(project)
+            except CredentialsRejectedError:
+                raise
+            except UsersnapError as error:
+                return error
+
+        workers = max(1, min(self.run.settings.concurrency, len(projects)))
+        with concurrent.futures.ThreadPoolExecutor(workers, "count") as pool:
+            return dict(
+                zip([p.project_id for p in projects], pool.map(outcome, projects), strict=True)
+            )
+
+    def project_exists(self, project_id: str) -> bool | None:
+        """Whether Usersnap still knows a project (its count answers); None: it won't say."""
+        try:
+            self.count(project_id, None)
+        except ProjectRefusedError:
+            return False
+        except UsersnapError as error:
+            self.logger.warning("Could not ask Usersnap about project %s: %s", project_id, error)
+            return None
+        return True
+
+    def _finish(self, reconciliation: Reconciliation) -> None:
+        """After the last record of a full read: ACTIVATE_VERSION, unless it is incomplete."""
+        refused = [f"project {p} was refused" for p in self.run.report.refused_projects]
+        problems = refused + reconciliation.problems(self._count_or_none_state)
+        if problems:
+            self.run.report.deletes_held(
+                "feedback",
+                f"the {reconciliation.mode.value} is not complete: {'; '.join(problems)}",
+            )
+            return
+        self.activate_version(reconciliation.version)
+        reconciliation.activated()
+        self.write_state()
+
+    def _count_or_none_state(self, project: ProjectState) -> int | None:
+        return self._count_or_none(project)
+
+    # -- the state -------------------------------------------------------------------------
+
+    def _pinned_scope(self, state: dict[str, t.Any]) -> str | None:
+        """The lower bound pinned in state at the first run, else the setting's, pinned now.
+
+        Deletes count and re-read within it, so it must not move once rows are loaded: a
+        changed setting is warned about and applies after a full refresh.
+        """
+        settings = self.run.settings
+        setting = setting_text(settings)
+        if SCOPE_SETTING not in state:
+            scope = resolve_scope(settings, dt.datetime.now(dt.timezone.utc))
+            state[SCOPE_START], state[SCOPE_SETTING] = scope, setting
+            return scope
+        pinned = _timestamp_from_state(state.get(SCOPE_START), "the feedback stream", SCOPE_START)
+        if state.get(SCOPE_SETTING) != setting:
+            self.logger.warning(
+                "The feedback scope setting changed from %s to %s: the tap keeps reading from "
+                "%s, as the first run did, so that no loaded row is retired. To apply the new "
+                "setting, run once with a full refresh (meltano run --full-refresh ..., or "
+                "clear the state)",
+                state.get(SCOPE_SETTING),
+                setting,
+                pinned or "the beginning of history",
+            )
+        return pinned
+
+    def _load(
+        self,
+        state: dict[str, t.Any],
+        ids: list[str],
+        names: dict[str, str],
+        scope_start: str | None,
+        full_table: bool,
+    ) -> dict[str, ProjectState]:
+        """Every project's progress from state, checked; a project named twice merged."""
+        saved: dict[str, dict[str, t.Any]] = {}
+        for entry in state.get("partitions") or []:
+            pid = (
+                (entry.get("context") or {}).get("project_id") if isinstance(entry, dict) else None
+            )
+            if not isinstance(pid, str):
+                continue
+            if pid in saved:
+                kept = max(saved[pid], entry, key=lambda e: str(e.get(BOOKMARK) or ""))
+                self.logger.warning(
+                    "The state names feedback project %s twice; kept the later bookmark, %s",
+                    pid,
+                    kept.get(BOOKMARK),
+                )
+                entry = kept
+            saved[pid] = entry
+        state["partitions"] = list(saved.values())
+        legacy = None
+        if state.get(BOOKMARK) and state.get("replication_key", "created_at") == "created_at":
+            legacy = _timestamp_from_state(state[BOOKMARK], "the feedback stream", BOOKMARK)
+            self.logger.info(
+                "The state holds a stream-level bookmark, %s (an older layout): every project "
+                "is read from it unless it has a bookmark of its own",
+                legacy,
+            )
+        projects = {}
+        now = dt.datetime.now(dt.timezone.utc)
+        for pid in ids:
+            entry = saved.get(pid) or {}
+            where = f"feedback project {pid}"
+            bookmark = _timestamp_from_state(entry.get(BOOKMARK), where, BOOKMARK) or legacy
+            if bookmark and parse_timestamp(bookmark) > now + FUTURE_TOLERANCE:
+                self.logger.warning(
+                    "The state's bookmark of project %s, %s, is in the future: no feedback "
+                    "created before it will be read for this project. Correct or clear the "
+                    "state if wrong",
+                    pid,
+                    bookmark,
+                )
+            if full_table:
+                bookmark = None
+            count = entry.get(COUNT)
+            counted_alike = bookmark is not None and entry.get(COUNTED_BEFORE) == bookmark[:19]
+            starts = [m for m in (bookmark, scope_start) if m]
+            projects[pid] = ProjectState(
+                project_id=pid,
+                name=names.get(pid, ""),
+                bookmark=bookmark,
+                edit_mark=_timestamp_from_state(entry.get(EDIT_MARK), where, EDIT_MARK),
+                start=max(starts) if starts else None,
+                partition_for=functools.partial(self.get_context_state, {"project_id": pid}),
+                saved_count=count if type(count) is int and counted_alike else None,
+            )
+        return projects
+
+
+def _timestamp_from_state(value: t.Any, where: str, key: str) -> str | None:
+    """A timestamp from state in the bookmark format; None if absent.
+
+    Raises:
+        StateError: It is not an ISO 8601 timestamp (names the project and the value).
+    """
+    if value is None or value == "":
+        return None
+    if not is_timestamp(value):
+        msg = (
+            f"The state of {where} holds an unusable {key}: {str(value)[:60]!r} is not an ISO "
+            "8601 timestamp. Correct it or clear the state (meltano state clear <state id>)"
+        )
+        raise StateError(msg)
+    return normalise_timestamp(value)

@@ -1,0 +1,397 @@
+"""Every record keeps to its SCHEMA and stores in PostgreSQL, whatever the API sent.
+
+One conform step serves every stream (:func:`conform`): a value of the wrong type is
+converted where nothing is lost (``"12"`` to 12, ``"false"`` to false, a number to its text,
+an object to its JSON text) or else set to null; timestamps are normalised to one UTC form;
+NUL characters are removed and lone surrogates replaced by U+FFFD, in keys too (PostgreSQL
+text holds neither). Each change is one line naming the field, never the value.
+
+Feedback also gets analysis-ready fields derived from the conformed values
+(:func:`derived_fields`), and an item that can be neither keyed nor bookmarked is
+skipped by name (:func:`unusable_reason`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import re
+import typing as t
+from importlib import resources
+
+#: Bookmarks and emitted timestamps: UTC, microseconds, ``Z``; fixed width, so they compare
+#: correctly as strings.
+TIMESTAMP_EXAMPLE = "2024-03-01T12:00:00.000000Z"
+#: How far a timestamp from outside may be ahead of this machine's clock (clocks differ).
+FUTURE_TOLERANCE = dt.timedelta(minutes=5)
+#: ``custom_data`` nested deeper than this is replaced by null (website visitors write it;
+#: jsonb and the targets' JSON decoders stop far below what a hostile visitor can send).
+MAX_CUSTOM_DATA_DEPTH = 64
+#: Longest part of a bad value (an id, a timestamp, a name) quoted in a warning.
+MAX_QUOTED = 40
+
+
+def parse_timestamp(value: str) -> dt.datetime:
+    """An ISO 8601 timestamp as an aware datetime; naive means UTC."""
+    parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+
+
+def format_timestamp(moment: dt.datetime) -> str:
+    """A datetime in the bookmark format (the year in 4 digits, which ``strftime`` drops)."""
+    utc = moment.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return utc.isoformat(timespec="microseconds") + "Z"
+
+
+def is_canonical(value: t.Any) -> bool:
+    """Already in the bookmark format (Usersnap's own form): the common fast path."""
+    return (
+        type(value) is str
+        and len(value) == len(TIMESTAMP_EXAMPLE)
+        and value[19:20] == "."
+        and value[-1] == "Z"
+    )
+
+
+def is_timestamp(value: t.Any) -> t.TypeGuard[str]:
+    """An ISO 8601 timestamp that UTC can hold (``0001-01-01T00:00:00+01:00`` cannot)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        parse_timestamp(value).astimezone(dt.timezone.utc)
+    except (ValueError, OverflowError):
+        return False
+    return True
+
+
+def normalise_timestamp(value: str) -> str:
+    """Any ISO 8601 timestamp (``Z``, offsets, fewer fraction digits) in the bookmark format."""
+    if is_canonical(value):
+        return value
+    return format_timestamp(parse_timestamp(value))
+
+
+def whole_second(value: str) -> str:
+    """The instant floored to its second, as the API's filter takes it (``…T10:00:00Z``)."""
+    utc = parse_timestamp(value).astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return utc.isoformat(timespec="seconds") + "Z"
+
+
+def now_ceiling() -> str:
+    """The latest instant a timestamp from outside may name now."""
+    return format_timestamp(dt.datetime.now(dt.timezone.utc) + FUTURE_TOLERANCE)
+
+
+def schema_of(stream: str) -> dict[str, t.Any]:
+    """A stream's JSON schema, from its file."""
+    text = resources.files("tap_usersnap.schemas").joinpath(f"{stream}.json").read_text("utf-8")
+    return t.cast("dict[str, t.Any]", json.loads(text))
+
+
+_PYTHON_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "object": (dict,),
+    "array": (list,),
+    "null": (type(None),),
+}
+_TEXT_ESCAPES = re.compile(rb"\\u(?:0000|[dD][89a-fA-F][0-9a-fA-F]{2})")
+_HIGH_SURROGATE = range(0xD800, 0xDC00)
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+_INTEGER = re.compile(r"-?(?:0|[1-9][0-9]{0,17})")
+_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+_DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+
+
+@dataclasses.dataclass(frozen=True)
+class Shape:
+    """What one schema node accepts: JSON types, timestamps, and the shapes of its parts."""
+
+    types: frozenset[type]
+    names: tuple[str, ...]
+    timestamp: bool = False
+    properties: dict[str, Shape] | None = None
+    items: Shape | None = None
+
+    @classmethod
+    def of(cls, schema: dict[str, t.Any]) -> Shape:
+        """The shape of a JSON schema node (``type``, ``format``, ``properties``, ``items``)."""
+        names = schema.get("type") or list(_PYTHON_TYPES)
+        names = tuple([names] if isinstance(names, str) else names)
+        properties = schema.get("properties")
+        return cls(
+            types=frozenset(p for name in names for p in _PYTHON_TYPES.get(name, ())),
+            names=names,
+            timestamp=schema.get("format") == "date-time",
+            properties={k: cls.of(v) for k, v in properties.items()} if properties else None,
+            items=cls.of(schema["items"]) if isinstance(schema.get("items"), dict) else None,
+        )
+
+
+def body_needs_text_check(body: bytes) -> bool:
+    """The raw JSON body may hold a NUL or a lone surrogate (JSON sends them only escaped).
+
+    A surrogate pair (an escaped emoji) needs no walk: only a NUL, a high half not followed
+    at once by a low half, or a low half on its own does.
+    """
+    paired_at = -1  # where the low half of the last high half must start
+    for escape in _TEXT_ESCAPES.finditer(body):
+        start = escape.start()
+        run = start
+        while run > 0 and body[run - 1] == 0x5C:  # noqa: PLR2004 - a backslash
+            run -= 1
+        if (start - run) % 2:  # ``\\u0000`` is text, not an escape
+            continue
+        if paired_at not in (-1, start):
+            return True
+        code, low_expected = int(escape[0][2:], 16), paired_at == start
+        if code == 0 or (code in _HIGH_SURROGATE) == low_expected:
+            return True
+        paired_at = escape.end() if code in _HIGH_SURROGATE else -1
+    return paired_at != -1
+
+
+def conform(record: dict[str, t.Any], shape: Shape, *, check_text: bool = True) -> list[str]:
+    """Make ``record`` keep to ``shape`` in place; what was changed, one line per field."""
+    changes: list[str] = []
+    if shape.properties is not None:
+        _conform(record, shape.properties, "", changes)
+    if check_text:
+        _clean_text(record, changes)
+    return changes
+
+
+def _conform(
+    record: dict[str, t.Any], properties: dict[str, Shape], prefix: str, changes: list[str]
+) -> None:
+    for key, value in record.items():
+        shape = properties.get(key)
+        if shape is None:
+            continue  # not declared: any JSON value will do
+        if shape.timestamp and value is not None and not is_canonical(value):
+            record[key] = _timestamp(value, f"{prefix}{key}", changes)
+        elif type(value) not in shape.types:
+            record[key] = _converted(value, shape, f"{prefix}{key}", changes)
+        elif shape.properties is not None and type(value) is dict:
+            _conform(value, shape.properties, f"{prefix}{key}.", changes)
+        elif shape.items is not None and type(value) is list:
+            for index, entry in enumerate(value):
+                if type(entry) not in shape.items.types:
+                    value[index] = _converted(entry, shape.items, f"{key}[{index}]", changes)
+                elif shape.items.properties is not None and type(entry) is dict:
+                    _conform(entry, shape.items.properties, f"{key}[{index}].", changes)
+
+
+def _timestamp(value: t.Any, field: str, changes: list[str]) -> str | None:
+    """An ISO 8601 string in the bookmark format; anything else null (a target would fail)."""
+    if is_timestamp(value):
+        return normalise_timestamp(value)
+    changes.append(f"its {field} is not a timestamp; emitted as null")
+    return None
+
+
+def _converted(value: t.Any, shape: Shape, field: str, changes: list[str]) -> t.Any:
+    """The value in a type the shape accepts, losing nothing; else None."""
+    new = _lossless(value, shape)
+    kind = "null" if value is None else type(value).__name__
+    if new is None:
+        changes.append(f"its {field} was a {kind}, not {' or '.join(shape.names)}: emitted as null")
+    else:
+        changes.append(f"its {field} was a {kind}: emitted as {type(new).__name__}")
+    return new
+
+
+def _lossless(value: t.Any, shape: Shape) -> t.Any:  # noqa: PLR0911 - one return per conversion
+    names = shape.names
+    if isinstance(value, str):
+        text = value.strip()
+        if "integer" in names and _INTEGER.fullmatch(text):
+            return int(text)
+        if "number" in names and _NUMBER.fullmatch(text):
+            return float(text) if any(c in text for c in ".eE") else int(text)
+        if "boolean" in names and text.lower() in {"true", "false"}:
+            return text.lower() == "true"
+        return None
+    if type(value) is bool:
+        if "string" in names and not shape.timestamp:
+            return "true" if value else "false"
+        return int(value) if "integer" in names else None
+    if isinstance(value, int | float):
+        if "integer" in names and float(value).is_integer():
+            return int(value)
+        if "boolean" in names and value in {0, 1}:
+            return bool(value)
+        return json.dumps(value) if "string" in names and not shape.timestamp else None
+    if isinstance(value, dict | list) and "string" in names and not shape.timestamp:
+        return json.dumps(value, ensure_ascii=False)
+    return None
+
+
+def _clean_text(record: dict[str, t.Any], changes: list[str]) -> None:
+    """Remove NUL and replace lone surrogates in every string and key, without recursion."""
+    fields: set[str] = set()
+    stack: list[tuple[t.Any, str]] = [(record, "")]
+    while stack:
+        container, field = stack.pop()
+        if type(container) is dict:
+            for key in [k for k in container if type(k) is str and _dirty(k)]:
+                container[_clean(key)] = container.pop(key)
+                fields.add(field or _clean(key))
+        slots = container.items() if type(container) is dict else enumerate(container)
+        for slot, child in list(slots):
+            name = field or str(slot)
+            if type(child) is str and _dirty(child):
+                container[slot] = _clean(child)
+                fields.add(name)
+            elif type(child) in (dict, list):
+                stack.append((child, name))
+    changes += [
+        f"its {name} held a NUL character or a lone surrogate: removed or replaced by U+FFFD"
+        for name in sorted(fields)
+    ]
+
+
+def _dirty(text: str) -> bool:
+    return "\x00" in text or _LONE_SURROGATE.search(text) is not None
+
+
+def _clean(text: str) -> str:
+    return _LONE_SURROGATE.sub("\ufffd", text.replace("\x00", ""))
+
+
+def unusable_reason(item: t.Any) -> str | None:
+    """Why a feedback item can be neither keyed nor bookmarked; None when it is fine."""
+    if not isinstance(item, dict):
+        return f"the entry is {'null' if item is None else 'a ' + type(item).__name__}"
+    feedback_id = item.get("feedback_id")
+    if not isinstance(feedback_id, str) or not feedback_id:
+        return "it has no feedback_id"
+    created_at = item.get("created_at")
+    if not isinstance(created_at, str):
+        if created_at is None:
+            return "its created_at is missing or null"
+        return f"its created_at is a {type(created_at).__name__}, not a timestamp"
+    if is_canonical(created_at) or is_timestamp(created_at):
+        return None
+    return f"its created_at {created_at[:MAX_QUOTED]!r} is not an ISO 8601 timestamp"
+
+
+def cut_deep_custom_data(item: dict[str, t.Any]) -> bool:
+    """Replace a ``custom_data`` nested too deep to store by null (without recursion)."""
+    level: list[t.Any] = [item.get("custom_data")]
+    if type(level[0]) not in (dict, list):
+        return False
+    for _ in range(MAX_CUSTOM_DATA_DEPTH):
+        level = [
+            child
+            for current in level
+            for child in (current.values() if type(current) is dict else current)
+            if type(child) in (dict, list)
+        ]
+        if not level:
+            return False
+    item["custom_data"] = None
+    return True
+
+
+def describe_item(item: t.Any, project: str) -> str:
+    """``feedback #12 (id …) of project …``: what names an item without its content."""
+    if not isinstance(item, dict):
+        return f"an entry of project {project}"
+    parts = []
+    if isinstance(item.get("feedback_number"), int | str):
+        parts.append(f"#{item['feedback_number']}")
+    if isinstance(item.get("feedback_id"), str) and item["feedback_id"]:
+        parts.append(f"(id {item['feedback_id'][:MAX_QUOTED]})")
+    return " ".join(["feedback", *parts, "of project", project])
+
+
+def derived_fields(item: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
+    """The analysis-ready fields of a conformed feedback item (see docs/derived-fields.md).
+
+    ``conversation``: the typed texts in form order; ``label_names``: the labels' names;
+    ``input_values``: every other answered input keyed by its label (a repeated label gets
+    `` (2)``; an unlabelled input ``input_<order>``).
+    """
+    texts: list[str] = []
+    values: dict[str, bool | int | float | str] = {}
+    for position, entry in enumerate(form_order(item.get("ordered_inputs"))):
+        if isinstance(entry.get("boolean_value"), bool):
+            value: bool | int | float | str = entry["boolean_value"]
+        elif isinstance(entry.get("text_value"), str):
+            if entry["text_value"].strip():
+                texts.append(entry["text_value"])
+            continue
+        elif isinstance(entry.get("value"), str) and entry["value"] != "":
+            value = typed_value(entry["value"])
+        else:
+            continue
+        label = entry.get("label")
+        if not isinstance(label, str) or not label:
+            order = entry.get("order")
+            label = f"input_{order if isinstance(order, int) else position}"
+        key, number = label, 1
+        while key in values:
+            number += 1
+            key = f"{label} ({number})"
+        values[key] = value
+    labels = item.get("labels")
+    names = [
+        label["name"]
+        for label in (labels if isinstance(labels, list) else [])
+        if isinstance(label, dict) and isinstance(label.get("name"), str) and label["name"]
+    ]
+    return {"conversation": texts, "label_names": names, "input_values": values}
+
+
+def form_order(inputs: t.Any) -> list[dict[str, t.Any]]:
+    """The inputs sorted by their ``order`` (stable; inputs without one last)."""
+    if not isinstance(inputs, list):
+        return []
+    entries = [entry for entry in inputs if isinstance(entry, dict)]
+    orders = [entry.get("order") for entry in entries]
+    if all(isinstance(o, int) for o in orders) and orders == sorted(orders):  # type: ignore[type-var]
+        return entries
+    return sorted(
+        entries,
+        key=lambda e: (not isinstance(e.get("order"), int), e.get("order") or 0),
+    )
+
+
+def typed_value(text: str) -> int | float | str:
+    """A number when the text is exactly that number's JSON form, else the text unchanged.
+
+    ``"1.10"`` (a version?) and ``"007"`` (an id?) stay strings: the raw answer can always
+    be read back from the derived one.
+    """
+    if not _DECIMAL.fullmatch(text):
+        return text
+    number: int | float = float(text) if "." in text else int(text)
+    return number if repr(number) == text else text
+
+
+def fit_flattened(record: dict[str, t.Any], shape: Shape, levels: int) -> None:
+    """Fit a record to the columns the SDK's flattening makes of its schema, in place.
+
+    The SDK flattens an object's value into columns only when it is an object, and passes
+    undeclared keys through; a target that writes a column per schema property then stops.
+    So a null object becomes its declared columns, each null, and a key the schema does not
+    declare (at the top, or inside an object flattened into columns) is left out.
+    """
+    properties = shape.properties or {}
+    for key in [k for k in record if k not in properties]:
+        del record[key]
+    if levels <= 0:
+        return
+    for key, child in properties.items():
+        if child.properties is None or key not in record:
+            continue
+        if record[key] is None:
+            record[key] = {}
+            for name in child.properties:
+                record[key][name] = None
+        if isinstance(record[key], dict):
+            fit_flattened(record[key], child, levels - 1)

@@ -1,0 +1,223 @@
+"""The full-table streams: projects (listed once, shared by every stream) and assignees.
+
+Both are read in full each run; with ``capture_deletes`` their records carry a new table
+version, activated at the run's end unless a project may be missing (see the tap).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import typing as t
+
+from singer_sdk.pagination import SinglePagePaginator
+from typing_extensions import override
+
+from tap_usersnap.client import (
+    CursorPaginator,
+    Listing,
+    ProjectRefusedError,
+    UsersnapError,
+    UsersnapStream,
+    describe,
+    envelope_data,
+)
+from tap_usersnap.deletes import ACTIVE, new_version, state_version
+from tap_usersnap.records import MAX_QUOTED, conform
+
+if t.TYPE_CHECKING:
+    import requests
+    from singer_sdk.helpers.types import Context
+
+#: Projects stream state key: the projects listed by the last run whose deletions applied.
+KNOWN_PROJECTS = "project_ids"
+
+
+class FullTableStream(UsersnapStream):
+    """A stream read in full each run, under a new table version (with ``capture_deletes``)."""
+
+    replication_key = None
+    #: This run's table version (None: deletes are off).
+    version: int | None = None
+
+    def start_version(self) -> None:
+        """With ``capture_deletes``, RECORDs carry a version later than the active one."""
+        if self.run.settings.capture_deletes and self.version is None:
+            self.version = new_version(
+                self.run.table_version, state_version(self.stream_state.get(ACTIVE))
+            )
+            self.use_table_version(self.version)
+
+    def activate(self) -> None:
+        """ACTIVATE_VERSION after the run's records; the version becomes the active one."""
+        if self.version is not None and self.selected:
+            self.activate_version(self.version)
+            self.stream_state[ACTIVE] = self.version
+
+
+class ProjectsStream(FullTableStream):
+    """Every project the key can see (or those in ``project_ids``): ``GET /projects``.
+
+    The spec gives ``/projects`` no parameters and no cursor: when the listing says
+    ``has_more`` and offers no way on, every listed project is delivered, no deletion is
+    applied on the strength of it, and the run fails at its end naming the numbers.
+    """
+
+    name = "projects"
+    path = "/projects"
+    primary_keys = ("project_id",)
+    records_key = "projects"
+
+    _paginator: CursorPaginator | None = None
+
+    @override
+    def get_url_params(
+        self, context: Context | None, next_page_token: str | None
+    ) -> dict[str, t.Any]:
+        return {}
+
+    @override
+    def get_new_paginator(self) -> CursorPaginator:
+        self._paginator = super().get_new_paginator()
+        return self._paginator
+
+    @override
+    def parse_response(self, response: requests.Response) -> t.Iterator[dict[str, t.Any]]:
+        count = envelope_data(response).get("count")
+        self._listed_count = count if type(count) is int else None
+        yield from super().parse_response(response)
+
+    def list_all(self) -> Listing:
+        """The run's listing: every project with an id, conformed, in scope."""
+        self._listed_count: int | None = None
+        try:
+            listed = list(self.request_records(None))
+        except ProjectRefusedError as error:
+            msg = (
+                f"{error}: the REST API is not enabled for this workspace's plan (it needs an "
+                "Enterprise plan), or this API key may not list projects"
+            )
+            raise UsersnapError(msg) from error
+        projects = []
+        for position, project in enumerate(listed, start=1):
+            if not isinstance(project.get("project_id"), str) or not project["project_id"]:
+                name = project.get("name")
+                named = f" ({name[:MAX_QUOTED]!r})" if isinstance(name, str) else ""
+                self.run.report.skipped_item(
+                    f"project {position}{named} of the projects listing", "it has no project_id"
+                )
+                continue
+            for change in conform(project, self.shape):
+                self.run.report.altered_item(f"project {project['project_id']}", change)
+            projects.append(project)
+        complete = not (self._paginator and self._paginator.cut_short)
+        if not complete:
+            self.run.report.failures.append(
+                f"The project listing (GET /projects) said has_more but offered no way on: "
+                f"{len(listed)} project(s) listed where it counts {self._listed_count}; every "
+                "listed project was synced and no deletion was applied"
+            )
+        wanted = set(self.run.settings.project_ids)
+        if wanted:
+            projects = [p for p in projects if p["project_id"] in wanted]
+        return Listing(projects, complete, self._listed_count)
+
+    @property
+    def known_project_ids(self) -> set[str]:
+        """The projects whose rows (and assignees) the warehouse holds, as the state says."""
+        known = self.stream_state.get(KNOWN_PROJECTS)
+        return {p for p in known if isinstance(p, str)} if isinstance(known, list) else set()
+
+    def remember_listed(self, *, retired: bool) -> None:
+        """Keep the listed projects in state; with ``retired``, the others' rows are gone."""
+        listed = self.run.listing.ids()
+        keep = listed if retired else listed | self.known_project_ids
+        self.stream_state[KNOWN_PROJECTS] = sorted(keep)
+
+    @override
+    def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
+        """The shared listing (copies, so emitting never alters it)."""
+        self.start_version()
+        for project in self.run.listing.projects:
+            yield dict(project)
+
+
+class ProjectAssigneesStream(FullTableStream):
+    """Who feedback can be assigned to in each listed project: ``GET /projects/{api_key}/assignees``.
+
+    The listing gives each project's ``api_key``, which keys this endpoint; the projects are
+    read some at once (``concurrency``). A project whose endpoint is refused (403, 404) or
+    pages where the spec has no cursor keeps its rows: the stream's deletions wait.
+    """
+
+    name = "project_assignees"
+    path = "/projects/{api_key}/assignees"
+    primary_keys = ("project_id", "user_id")
+    records_key = "users"
+    state_partitioning_keys: t.ClassVar[list[str]] = []
+    #: Whether a project's assignees could not all be read this run (deletions then wait).
+    incomplete = False
+
+    @override
+    def get_url(self, context: Context | None) -> str:
+        """The endpoint of the context's project, keyed by its api_key (kept out of logs)."""
+        project_id = (context or {})["project_id"]
+        api_key = next(
+            p["api_key"] for p in self.run.listing.projects if p["project_id"] == project_id
+        )
+        return f"{self.url_base}/projects/{api_key}/assignees"
+
+    @override
+    def get_new_paginator(self) -> SinglePagePaginator:  # type: ignore[override]
+        return SinglePagePaginator()
+
+    @override
+    def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
+        """Every listed project's assignees, in the listing's order."""
+        self.start_version()
+        projects = []
+        for project in self.run.listing.projects:
+            if project.get("api_key"):
+                projects.append(project)
+            else:
+                self.logger.info("Project %s has no api_key: no assignees to read", _label(project))
+        workers = max(1, min(self.run.settings.concurrency, len(projects)))
+        with concurrent.futures.ThreadPoolExecutor(workers, "assignees") as pool:
+            yield from (r for records in pool.map(self._assignees, projects) for r in records)
+
+    def _assignees(self, project: dict[str, t.Any]) -> list[dict[str, t.Any]]:
+        label = _label(project)
+        context = {"project_id": project["project_id"]}
+        try:
+            users = list(self.request_records(context))
+        except ProjectRefusedError as error:
+            self.incomplete = True
+            self.run.report.refused_endpoint(f"the assignees of project {label}", error)
+            return []
+        records = []
+        for position, user in enumerate(users, start=1):
+            if not isinstance(user.get("user_id"), str) or not user["user_id"]:
+                self.run.report.skipped_item(
+                    f"assignee {position} of project {label}", "it has no user_id"
+                )
+                continue
+            user["project_id"] = project["project_id"]  # the key's other half
+            records.append(user)
+        if not records:
+            self.logger.info("Project %s has no assignees", label)
+        return records
+
+    @override
+    def parse_response(self, response: requests.Response) -> t.Iterator[dict[str, t.Any]]:
+        if envelope_data(response).get("has_more"):
+            self.incomplete = True
+            self.logger.warning(
+                "Usersnap said has_more for %s, which has no cursor: its first page was "
+                "read, and no assignee row is retired this run",
+                describe(response),
+            )
+        yield from super().parse_response(response)
+
+
+def _label(project: dict[str, t.Any]) -> str:
+    name = project.get("name")
+    return f"{name!r} ({project['project_id']})" if name else str(project["project_id"])

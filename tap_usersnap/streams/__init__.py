@@ -1,1 +1,0 @@
-"""The SDK's streams: thin adapters between the SDK and the run, the engine and the API."""
