@@ -36,7 +36,9 @@ def about_settings() -> dict[str, t.Any]:
 def test_it_names_every_setting_of_the_tap_with_its_default() -> None:
     assert list(SAMPLE) == list(TAP_SETTINGS)
     properties = about_settings()["properties"]
-    defaults = {name: properties[name]["default"] for name in SAMPLE if "default" in properties[name]}
+    defaults = {
+        name: properties[name]["default"] for name in SAMPLE if "default" in properties[name]
+    }
     assert defaults
     assert {name: SAMPLE[name] for name in defaults} == defaults
 
