@@ -8,9 +8,6 @@ from __future__ import annotations
 import re
 import typing as t
 
-import re
-import typing as t
-
 from fake_usersnap.protocol import (
     API_PREFIX,
     ApiError,
@@ -77,7 +74,8 @@ def check_request(
 def list_projects(fake: Store, _: str, params: dict[str, str], body: t.Any) -> dict[str, t.Any]:
     """``GET /projects``: every project, in the order added, in one answer (no cursor).
 
-    ``fake.projects_paging`` makes it page where the spec is silent (:class:`~fake_usersnap.protocol.ProjectsPaging`).
+    ``fake.projects_paging`` makes it page where the spec is silent
+    (:class:`~fake_usersnap.protocol.ProjectsPaging`).
     """
     with fake.lock:
         items = list(fake.projects.values())

@@ -45,8 +45,10 @@ def parse_iso(value: str) -> dt.datetime:
 
 
 def filter_time(value: str, *, up: bool = False) -> str:
-    """An item's timestamp as a filter value the API takes: its whole second (``up``: the
-    next whole second, unless it is one already), UTC, ``YYYY-MM-DDTHH:MM:SSZ``.
+    """An item's timestamp as a filter value the API takes: UTC whole seconds.
+
+    ``YYYY-MM-DDTHH:MM:SSZ``, its own second (``up``: the next whole second, unless it is one
+    already).
 
     ``gte``/``lt`` the floor and ``gt``/``lte`` the ceiling keep exactly the items the
     timestamp itself would, when no two items share a second.
