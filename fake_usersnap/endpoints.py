@@ -28,6 +28,7 @@ Answer = t.Callable[["Store", str, dict[str, str], t.Any], dict[str, t.Any]]
 CURSOR = frozenset({"limit", "after"})
 #: What a project the API refuses answers, by status (``FakeUsersnap.refuse_project``).
 REFUSALS = {
+    400: ("Site does not exist", "SITE_NOT_FOUND"),
     403: ("Access to this project is not allowed", "FORBIDDEN"),
     404: ("Not found", "NOT_FOUND"),
 }
@@ -63,8 +64,10 @@ def check_request(
         if handler is not list_projects or paging is None or paging.cursor != "ignored":
             refuse_unknown_params(params, allowed)
         if handler is not list_assignees and argument in fake.refused_projects:
-            msg, errortype = REFUSALS[fake.refused_projects[argument]]
-            raise ApiError(fake.refused_projects[argument], msg, errortype)
+            status = fake.refused_projects[argument]
+            msg, errortype = REFUSALS[status]
+            errordata = {"site_id": argument} if errortype == "SITE_NOT_FOUND" else None
+            raise ApiError(status, msg, errortype, errordata)
         return handler, argument
     if known:
         raise ApiError(405, "Method not allowed", "METHOD_NOT_ALLOWED")

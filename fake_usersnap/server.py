@@ -218,9 +218,11 @@ class FakeUsersnap:
                 self.prerendered.projects.pop(project_id, None)
 
     def refuse_project(self, project_id: str, status: int = 404) -> None:
-        """Answer ``status`` (403 FORBIDDEN or 404 NOT_FOUND) to the project's feedback routes.
+        """Answer ``status`` to the project's feedback routes, the project still listed.
 
-        The project stays listed, and its assignees answer; ``status=0`` lifts the refusal.
+        403 FORBIDDEN, 404 NOT_FOUND, or 400 SITE_NOT_FOUND (the spec's own error, as for a
+        project deleted since the listing); its assignees still answer. ``status=0`` lifts
+        the refusal.
         """
         with self.lock:
             if status:
