@@ -12,6 +12,8 @@ from harness.clock import FakeClock
 from harness.reliability import RESULTS_PATH, FaultScenario, Scorecard, plant_canaries
 from harness.singer_run import injected_clock
 
+pytest_plugins = ["pytester"]
+
 SCORECARD = pytest.StashKey[Scorecard]()
 REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
 
