@@ -236,8 +236,30 @@ def test_the_contract_reads_the_spec(
 
 
 def test_a_test_whose_tap_sends_microseconds_fails(pytester: pytest.Pytester) -> None:
-    """The suite's fixture turns a reported request into a failed test, listing it."""
-    pytester.makeconftest("from tests.conftest import api_contract, fake  # noqa: F401\n")
+    """The suite's check turns a reported request into a failed test, listing it."""
+    pytester.makeconftest(
+        textwrap.dedent(
+            """
+            import pytest
+
+            from fake_usersnap import FakeUsersnap
+            from harness.contract import every_request_checked
+
+
+            @pytest.fixture(autouse=True)
+            def api_contract():
+                with every_request_checked() as log:
+                    yield log
+
+
+            @pytest.fixture
+            def fake():
+                with FakeUsersnap() as api:
+                    api.seed(projects=1, per_project=3)
+                    yield api
+            """
+        )
+    )
     pytester.makepyfile(
         textwrap.dedent(
             """
