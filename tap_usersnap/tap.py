@@ -12,7 +12,7 @@ import typing as t
 from singer_sdk.helpers.capabilities import PluginCapabilities
 from typing_extensions import override
 
-from tap_usersnap.feedback.state import merge_duplicate_partitions
+from tap_usersnap.feedback.partitions import merge_duplicate_partitions
 from tap_usersnap.http.errors import UsersnapError
 from tap_usersnap.http.retry import Clock, RetryPolicy, SystemClock
 from tap_usersnap.records.writer import BufferedMsgSpecWriter

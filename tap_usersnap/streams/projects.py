@@ -17,7 +17,6 @@ if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
 
-
 #: Projects stream state key: the projects listed by the last run whose deletions applied.
 KNOWN_PROJECTS = "project_ids"
 
