@@ -12,6 +12,7 @@ import typing as t
 from singer_sdk.helpers.capabilities import PluginCapabilities
 from typing_extensions import override
 
+from tap_usersnap.feedback.partitions import merge_duplicate_partitions
 from tap_usersnap.http.errors import UsersnapError
 from tap_usersnap.http.retry import Clock, RetryPolicy, SystemClock
 from tap_usersnap.records.writer import BufferedMsgSpecWriter
@@ -106,6 +107,12 @@ class TapUsersnap(TapHooks):
             for stream_type in STREAM_TYPES:
                 stream_type.keep_keys(catalog)
         return catalog
+
+    @override
+    def load_state(self, state: dict[str, t.Any]) -> None:
+        """The state given, a partition named twice merged first (the later bookmark kept)."""
+        merge_duplicate_partitions(state, self.logger)
+        super().load_state(state)
 
     @override
     def config_errors(self, config: dict[str, t.Any]) -> list[str]:

@@ -17,6 +17,9 @@ compare with:
 
 - created before the scope's start (``start_date``): out of scope, not emitted;
 - created before the project's start (loaded by an earlier run): emitted, not counted;
+- created in the second of either start but before it: asked for, as the API's filters
+  take whole seconds (``gte`` that second): not emitted (delivered already, or out of
+  scope), but counted, as the API's counts from that second count them;
 - created in the future (beyond :data:`~tap_usersnap.records.timestamps.FUTURE_TOLERANCE`):
   emitted, not bookmarked;
 - out of ``created_at`` order: emitted; the project's saved bookmark then waits for the end
@@ -41,6 +44,7 @@ from tap_usersnap.records.timestamps import (
     is_canonical,
     is_timestamp,
     normalise_timestamp,
+    second_of,
 )
 
 if t.TYPE_CHECKING:
@@ -226,15 +230,25 @@ class PassBounds:
     ) -> Bounded:
         """The page's items and skipped entries, sorted out against the pass's bounds."""
         emit, counted, future, stale, outside = [], [], [], 0, 0
+        scope_second = second_of(self.scope_start) if self.scope_start else None
+        start_second = second_of(self.start) if self.start else None
         for item in items:
             created = item["created_at"]
             if self.scope_start and created < self.scope_start:
-                outside += 1
+                if scope_second is not None and created >= scope_second:
+                    counted.append(created)  # asked for (filters are whole seconds), as counted
+                else:
+                    outside += 1
+                continue
+            if self.start and created < self.start:
+                if start_second is not None and created >= start_second:
+                    counted.append(created)  # the start's second: delivered already, dropped
+                    continue
+                emit.append(item)
+                stale += 1
                 continue
             emit.append(item)
-            if self.start and created < self.start:
-                stale += 1
-            elif created > self.ceiling:
+            if created > self.ceiling:
                 future.append(item)
             else:
                 counted.append(created)

@@ -7,8 +7,8 @@ this is an incremental run or a full read, then reads every project
 (:mod:`~tap_usersnap.feedback.checks`) and hands the records out. Pages of different
 projects interleave; each project's come in ``created_at`` order. Every page is a resume
 point for its project: its bookmark moves past the page's items once they are out. A project
-Usersnap no longer knows is skipped by name (the run then fails at the end); any other
-failure ends the run.
+Usersnap refuses (403, 404) or no longer knows (SITE_NOT_FOUND) is skipped by name (the run
+then fails at the end, the project's rows stay); any other failure ends the run.
 """
 
 from __future__ import annotations
@@ -32,7 +32,12 @@ from tap_usersnap.feedback.state import (
     load_project_states,
     saved_partitions,
 )
-from tap_usersnap.http.errors import PaginationError, ProjectNotFoundError
+from tap_usersnap.http.errors import (
+    EndpointNotFoundError,
+    PaginationError,
+    ProjectNotFoundError,
+    RequestRefusedError,
+)
 from tap_usersnap.records.derived import derived_fields
 from tap_usersnap.records.timestamps import format_timestamp
 
@@ -42,6 +47,8 @@ if t.TYPE_CHECKING:
     from tap_usersnap.feedback.requests import FeedbackApi
     from tap_usersnap.settings import Settings
 
+#: What a project's own requests may fail with and the run still go on without it.
+REFUSED_PROJECT = (ProjectNotFoundError, EndpointNotFoundError, RequestRefusedError)
 #: A read is checked against its count once it is this many pages beyond it, and stopped
 #: past twice the count plus as many pages: the API's ``has_more`` never ends it.
 RUNAWAY_PAGES = 10
@@ -170,7 +177,10 @@ class FeedbackSync:
         )
 
     def _project_failed(self, project_id: str, error: Exception) -> None:
-        if not isinstance(error, ProjectNotFoundError):
+        """A project Usersnap refuses (403, 404) or does not know is skipped; else the run ends."""
+        if not isinstance(
+            error, ProjectNotFoundError | EndpointNotFoundError | RequestRefusedError
+        ):
             raise error
         self._report.skipped_project(project_id, error)
 

@@ -9,9 +9,13 @@ project was delivered.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 
-from tap_usersnap.http.errors import ProjectNotFoundError
+from tap_usersnap.http.errors import ProjectNotFoundError, UsersnapError
+
+#: The answer inside a failure's text: ``(403 FORBIDDEN: …)``, ``(400 SITE_NOT_FOUND on …)``.
+_ANSWER = re.compile(r"\((\d{3} [A-Z_]+[^)]*)\)")
 
 
 class RunReport:
@@ -24,6 +28,10 @@ class RunReport:
         self.altered_items = 0
         self.noted_items = 0
         self.skipped_projects: list[str] = []
+        #: What Usersnap answered for each skipped project.
+        self.project_answers: dict[str, str] = {}
+        #: Why the project listing is not the whole list, if it is not (one line).
+        self.listing_short: str | None = None
         self.refused: list[str] = []
         #: Tables whose deletions were not applied this run, each with why.
         self.held_deletes: list[str] = []
@@ -61,11 +69,30 @@ class RunReport:
             self.noted_items += 1
 
     def skipped_project(self, project_id: str, error: Exception) -> None:
-        """A project Usersnap does not know: the others go on, the run fails at the end."""
+        """A project Usersnap refuses or does not know: the others go on, the run fails.
+
+        At the end of the run; its rows stay, and the next run tries it again.
+        """
         self._logger.error("%s; skipping it, the other projects continue", error)
+        found = _ANSWER.search(str(error))
         with self._lock:
             if project_id not in self.skipped_projects:
                 self.skipped_projects.append(project_id)
+                self.project_answers[project_id] = found.group(1) if found else str(error)
+
+    def listing_cut_short(self, listed: int, count: object) -> None:
+        """``GET /projects`` said ``has_more`` and gave no way on: the run fails at the end.
+
+        Every listed project is still read and delivered; nothing is retired on the
+        strength of that listing.
+        """
+        self.listing_short = (
+            f"The Usersnap project listing (GET /projects) is not complete: it listed "
+            f"{listed} project(s) of a count of {count}, said has_more, and gives no way to "
+            "the rest (the API documents no cursor for it); the listed projects were synced, "
+            "no deletion was applied"
+        )
+        self._logger.warning("%s", self.listing_short)
 
     def refused_endpoint(self, what: str, error: Exception) -> None:
         """An optional endpoint the key may not read (403): skipped, the run goes on."""
@@ -123,11 +150,17 @@ class RunReport:
                 "nothing was removed from them",
                 ", ".join(dict.fromkeys(self.held_deletes)),
             )
+        failures = [self.listing_short] if self.listing_short else []
         if self.skipped_projects:
             names = ", ".join(repr(p) for p in self.skipped_projects)
-            msg = (
-                f"Skipped {len(self.skipped_projects)} Usersnap project(s) that do not exist "
-                f"or that this JWT key cannot see (deleted?): {names}; every other project was "
-                "synced. Check the project_ids setting if the project should exist"
+            answers = "; ".join(f"{p!r}: {self.project_answers[p]}" for p in self.skipped_projects)
+            failures.append(
+                f"Skipped {len(self.skipped_projects)} Usersnap project(s) that Usersnap refused "
+                f"or does not know: {names}; every other project was synced, the skipped "
+                f"one(s) keep their rows and are tried again next run (Usersnap answered "
+                f"{answers}). Check the project_ids setting and the key's access if the "
+                "project should be read"
             )
-            raise ProjectNotFoundError(msg)
+            raise ProjectNotFoundError(". ".join(failures))
+        if failures:
+            raise UsersnapError(failures[0])

@@ -18,6 +18,7 @@ from tap_usersnap.http.errors import ProjectNotFoundError, UsersnapError, result
 from tap_usersnap.http.loggable import describe_request
 from tap_usersnap.http.pagination import cursor_params
 from tap_usersnap.http.responses import envelope_data
+from tap_usersnap.records.timestamps import filter_value
 
 if t.TYPE_CHECKING:
     import requests
@@ -66,14 +67,22 @@ class FeedbackQuery:
         return f"{path}/count" if self.kind is RequestKind.COUNT else path
 
     def body(self) -> dict[str, t.Any]:
-        """The JSON body: the ``created_at`` filters and the order."""
+        """The JSON body: the ``created_at`` filters and the order.
+
+        Filter values are whole seconds, the only form the spec shows: ``gte`` the second the
+        lower bound falls in, so nothing at or after it is lost (the checks drop what was
+        delivered already). A read's ``lt`` is the next whole second (the slice drops the
+        rest); a count's ``lt`` is the bound's own second, and the state counts likewise
+        (:attr:`ProjectState.count <tap_usersnap.feedback.state.ProjectState.count>`).
+        """
         if self.kind in (RequestKind.EDIT_SCAN, RequestKind.EDIT_MARK):
             return {"order_by": {"order_by_type": "updated_at", "direction": "desc"}}
         query = []
         if self.created_from is not None:
-            query.append(_condition("gte", self.created_from))
+            query.append(_condition("gte", filter_value(self.created_from)))
         if self.created_before is not None:
-            query.append(_condition("lt", self.created_before))
+            up = self.kind is not RequestKind.COUNT
+            query.append(_condition("lt", filter_value(self.created_before, up=up)))
         if self.kind is RequestKind.COUNT:
             return {"query": query}
         direction = "desc" if self.kind is RequestKind.NEWEST else "asc"

@@ -11,8 +11,11 @@ project, ``{"context": {"project_id": …},
   items created at or after it;
 - the **edit mark** is the newest ``updated_at`` the last edit scan saw: the next scan
   re-emits items changed after it;
-- the **count** is how many items were created before the bookmark (and from
+- the **count** is how many items were created before the bookmark's second (and from
   ``start_date`` on) when the project was last read: fewer at the API means deletions.
+  (The API's filters take whole seconds, so the API can count no finer; a count kept by an
+  older version, before the bookmark's very instant, differs only when items share the
+  bookmark's second, and then costs one reconciliation.)
 
 State comes from outside (hand-edited, ``meltano state set``, older versions), so every
 value is normalised to the bookmark format, an unusable one stops the run with one line
@@ -27,7 +30,12 @@ import logging
 import typing as t
 
 from tap_usersnap.http.errors import UsersnapError
-from tap_usersnap.records.timestamps import FUTURE_TOLERANCE, format_timestamp, parse_timestamp
+from tap_usersnap.records.timestamps import (
+    FUTURE_TOLERANCE,
+    format_timestamp,
+    parse_timestamp,
+    second_of,
+)
 
 #: Stream state keys: the version the stream's rows carry ...
 ACTIVE = "table_version"
@@ -41,7 +49,7 @@ REPLICATION_KEY = "created_at"
 #: Partition state key of the edit scan's mark (newest ``updated_at`` seen).
 EDIT_MARK = "updated_at_mark"
 BOOKMARK = "replication_key_value"
-#: Partition state key of how many items were created before the bookmark (from
+#: Partition state key of how many items were created before the bookmark's second (from
 #: ``start_date`` on): fewer at the API next time means some were deleted.
 COUNT = "feedback_count"
 
@@ -67,16 +75,17 @@ class ProjectState:
     saved_count: int | None = None
     #: Items the API held before this run's read began (None: not counted, deletes off).
     baseline: int | None = None
-    #: Items this run's ``created_at`` pass delivered ...
+    #: Items this run's ``created_at`` pass delivered (or dropped as delivered already) ...
     read: int = 0
-    #: ... and how many of them were created at the bookmark's very instant.
+    #: ... and how many of them were created in the bookmark's second (filters are whole
+    #: seconds, so counts are taken before a second, never before an instant).
     at_bookmark: int = 0
     #: Entries of this run's pass skipped without a ``created_at``: the API counts them too.
     unbookmarked: int = 0
 
     @property
     def count(self) -> int | None:
-        """Items created before the bookmark (from ``start_date`` on), if counted."""
+        """Items created before the bookmark's second (from ``start_date`` on), if counted."""
         return None if self.baseline is None else self.baseline + self.read - self.at_bookmark
 
     def advance(self, created_ats: list[str]) -> None:
@@ -86,9 +95,11 @@ class ProjectState:
         newest = max(created_ats)
         self.read += len(created_ats)
         if self.bookmark is None or newest > self.bookmark:
-            self.bookmark, self.at_bookmark = newest, created_ats.count(newest)
-        elif newest == self.bookmark:
-            self.at_bookmark += created_ats.count(newest)
+            if self.bookmark is None or second_of(self.bookmark) != second_of(newest):
+                self.at_bookmark = 0
+            self.bookmark = newest
+        second = second_of(self.bookmark)
+        self.at_bookmark += sum(1 for created in created_ats if created >= second)
 
     def save(self, replication_key: str) -> None:
         """Write the bookmark and count into the project's state partition."""

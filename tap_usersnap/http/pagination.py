@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typing as t
 
-from singer_sdk.pagination import BaseAPIPaginator
+from singer_sdk.pagination import BaseAPIPaginator, SinglePagePaginator
 from typing_extensions import override
 
 from tap_usersnap.http.errors import PaginationError
@@ -76,3 +76,21 @@ class UsersnapCursorPaginator(BaseAPIPaginator[str | None]):
             )
             raise PaginationError(msg)
         return cursor
+
+
+class ListingPaginator(SinglePagePaginator):
+    """``GET /projects``: one answer, as the spec has it (no cursor, no parameters).
+
+    Keeps the answer's ``data``, so the caller can tell a listing that says ``has_more``.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        #: The ``data`` object of the answer, once read.
+        self.data: dict[str, t.Any] = {}
+
+    @override
+    def has_more(self, response: requests.Response) -> bool:
+        """False: the listing has no way on; its ``data`` is kept."""
+        self.data = envelope_data(response)
+        return False

@@ -57,6 +57,25 @@ def format_timestamp(moment: dt.datetime) -> str:
     return utc.isoformat(timespec="microseconds") + "Z"
 
 
+def filter_value(value: str, *, up: bool = False) -> str:
+    """A timestamp as the API's filters take it: UTC, whole seconds, ``YYYY-MM-DDTHH:MM:SSZ``.
+
+    Rounded down to its second, or with ``up`` to the next one (unless it is whole already):
+    ``gte`` on the floor and ``lt`` on the ceiling ask for at least what the exact instant
+    would, and the tap drops the rest itself.
+    """
+    moment = parse_timestamp(value).astimezone(dt.timezone.utc)
+    whole = moment.replace(microsecond=0)
+    if up and whole != moment:
+        whole += dt.timedelta(seconds=1)
+    return whole.replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
+
+
+def second_of(value: str) -> str:
+    """The whole second a bookmark-format timestamp falls in, in the bookmark format."""
+    return format_timestamp(parse_timestamp(filter_value(value)))
+
+
 def is_timestamp(value: t.Any) -> t.TypeGuard[str]:
     """An ISO 8601 timestamp (any form :func:`parse_timestamp` reads) that UTC can hold.
 

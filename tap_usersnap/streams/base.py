@@ -73,6 +73,12 @@ class UsersnapStream(FastRecordPath, RESTStream[str | None]):
 
     @property
     @override
+    def http_headers(self) -> dict[str, t.Any]:
+        """The SDK's headers (``User-Agent``), and ``Accept: application/json``."""
+        return {**super().http_headers, "Accept": "application/json"}
+
+    @property
+    @override
     def authenticator(self) -> UsersnapJWTAuthenticator:
         """The run's authenticator, so every stream shares the cached token."""
         return self.run.authenticator

@@ -9,13 +9,12 @@ from typing_extensions import override
 
 from tap_usersnap.http.errors import RequestRefusedError, UsersnapError
 from tap_usersnap.http.loggable import describe_project
+from tap_usersnap.http.pagination import ListingPaginator
 from tap_usersnap.records.schemas import SCHEMAS
 from tap_usersnap.streams.base import UsersnapStream
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
-
-    from tap_usersnap.http.pagination import UsersnapCursorPaginator
 
 
 #: Projects stream state key: the projects listed by the last run whose deletions applied.
@@ -33,7 +32,7 @@ class ProjectsStream(UsersnapStream):
     id_key = "project_id"
     schema = StreamSchema(SCHEMAS)
 
-    _paginator: UsersnapCursorPaginator | None = None
+    _paginator: ListingPaginator | None = None
 
     @property
     def known_project_ids(self) -> set[str]:
@@ -61,37 +60,37 @@ class ProjectsStream(UsersnapStream):
     def list_all(self) -> tuple[list[dict[str, t.Any]], bool]:
         """Every project of ``GET /projects`` that has an id, and whether the listing is whole.
 
-        The listing documents ``has_more`` but no ``next``: if the API refuses the cursor
-        taken from the last project's id, the run goes on with the projects listed so far.
+        One request with no query parameters, as the spec has it: it documents ``has_more``
+        and ``count`` but no cursor. An answer that says ``has_more`` is not whole: its
+        projects are synced, nothing is retired on its strength, and the run fails at the
+        end naming the numbers.
         """
-        projects: list[dict[str, t.Any]] = []
-        complete = True
         try:
-            for project in self.read_records(None):
-                projects.append(project)
+            projects = list(self.read_records(None))
         except RequestRefusedError as exc:
             msg = (
                 f"{exc}: the REST API is not enabled for this workspace's plan (it needs an "
                 "Enterprise plan), or this API key may not list projects"
             )
             raise UsersnapError(msg) from exc
-        except UsersnapError as exc:
-            if not (projects and self._paginator and self._paginator.used_fallback):
-                raise
-            complete = False
-            self.logger.warning(
-                "Listing projects stopped after %d: Usersnap refused the next page's cursor "
-                "(%s); going on with the projects listed (no deletion is applied this run)",
-                len(projects),
-                exc,
-            )
+        data = self._paginator.data if self._paginator else {}
+        complete = not data.get("has_more")
+        if not complete:
+            self.run.report.listing_cut_short(len(projects), data.get("count", "unknown"))
         return self._keyed(projects), complete
 
     @override
-    def get_new_paginator(self) -> UsersnapCursorPaginator:
-        """The paginator, kept to tell a refused fallback cursor from other failures."""
-        self._paginator = super().get_new_paginator()
+    def get_new_paginator(self) -> ListingPaginator:  # type: ignore[override]
+        """One answer: the listing has no cursor."""
+        self._paginator = ListingPaginator()
         return self._paginator
+
+    @override
+    def get_url_params(
+        self, context: Context | None, next_page_token: str | None
+    ) -> dict[str, t.Any]:
+        """None: ``GET /projects`` takes no query parameter."""
+        return {}
 
     @override
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:

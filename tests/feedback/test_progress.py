@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from fake_usersnap import FakeUsersnap
+from fake_usersnap import FakeUsersnap, filter_time
 from tap_usersnap.feedback.progress import BackfillProgress
 from tap_usersnap.feedback.requests import FeedbackCounts
 from tap_usersnap.feedback.state import ProjectState
@@ -115,5 +115,5 @@ def test_the_total_is_what_the_read_asks_for(fake: FakeUsersnap) -> None:
     assert counts.to_read(project) == len(items) - 5
     (request,) = fake.requests_to(r"/filter/count$")
     assert request.body == {
-        "query": [{"filter_type": "created_at", "operator": "gte", "value": start}]
+        "query": [{"filter_type": "created_at", "operator": "gte", "value": filter_time(start)}]
     }

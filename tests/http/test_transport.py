@@ -109,6 +109,7 @@ def test_a_redirect_loop_ends_the_run_in_one_line(scenario: FaultScenario) -> No
     assert len(fake.requests_to(LISTING)) == 31 + 1  # 30 followed, then the resume's one
 
 
+@pytest.mark.off_contract  # the redirected request goes without its token, on purpose
 def test_a_401_after_a_redirect_to_another_host_names_the_redirect(
     scenario: FaultScenario, empty_fake: FakeUsersnap
 ) -> None:
