@@ -13,6 +13,7 @@ time and peak RSS are its own.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import sys
 import threading
@@ -54,9 +55,9 @@ class PlainLoop:
         self.api_url = api_url.rstrip("/")
         self.body: dict[str, t.Any] = dict(FILTER_BODY)
         if start_date:
-            # As the tap does with its start_date setting.
+            # As the tap does with its start_date setting: its whole second, as the spec has it.
             self.body["query"] = [
-                {"filter_type": "created_at", "operator": "gte", "value": start_date}
+                {"filter_type": "created_at", "operator": "gte", "value": whole_second(start_date)}
             ]
         self.headers = {"Authorization": f"Bearer {token}"}
         self.page_size = page_size
@@ -73,16 +74,10 @@ class PlainLoop:
         return t.cast("requests.Session", self.local.session)
 
     def project_ids(self) -> list[str]:
-        ids: list[str] = []
-        params: dict[str, t.Any] = {"limit": 100}
-        while True:
-            response = self.session.get(f"{self.api_url}/projects", params=params, timeout=60)
-            response.raise_for_status()
-            data = response.json()["data"]
-            ids += [project["project_id"] for project in data["projects"]]
-            if not data.get("has_more"):
-                return ids
-            params["after"] = data["next"]["after"]
+        """``GET /projects``, one request with no parameter, as the spec has it."""
+        response = self.session.get(f"{self.api_url}/projects", timeout=60)
+        response.raise_for_status()
+        return [project["project_id"] for project in response.json()["data"]["projects"]]
 
     def read_project(self, project_id: str, *, locked: bool) -> int:
         """Every page of one project, oldest first; returns how many records it wrote."""
@@ -112,6 +107,12 @@ class PlainLoop:
         with ThreadPoolExecutor(max_workers=concurrency) as pool:
             counts = pool.map(lambda project: self.read_project(project, locked=True), projects)
             return sum(counts)
+
+
+def whole_second(value: str) -> str:
+    """A timestamp as the spec's filters take it: its UTC second, ``YYYY-MM-DDTHH:MM:SSZ``."""
+    moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def main(argv: list[str] | None = None) -> None:

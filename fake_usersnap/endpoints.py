@@ -11,8 +11,10 @@ import typing as t
 from fake_usersnap.protocol import (
     API_PREFIX,
     ApiError,
+    next_cursor,
     page,
     parse_limit,
+    refuse_unknown_params,
     site_not_found,
 )
 from fake_usersnap.query import NEWEST_UPDATES, Order, apply_query, conditions, order
@@ -22,32 +24,76 @@ if t.TYPE_CHECKING:
 
 #: ``(fake, path argument, query parameters, body) -> data`` of a success envelope.
 Answer = t.Callable[["Store", str, dict[str, str], t.Any], dict[str, t.Any]]
+#: The query parameters of a paged feedback list: those its ``next`` object names.
+CURSOR = frozenset({"limit", "after"})
+#: What a project the API refuses answers, by status (``FakeUsersnap.refuse_project``).
+REFUSALS = {
+    400: ("Site does not exist", "SITE_NOT_FOUND"),
+    403: ("Access to this project is not allowed", "FORBIDDEN"),
+    404: ("Not found", "NOT_FOUND"),
+}
 
 
 def answer(
     fake: Store, method: str, full_path: str, params: dict[str, str], body: t.Any
 ) -> dict[str, t.Any]:
     """The ``data`` of the success envelope, or the :class:`ApiError` to answer."""
+    handler, argument = check_request(fake, method, full_path, params)
+    return handler(fake, argument, params, body)
+
+
+def check_request(
+    fake: Store, method: str, full_path: str, params: dict[str, str]
+) -> tuple[Answer, str]:
+    """The route's answer and path argument, once the request may be answered at all.
+
+    404/405 for no route; 400 for a query parameter the route does not take; the status a
+    refused project answers (:attr:`Store.refused_projects`) for its feedback routes.
+    """
     path = full_path.removeprefix(API_PREFIX) if full_path.startswith(API_PREFIX + "/") else None
     known = False
-    for route_method, pattern, handler in ROUTES:
+    for route_method, pattern, handler, allowed in ROUTES:
         found = pattern.match(path) if path is not None else None
         if found is None:
             continue
-        if route_method == method:
-            return handler(fake, found.group(1) if found.groups() else "", params, body)
-        known = True
+        if route_method != method:
+            known = True
+            continue
+        argument = found.group(1) if found.groups() else ""
+        paging = fake.projects_paging
+        if handler is not list_projects or paging is None or paging.cursor != "ignored":
+            refuse_unknown_params(params, allowed)
+        if handler is not list_assignees and argument in fake.refused_projects:
+            status = fake.refused_projects[argument]
+            msg, errortype = REFUSALS[status]
+            errordata = {"site_id": argument} if errortype == "SITE_NOT_FOUND" else None
+            raise ApiError(status, msg, errortype, errordata)
+        return handler, argument
     if known:
         raise ApiError(405, "Method not allowed", "METHOD_NOT_ALLOWED")
     raise ApiError(404, "Not found", "NOT_FOUND")
 
 
 def list_projects(fake: Store, _: str, params: dict[str, str], body: t.Any) -> dict[str, t.Any]:
-    """``GET /projects``: in the order they were added, keyset-paged."""
-    limit = parse_limit(params, default=fake.projects_page_limit)
+    """``GET /projects``: every project, in the order added, in one answer (no cursor).
+
+    ``fake.projects_paging`` makes it page where the spec is silent
+    (:class:`~fake_usersnap.protocol.ProjectsPaging`).
+    """
     with fake.lock:
         items = list(fake.projects.values())
-    return page(items, "projects", "project_id", limit, params.get("after"))
+    paging = fake.projects_paging
+    if paging is None:
+        return {"has_more": False, "count": len(items), "projects": items}
+    shown = items[: paging.shown]
+    data: dict[str, t.Any] = {
+        "has_more": len(shown) < len(items),
+        "count": len(items) if paging.count is None else paging.count,
+        "projects": shown,
+    }
+    if paging.cursor == "ignored" and shown:
+        data["next"] = next_cursor(shown[-1]["project_id"], len(shown))
+    return data
 
 
 def filter_feedback(
@@ -56,6 +102,8 @@ def filter_feedback(
     """``POST .../feedbacks/filter``: the body's query and order, keyset-paged."""
     query, sort = conditions(body), order(body)
     items = apply_query(_project_feedback(fake, project_id), query)
+    if fake.filter_ignores_after:
+        params = {k: v for k, v in params.items() if k != "after"}
     return _sorted_page(items, sort, params)
 
 
@@ -91,13 +139,19 @@ def list_assignees(
         return {"users": list(fake.assignees[api_key])}
 
 
-ROUTES: list[tuple[str, re.Pattern[str], Answer]] = [
-    ("GET", re.compile(r"^/projects$"), list_projects),
-    ("POST", re.compile(r"^/projects/([^/]+)/feedbacks/filter$"), filter_feedback),
-    ("POST", re.compile(r"^/projects/([^/]+)/feedbacks/filter/count$"), count_filtered),
-    ("GET", re.compile(r"^/projects/([^/]+)/feedbacks$"), list_feedback),
-    ("GET", re.compile(r"^/projects/([^/]+)/feedbacks/count$"), count_feedback),
-    ("GET", re.compile(r"^/projects/([^/]+)/assignees$"), list_assignees),
+#: Each route: method, path, answer, and the query parameters it takes.
+ROUTES: list[tuple[str, re.Pattern[str], Answer, frozenset[str]]] = [
+    ("GET", re.compile(r"^/projects$"), list_projects, frozenset()),
+    ("POST", re.compile(r"^/projects/([^/]+)/feedbacks/filter$"), filter_feedback, CURSOR),
+    (
+        "POST",
+        re.compile(r"^/projects/([^/]+)/feedbacks/filter/count$"),
+        count_filtered,
+        frozenset(),
+    ),
+    ("GET", re.compile(r"^/projects/([^/]+)/feedbacks$"), list_feedback, CURSOR),
+    ("GET", re.compile(r"^/projects/([^/]+)/feedbacks/count$"), count_feedback, frozenset()),
+    ("GET", re.compile(r"^/projects/([^/]+)/assignees$"), list_assignees, frozenset()),
 ]
 
 

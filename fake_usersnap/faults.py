@@ -43,6 +43,8 @@ class RecordedRequest:
     body: t.Any
     token: str | None
     status: int = 0
+    #: The request's headers, as sent.
+    headers: dict[str, str] = dataclasses.field(default_factory=dict)
     #: A ``trickle`` noticed the client hang up before the whole body was sent.
     hung_up: bool = False
     #: When the request arrived (``time.monotonic``).

@@ -23,6 +23,7 @@ from fake_usersnap.store import Store
 if t.TYPE_CHECKING:
     import threading
 
+    from fake_usersnap.contract import ContractLog
     from fake_usersnap.prerendered import PrerenderedFeedback
 
 #: How often a trickle checks whether the client hung up or the fake is stopping.
@@ -50,6 +51,11 @@ class Served(Store, t.Protocol):
     @property
     def prerendered(self) -> PrerenderedFeedback | None:
         """The benchmark's pre-rendered pages, if any."""
+        ...
+
+    @property
+    def contract(self) -> ContractLog | None:
+        """Where each request's problems with the spec go (None: not checked)."""
         ...
 
     def record(self, request: RecordedRequest) -> None:
@@ -122,7 +128,7 @@ class Handler(BaseHTTPRequestHandler):
         fake = self.fake
         split = urlsplit(self.path)
         path = split.path.removeprefix(API_PREFIX)
-        params = {k: v[-1] for k, v in parse_qs(split.query).items()}
+        params = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
         length = int(self.headers.get("Content-Length") or 0)
         raw_body = self.rfile.read(length) if length else b""
         try:
@@ -130,10 +136,19 @@ class Handler(BaseHTTPRequestHandler):
         except ValueError:
             body = raw_body.decode("utf-8", "replace")
         auth = self.headers.get("Authorization")
+        headers = dict(self.headers.items())
         record = RecordedRequest(
-            method, path, params, body, auth.removeprefix("Bearer ") if auth else None
+            method,
+            path,
+            params,
+            body,
+            auth.removeprefix("Bearer ") if auth else None,
+            headers=headers,
         )
         fake.record(record)
+        contract = fake.contract
+        if contract is not None and len(raw_body) == length:  # not a client cut off mid-send
+            contract.check(method, self.path, raw_body, headers)
         if fake.latency_seconds:
             time.sleep(fake.latency_seconds)
         fault = fake.take_fault(method, path)
@@ -142,6 +157,7 @@ class Handler(BaseHTTPRequestHandler):
         pace = fault.seconds if fault is not None and fault.kind == "trickle" else None
         try:
             fake.authenticate(auth)
+            endpoints.check_request(fake, method, split.path, params)
             rendered = (
                 fake.prerendered.answer(method, split.path, params, body)
                 if fake.prerendered is not None

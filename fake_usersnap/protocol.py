@@ -5,11 +5,32 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import re
 import typing as t
 
 API_PREFIX = "/v0.1"
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 100
+#: The one form of a filter value the spec shows (its only example, ``2023-03-22T00:00:00Z``):
+#: UTC, whole seconds, ``Z``. Items carry microseconds; a filter value may not.
+FILTER_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
+
+
+@dataclasses.dataclass
+class ProjectsPaging:
+    """How ``GET /projects`` pages, where the spec leaves it open (``fake.projects_paging``).
+
+    The spec's listing has ``has_more`` and ``count`` but no ``next`` and no parameters: by
+    default the fake lists every project in one answer, ``has_more`` false. With this set,
+    only the first ``shown`` projects are ever listed and ``has_more`` is true while others
+    exist: there is no way on (``cursor="none"``: no ``next``), or a ``next`` that leads
+    back to the same page (``cursor="ignored"``: the fake then takes any query parameter on
+    ``/projects`` and ignores it). ``count`` is what the answer claims (None: every project).
+    """
+
+    shown: int
+    cursor: t.Literal["none", "ignored"] = "none"
+    count: int | None = None
 
 
 def utc_iso(moment: dt.datetime) -> str:
@@ -21,6 +42,35 @@ def parse_iso(value: str) -> dt.datetime:
     """Parse an ISO 8601 timestamp; naive values are taken as UTC."""
     parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+
+
+def filter_time(value: str, *, up: bool = False) -> str:
+    """An item's timestamp as a filter value the API takes: UTC whole seconds.
+
+    ``YYYY-MM-DDTHH:MM:SSZ``, its own second (``up``: the next whole second, unless it is one
+    already).
+
+    ``gte``/``lt`` the floor and ``gt``/``lte`` the ceiling keep exactly the items the
+    timestamp itself would, when no two items share a second.
+    """
+    moment = parse_iso(value).astimezone(dt.timezone.utc)
+    whole = moment.replace(microsecond=0)
+    if up and whole != moment:
+        whole += dt.timedelta(seconds=1)
+    return whole.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_filter_time(value: str) -> dt.datetime:
+    """A filter's timestamp value: whole-second UTC ``YYYY-MM-DDTHH:MM:SSZ`` only, else 400."""
+    if not FILTER_TIME.match(value):
+        raise invalid_parameter(
+            "created_at filter needs a UTC date-time in whole seconds, YYYY-MM-DDTHH:MM:SSZ",
+            value=value,
+        )
+    try:
+        return parse_iso(value)
+    except ValueError as exc:
+        raise invalid_parameter("created_at filter names no such date-time", value=value) from exc
 
 
 class ApiError(Exception):
@@ -91,6 +141,26 @@ def invalid_cursor(after: str) -> ApiError:
     is by ``site_id``.
     """
     return ApiError(400, "Invalid cursor: no such item", "INVALID_PARAMETER", {"after": after})
+
+
+def invalid_parameter(msg: str, **errordata: str) -> ApiError:
+    """A parameter (query or filter value) the spec does not allow, named in ``errordata``."""
+    return ApiError(400, msg, "INVALID_PARAMETER", errordata)
+
+
+def refuse_unknown_params(params: dict[str, str], allowed: t.Collection[str]) -> None:
+    """400 for a query parameter the endpoint does not take.
+
+    The spec declares no query parameter at all; a paged list takes the ones its ``next``
+    object names (``limit``, ``after``). A strict server refuses what it does not know.
+    """
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        takes = ", ".join(sorted(allowed)) or "no query parameters"
+        raise invalid_parameter(
+            f"Unknown query parameter {unknown[0]!r}: this endpoint takes {takes}",
+            parameter=unknown[0],
+        )
 
 
 def parse_limit(params: dict[str, str], default: int = DEFAULT_LIMIT) -> int:

@@ -13,7 +13,7 @@ import datetime as dt
 import re
 import typing as t
 
-from fake_usersnap.protocol import invalid_request, parse_iso
+from fake_usersnap.protocol import invalid_request, parse_filter_time, parse_iso
 
 #: ``filter_type`` -> the item field it compares (the spec's other types are not served).
 FILTER_FIELDS = {
@@ -46,11 +46,11 @@ def request_body(body: t.Any) -> dict[str, t.Any]:
 
 
 def created_at_bound(value: t.Any) -> dt.datetime:
-    """A ``created_at`` (a condition's value or an item's field) as a timestamp."""
+    """An item's ``created_at`` as a timestamp (a condition's value: :func:`parse_filter_time`)."""
     try:
         return parse_iso(str(value))
     except ValueError as exc:
-        raise invalid_request("created_at filter needs an ISO 8601 date-time") from exc
+        raise invalid_request("an item's created_at is not an ISO 8601 date-time") from exc
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,7 +78,7 @@ class Condition:
             raise invalid_request(f"Unsupported operator {operator!r}")
         parsed: t.Any = value
         if filter_type == "created_at":
-            parsed = created_at_bound(value)
+            parsed = parse_filter_time(value)
         elif filter_type == "feedback_number":
             parsed = int(value)
         return cls(filter_type, operator, parsed, raw)

@@ -19,15 +19,30 @@ import uuid
 
 import jwt
 
+from fake_usersnap.contract import ContractLog
 from fake_usersnap.data import SampleData, text_input
 from fake_usersnap.faults import Fault, FaultKind, RecordedRequest
 from fake_usersnap.handler import Handler, QuietServer
 from fake_usersnap.prerendered import PrerenderedFeedback
-from fake_usersnap.protocol import API_PREFIX, DEFAULT_LIMIT, ApiError, utc_iso
+from fake_usersnap.protocol import API_PREFIX, ApiError, ProjectsPaging, utc_iso
 
 
 class FakeUsersnap:
-    """The fake API: data, auth, faults, and a threaded HTTP server on 127.0.0.1."""
+    """The fake API: data, auth, faults, and a threaded HTTP server on 127.0.0.1.
+
+    As strict as ``openapi.json`` where it is explicit: ``GET /projects`` takes no query
+    parameter and lists every project in one answer (no cursor); a paged feedback list
+    takes ``limit`` (1 to 100) and ``after`` alone; a ``created_at`` filter value is
+    whole-second UTC (``2023-03-22T00:00:00Z``). Anything else is a 400 in the spec's error
+    envelope. Where the spec is silent, switches (off by default) make it answer as a real
+    server might: :attr:`projects_paging`, :attr:`filter_ignores_after`,
+    :meth:`refuse_project`. With :attr:`contract` set, every request is also checked
+    against the spec itself (:mod:`fake_usersnap.contract`).
+    """
+
+    #: Where each request's problems with the spec go; the test suite sets one for every
+    #: test (a class attribute, so every fake a test makes reports to it).
+    contract: ContractLog | None = None
 
     def __init__(self, *, jwt_id: str | None = None, jwt_secret: str | None = None) -> None:
         self.jwt_id = jwt_id or str(uuid.uuid4())
@@ -44,7 +59,12 @@ class FakeUsersnap:
         #: How far the fake's clock is from the real one (negative: behind): it checks a
         #: token's iat and exp, and writes its Date header, by that clock.
         self.clock_offset_seconds = 0.0
-        self.projects_page_limit = DEFAULT_LIMIT
+        #: ``GET /projects`` pages as the spec leaves open (None: one answer, as in the spec).
+        self.projects_paging: ProjectsPaging | None = None
+        #: Projects whose feedback routes answer 403 or 404 (see :meth:`refuse_project`).
+        self.refused_projects: dict[str, int] = {}
+        #: The filter endpoint ignores ``after``: every page is the first one again.
+        self.filter_ignores_after = False
         #: Held while the data is read or changed (by the endpoints, from server threads).
         self.lock = threading.RLock()
         self._server: QuietServer | None = None
@@ -196,6 +216,19 @@ class FakeUsersnap:
             self.assignees.pop(project["api_key"], None)
             if self.prerendered is not None:
                 self.prerendered.projects.pop(project_id, None)
+
+    def refuse_project(self, project_id: str, status: int = 404) -> None:
+        """Answer ``status`` to the project's feedback routes, the project still listed.
+
+        403 FORBIDDEN, 404 NOT_FOUND, or 400 SITE_NOT_FOUND (the spec's own error, as for a
+        project deleted since the listing); its assignees still answer. ``status=0`` lifts
+        the refusal.
+        """
+        with self.lock:
+            if status:
+                self.refused_projects[project_id] = status
+            else:
+                self.refused_projects.pop(project_id, None)
 
     def add_assignee(self, project_id: str, **fields: t.Any) -> dict[str, t.Any]:
         """Make a user assignable in a project; ``fields`` override the generated ones."""

@@ -13,6 +13,8 @@ import typing as t
 if t.TYPE_CHECKING:
     import contextlib
 
+    from fake_usersnap.protocol import ProjectsPaging
+
 
 class Catalog(t.Protocol):
     """Where sample data goes (:meth:`SampleData.fill <fake_usersnap.data.SampleData.fill>`)."""
@@ -54,6 +56,16 @@ class Store(Catalog, t.Protocol):
         ...
 
     @property
-    def projects_page_limit(self) -> int:
-        """The page size of ``GET /projects`` when a request names none."""
+    def projects_paging(self) -> ProjectsPaging | None:
+        """How ``GET /projects`` pages where the spec is silent (None: one answer, as in it)."""
+        ...
+
+    @property
+    def refused_projects(self) -> dict[str, int]:
+        """Projects whose feedback routes answer this status (403 or 404), by project_id."""
+        ...
+
+    @property
+    def filter_ignores_after(self) -> bool:
+        """The filter endpoint answers the first page whatever ``after`` names."""
         ...

@@ -28,7 +28,10 @@ HUB_FILE = ROOT / "hub" / "tap-usersnap.yml"
 README = ROOT / "README.md"
 README_TABLE_INTRO = "From `tap-usersnap --about --format=markdown`:\n\n"
 #: Meltano's setting kind for each JSON Schema type whose kind the schema alone decides.
-KIND_OF_TYPE = {"number": "decimal", "integer": "integer", "boolean": "boolean"}
+#: A number is declared ``integer``: Meltano 4.4.1 reads a ``decimal`` setting from the
+#: environment into a value it then cannot write to the tap's config ("Object of type
+#: Decimal is not JSON serializable"); a decimal still works from meltano.yml's ``config:``.
+KIND_OF_TYPE = {"number": "integer", "integer": "integer", "boolean": "boolean"}
 
 
 class HubDumper(yaml.SafeDumper):

@@ -7,13 +7,30 @@ import typing as t
 
 import pytest
 
-from fake_usersnap import FakeUsersnap
+from fake_usersnap import ContractLog, FakeUsersnap
 from harness.clock import FakeClock
+from harness.contract import every_request_checked
 from harness.reliability import RESULTS_PATH, FaultScenario, Scorecard, plant_canaries
 from harness.singer_run import injected_clock
 
+pytest_plugins = ["pytester"]
+
 SCORECARD = pytest.StashKey[Scorecard]()
 REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
+
+
+@pytest.fixture(autouse=True)
+def api_contract(request: pytest.FixtureRequest) -> t.Iterator[ContractLog]:
+    """Every request a tap sends to any fake during the test must be one the spec allows.
+
+    Every fake reports to this log (see :mod:`harness.contract`); a test whose tap sent a
+    request ``openapi.json`` does not allow fails at teardown, listing each problem. A test
+    that makes such requests on purpose says so with ``@pytest.mark.off_contract`` (and may
+    read the log itself).
+    """
+    on_purpose = request.node.get_closest_marker("off_contract") is not None
+    with every_request_checked(on_purpose=on_purpose) as log:
+        yield log
 
 
 @pytest.fixture

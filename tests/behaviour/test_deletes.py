@@ -10,11 +10,11 @@ import typing as t
 
 import pytest
 
+from fake_usersnap import filter_time
 from harness.singer_run import SyncResult, bookmarks, run_sync
 from harness.warehouse import Warehouse
 from tap_usersnap.client import CursorRejectedError, UsersnapError
 from tap_usersnap.deletes import PENDING
-from tap_usersnap.records import whole_second
 
 if t.TYPE_CHECKING:
     from fake_usersnap import FakeUsersnap
@@ -135,8 +135,10 @@ def test_start_date_bounds_what_is_counted_and_read_again(fake: FakeUsersnap) ->
     }
     assert warehouse.ids("feedback", "feedback_id") == wanted
     for request in fake.requests_to(COUNT):
-        gte = {"filter_type": "created_at", "operator": "gte", "value": whole_second(start)}
-        assert gte in request.body["query"]
+        value = filter_time(start)  # the scope's second: the count counts from it
+        assert {"filter_type": "created_at", "operator": "gte", "value": value} in request.body[
+            "query"
+        ]
 
 
 def test_a_failed_reconciliation_deletes_nothing_and_the_next_run_finishes_it(

@@ -12,9 +12,10 @@ import typing as t
 import pytest
 from singer_sdk.exceptions import ConfigValidationError
 
+from fake_usersnap import filter_time
 from harness.expect import error_lines, oldest_first
 from harness.singer_run import bookmarks, run_cli, run_sync
-from tap_usersnap.records import format_timestamp, whole_second
+from tap_usersnap.records import format_timestamp
 from tap_usersnap.tap import TapUsersnap
 
 if t.TYPE_CHECKING:
@@ -32,7 +33,7 @@ def test_start_date_in_year_one_is_sent_in_whole_seconds(fake: FakeUsersnap) -> 
 
     assert sorted(result.ids()) == sorted(fake.all_feedback_ids())
     values = {r.body["query"][0]["value"] for r in fake.filter_requests("created_at")}
-    assert values == {"0001-01-01T00:00:00Z"}
+    assert values == {"0001-01-01T00:00:00Z"}  # whole seconds, as the spec's example
     final = bookmarks(result.final_state)
     assert final == {p: max(i["created_at"] for i in fake.feedback[p]) for p in fake.projects}
 
@@ -168,7 +169,7 @@ def test_every_setting_from_the_environment_takes_effect(fake: FakeUsersnap) -> 
     assert {r.params["limit"] for r in filters} == {"5"}
     assert fake.filter_requests("updated_at") == []  # capture_edits false
     assert {json.dumps(r.body["query"]) for r in filters} == {
-        json.dumps([{"filter_type": "created_at", "operator": "gte", "value": whole_second(start)}])
+        json.dumps([{"filter_type": "created_at", "operator": "gte", "value": filter_time(start)}])
     }
     for name in env:
         setting = name.removeprefix("TAP_USERSNAP_").lower()

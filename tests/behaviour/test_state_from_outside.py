@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from fake_usersnap import filter_time
 from harness.expect import error_lines, messages_at, oldest_first
 from harness.reliability import (
     BAD_INPUT,
@@ -19,7 +20,7 @@ from harness.reliability import (
 )
 from harness.singer_run import bookmarks, run_cli, run_sync
 from tap_usersnap.feedback import StateError
-from tap_usersnap.records import format_timestamp, whole_second
+from tap_usersnap.records import format_timestamp
 
 if t.TYPE_CHECKING:
     from fake_usersnap import FakeUsersnap
@@ -154,7 +155,7 @@ def test_a_stream_level_bookmark_of_an_older_layout_serves_every_project(
     for request in fake.filter_requests("created_at"):
         first_filters.setdefault(request.path.split("/")[2], request.body["query"])
     assert first_filters == {
-        pid: [{"filter_type": "created_at", "operator": "gte", "value": whole_second(since)}]
+        pid: [{"filter_type": "created_at", "operator": "gte", "value": filter_time(since)}]
         for pid in fake.projects
     }
     assert (

@@ -8,12 +8,16 @@ the target-postgres that ``meltano install`` put in its plugin venv (meltano.yml
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 import typing as t
 from pathlib import Path
 
 import pytest
+
+from harness.singer_run import bookmarks
 
 if t.TYPE_CHECKING:
     from fake_usersnap import FakeUsersnap
@@ -123,3 +127,55 @@ def test_piped_flattened_tap_loads_every_column(
     }
     assert {"client__url", "screenshot__annotated_image_url", "labels"} <= columns
     assert not {"client", "screenshot", "screen_recording"} & columns
+
+
+def readme_state_loop() -> str:
+    """The README's bare-tap lines that keep the state between runs (docs/ repeats them)."""
+    repo = Path(__file__).resolve().parents[2]
+    readme = (repo / "README.md").read_text()
+    section = readme[readme.index("\n## Without Meltano\n") :]
+    (block,) = re.findall(r"```bash\n(.*?)```", section.split("\n## ", 2)[1], re.S)
+    assert block in (repo / "docs" / "state-and-deletes.md").read_text()
+    return block
+
+
+def test_the_readmes_state_loop_works_from_the_first_run(
+    tmp_path: Path, fake: FakeUsersnap, meltano_sys_dir: Path, warehouse: PostgresCluster
+) -> None:
+    """No state.json at first; each run leaves the last committed state for the next one."""
+    repo = Path(__file__).resolve().parents[2]
+    sample = json.loads((repo / "config.sample.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**sample, **fake.config()}))
+    (tmp_path / "target.json").write_text(json.dumps(warehouse.target_config()))
+    path = os.pathsep.join(
+        [str(TAP.parent), str(target_postgres(meltano_sys_dir).parent), os.environ["PATH"]]
+    )
+
+    def run_the_loop() -> dict[str, t.Any]:
+        subprocess.run(
+            ["bash", "-eu", "-c", readme_state_loop()],
+            cwd=tmp_path,
+            env={**os.environ, "PATH": path},
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+        return t.cast("dict[str, t.Any]", json.loads((tmp_path / "state.json").read_text()))
+
+    def newest() -> dict[str, str]:
+        return {pid: max(i["created_at"] for i in items) for pid, items in fake.feedback.items()}
+
+    assert not (tmp_path / "state.json").exists()
+    first = run_the_loop()
+    assert bookmarks(first) == newest()
+    assert warehouse.query("SELECT count(*) FROM usersnap.feedback") == [(3 * 12,)]
+
+    project = next(iter(fake.projects))
+    added = fake.add_feedback(project)
+    second = run_the_loop()
+
+    assert bookmarks(second) == newest()
+    assert bookmarks(second)[project] == added["created_at"] != bookmarks(first)[project]
+    loaded = warehouse.query("SELECT feedback_id FROM usersnap.feedback")
+    assert {fid for (fid,) in loaded} == fake.all_feedback_ids()
+    assert len(loaded) == 3 * 12 + 1

@@ -6,6 +6,7 @@ import typing as t
 
 import pytest
 
+from fake_usersnap import filter_time
 from fake_usersnap.client import call
 
 if t.TYPE_CHECKING:
@@ -65,11 +66,19 @@ def test_a_cursor_naming_a_deleted_item_is_a_400_invalid_parameter(fake: FakeUse
     }
 
 
-def test_the_projects_listing_refuses_an_unknown_cursor_alike(fake: FakeUsersnap) -> None:
-    response = call(fake, "GET", "/projects", params={"after": "no-such-project"})
+@pytest.mark.parametrize("params", [{"after": "no-such-project"}, {"limit": "100"}, {"x": ""}])
+def test_the_projects_listing_refuses_any_query_parameter(
+    fake: FakeUsersnap, params: dict[str, str]
+) -> None:
+    response = call(fake, "GET", "/projects", params=params)
     assert response.status_code == 400
-    assert response.json()["errortype"] == "INVALID_PARAMETER"
-    assert response.json()["errordata"] == {"after": "no-such-project"}
+    assert response.json() == {
+        "status": False,
+        "msg": f"Unknown query parameter {next(iter(params))!r}: this endpoint takes no query "
+        "parameters",
+        "errortype": "INVALID_PARAMETER",
+        "errordata": {"parameter": next(iter(params))},
+    }
 
 
 def test_deleted_feedback_is_gone_from_every_listing_and_count(fake: FakeUsersnap) -> None:
@@ -158,7 +167,10 @@ def test_filter_count_honours_the_created_at_filters(
 ) -> None:
     project_id = next(iter(fake.projects))
     oldest_first = sorted(fake.feedback[project_id], key=lambda i: i["created_at"])
-    body = {"query": [created_at(op, oldest_first[4]["created_at"]) for op in operators]}
+    value = oldest_first[4]["created_at"]
+    body = {
+        "query": [created_at(op, filter_time(value, up=op in {"gt", "lte"})) for op in operators]
+    }
     path = f"/projects/{project_id}/feedbacks/filter/count"
 
     response = call(fake, "POST", path, body=body)
@@ -172,8 +184,8 @@ def test_filter_count_of_a_range(fake: FakeUsersnap) -> None:
     project_id = next(iter(fake.projects))
     oldest_first = sorted(fake.feedback[project_id], key=lambda i: i["created_at"])
     query = [
-        created_at("gte", oldest_first[2]["created_at"]),
-        created_at("lt", oldest_first[9]["created_at"]),
+        created_at("gte", filter_time(oldest_first[2]["created_at"])),
+        created_at("lt", filter_time(oldest_first[9]["created_at"])),
     ]
     assert filter_count(fake, project_id, {"query": query}) == 7
 

@@ -8,7 +8,7 @@ import typing as t
 import pytest
 import requests
 
-from fake_usersnap import ApiError, FakeUsersnap, PrerenderedFeedback
+from fake_usersnap import ApiError, FakeUsersnap, PrerenderedFeedback, filter_time
 from fake_usersnap.client import call, token
 
 ASCENDING = {"order_by": {"order_by_type": "created_at", "direction": "asc"}}
@@ -32,6 +32,12 @@ def post_filter(
 def data_of(fake: FakeUsersnap) -> PrerenderedFeedback:
     assert fake.prerendered is not None
     return fake.prerendered
+
+
+def bound(fake: FakeUsersnap, project_id: str, operator: str, index: int) -> str:
+    """A whole-second filter value that keeps what item ``index``'s own timestamp would."""
+    up = operator in {"gt", "lte"}
+    return filter_time(data_of(fake).created_at(project_id, index), up=up)
 
 
 def test_pages_chain_through_every_item_in_order(bench: FakeUsersnap) -> None:
@@ -61,8 +67,8 @@ def test_created_at_filters_start_at_the_bound(
     bench: FakeUsersnap, operator: str, first: int
 ) -> None:
     project_id = next(iter(data_of(bench).projects))
-    bound = data_of(bench).created_at(project_id, 200)
-    query = [{"filter_type": "created_at", "operator": operator, "value": bound}]
+    value = bound(bench, project_id, operator, 200)
+    query = [{"filter_type": "created_at", "operator": operator, "value": value}]
     response = post_filter(bench, project_id, {**ASCENDING, "query": query}, limit=100)
     data = response.json()["data"]
     assert [i["feedback_id"] for i in data["feedbacks"]] == data_of(bench).ids(project_id)[first:]
@@ -89,7 +95,7 @@ def test_filter_count_and_pages_agree_on_created_at_windows(
         {
             "filter_type": "created_at",
             "operator": op,
-            "value": data_of(bench).created_at(project_id, n),
+            "value": bound(bench, project_id, op, n),
         }
         for op, n in query
     ]
@@ -144,7 +150,8 @@ def test_the_newest_item_first_is_served(bench: FakeUsersnap) -> None:
         {"order_by": {"order_by_type": "created_at", "direction": "desc"}},
         limit=2,
     ).json()["data"]["feedbacks"]
-    tail = [{"filter_type": "created_at", "operator": "gte", "value": newest[1]["created_at"]}]
+    value = filter_time(newest[1]["created_at"])
+    tail = [{"filter_type": "created_at", "operator": "gte", "value": value}]
     oldest_first = post_filter(bench, project_id, {**ASCENDING, "query": tail}, limit=100)
     assert [i["feedback_id"] for i in newest] == [
         i["feedback_id"] for i in oldest_first.json()["data"]["feedbacks"][::-1]

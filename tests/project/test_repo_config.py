@@ -93,3 +93,19 @@ def test_pre_commit_hooks_are_pinned_and_match_the_lock() -> None:
     )
     assert hooks["ruff-check"]["rev"] == f"v{metadata.version('ruff')}"
     assert hooks["mypy"]["hooks"][0]["entry"] == ".venv/bin/mypy"
+
+
+def test_dependabot_updates_every_kind_of_pin() -> None:
+    """The locked Python dependencies, Meltano's pins and the workflows' actions."""
+    config = yaml.safe_load((REPO / ".github" / "dependabot.yml").read_text())
+    assert config["version"] == 2
+    updates = {(u["package-ecosystem"], u["directory"]) for u in config["updates"]}
+    assert updates == {("uv", "/"), ("pip", "/requirements"), ("github-actions", "/")}
+    assert (REPO / "uv.lock").is_file()
+    assert "meltano==" in (REPO / "requirements" / "meltano.in").read_text()
+    assert {path.name for path in (REPO / ".github" / "workflows").glob("*.yml")} == {
+        "ci.yml",
+        "release.yml",
+    }
+    for update in config["updates"]:
+        assert update["schedule"]["interval"] == "weekly", update["package-ecosystem"]
