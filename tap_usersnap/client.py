@@ -94,6 +94,11 @@ class CredentialsRejectedError(UsersnapError):
 class ProjectRefusedError(UsersnapError):
     """Usersnap refuses one project (403, 404, SITE_NOT_FOUND): skipped by name."""
 
+    def __init__(self, message: str, answer: str = "") -> None:
+        super().__init__(message)
+        #: The answer, as ``status errortype: msg``.
+        self.answer = answer or message
+
 
 class CursorRejectedError(UsersnapError):
     """A 400 to a request carrying ``after``: the item it names was likely deleted meanwhile."""
@@ -537,8 +542,8 @@ class CursorPaginator(BaseAPIPaginator[str | None]):
     """``data.next.after`` while ``data.has_more``; a repeated cursor ends the read.
 
     Where ``next`` is missing, the id of the page's last item is the cursor (the API's own
-    convention); ``fallback_key`` None means the endpoint has no cursor at all: the read
-    ends there and :attr:`cut_short` says so.
+    convention); ``fallback_key`` None means the endpoint has no cursor at all (the spec's
+    ``GET /projects``): the read ends at the first page and :attr:`cut_short` says so.
     """
 
     def __init__(self, records_key: str, fallback_key: str | None) -> None:
@@ -550,7 +555,7 @@ class CursorPaginator(BaseAPIPaginator[str | None]):
     @override
     def has_more(self, response: requests.Response) -> bool:
         more = bool(envelope_data(response).get("has_more"))
-        if more and self._fallback_key is None and not self._next(response):
+        if more and self._fallback_key is None:
             self.cut_short = True
             return False
         return more
@@ -578,9 +583,6 @@ class CursorPaginator(BaseAPIPaginator[str | None]):
             )
             raise PaginationError(msg)
         if cursor in self._seen:
-            if self._fallback_key is None:
-                self.cut_short = True
-                return None
             msg = (
                 f"Usersnap returned cursor {cursor[:MAX_QUOTED]!r} a second time after "
                 f"{self.count} page(s) of {describe(response)}; stopping rather than looping "
@@ -832,8 +834,10 @@ class UsersnapStream(RESTStream[str | None]):
                     f"Usersnap project {project[1]!r} does not exist or this JWT key cannot see "
                     f"it ({status} {text} on {where})"
                 )
-                raise ProjectRefusedError(msg)
-            raise ProjectRefusedError(f"Usersnap refused {where} ({status} {text})")
+                raise ProjectRefusedError(msg, f"{status} {text}")
+            raise ProjectRefusedError(
+                f"Usersnap refused {where} ({status} {text})", f"{status} {text}"
+            )
         if status >= HTTPStatus.BAD_REQUEST and "after" in parse_qs(
             urlsplit(response.request.url or "").query
         ):

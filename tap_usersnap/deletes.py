@@ -159,7 +159,7 @@ def scope_gaps(
             "full refresh (meltano run --full-refresh ...)"
         )
     if not complete:
-        held.append("the project listing was partial, so a missing project may exist")
+        held.append("the project listing stopped early, so a missing project may exist")
         return [], held
     gone = []
     for project_id in sorted(known - listed - set(left_out)):

@@ -267,7 +267,7 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
                 gone=gone,
                 held=held,
                 counts_now=lambda ps: self._each(
-                    ps, lambda p: self.count(p.project_id, scope_start, p.bookmark[:19])
+                    ps, lambda p: self.count(p.project_id, scope_start, str(p.bookmark)[:19])
                 ),
             )
             self.use_table_version(reconciliation.version)
@@ -397,9 +397,7 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
             if not reconciliation.deferred and pid not in disordered:
                 project.save()
             self._check_runaway(project, counted_total, reconciliation)
-            report.progress(
-                project.label, 1, lambda p=project: reconciliation.expected.get(p.project_id)
-            )
+            report.progress(project.label, 1, functools.partial(reconciliation.expected.get, pid))
 
     def _tell_ignored_filter(
         self, project: ProjectState, scope_start: str | None, outside: int, stale: int
@@ -604,7 +602,7 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
     def _finish(self, reconciliation: Reconciliation) -> None:
         """After the last record of a full read: ACTIVATE_VERSION, unless it is incomplete."""
         refused = [f"project {p} was refused" for p in self.run.report.refused_projects]
-        problems = refused + reconciliation.problems(self._count_or_none_state)
+        problems = refused + reconciliation.problems(self._count_or_none)
         if problems:
             self.run.report.deletes_held(
                 "feedback",
@@ -614,9 +612,6 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
         self.activate_version(reconciliation.version)
         reconciliation.activated()
         self.write_state()
-
-    def _count_or_none_state(self, project: ProjectState) -> int | None:
-        return self._count_or_none(project)
 
     # -- the state -------------------------------------------------------------------------
 
@@ -664,7 +659,7 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
             if pid in saved:
                 kept = max(saved[pid], entry, key=lambda e: str(e.get(BOOKMARK) or ""))
                 self.logger.warning(
-                    "The state names feedback project %s twice; kept the later bookmark, %s",
+                    "The state names project %s twice (feedback); kept the later bookmark, %s",
                     pid,
                     kept.get(BOOKMARK),
                 )

@@ -59,7 +59,7 @@ class RunReport:
         """A project Usersnap refuses: the others go on, the run fails at its end."""
         self._logger.error("%s; skipping project %s, the other projects continue", error, project)
         with self._lock:
-            self.refused_projects.setdefault(project_id, f"{project}: {error}")
+            self.refused_projects.setdefault(project_id, getattr(error, "answer", str(error)))
 
     def refused_endpoint(self, what: str, error: Exception) -> None:
         """An endpoint the run can do without was refused: skipped, the run goes on."""
@@ -131,11 +131,13 @@ class RunReport:
             )
         failures = list(self.failures)
         if self.refused_projects:
+            names = ", ".join(repr(p) for p in self.refused_projects)
+            answers = "; ".join(f"{p!r}: {a}" for p, a in self.refused_projects.items())
             failures.append(
                 f"Skipped {len(self.refused_projects)} Usersnap project(s) that Usersnap refused "
-                f"or does not know ({'; '.join(self.refused_projects.values())}): "
-                f"{', '.join(repr(p) for p in self.refused_projects)}; every other project was "
-                "synced and the next run tries again. Check the project_ids setting and the API "
-                "key's access if the project should exist"
+                f"or does not know: {names}; every other project was synced, the skipped "
+                f"one(s) keep their rows and are tried again next run (Usersnap answered "
+                f"{answers}). Check the project_ids setting and the key's access if the "
+                "project should be read"
             )
         return ". ".join(failures) if failures else None

@@ -68,6 +68,7 @@ class ProjectsStream(FullTableStream):
     records_key = "projects"
 
     _paginator: CursorPaginator | None = None
+    _listed_count: int | None = None
 
     @override
     def get_url_params(
@@ -88,7 +89,7 @@ class ProjectsStream(FullTableStream):
 
     def list_all(self) -> Listing:
         """The run's listing: every project with an id, conformed, in scope."""
-        self._listed_count: int | None = None
+        self._listed_count = None
         try:
             listed = list(self.request_records(None))
         except ProjectRefusedError as error:
@@ -111,11 +112,15 @@ class ProjectsStream(FullTableStream):
             projects.append(project)
         complete = not (self._paginator and self._paginator.cut_short)
         if not complete:
-            self.run.report.failures.append(
-                f"The project listing (GET /projects) said has_more but offered no way on: "
-                f"{len(listed)} project(s) listed where it counts {self._listed_count}; every "
-                "listed project was synced and no deletion was applied"
+            short = (
+                f"The Usersnap project listing (GET /projects) is not complete: it listed "
+                f"{len(listed)} project(s) of a count of {self._listed_count or 'unknown'}, said "
+                "has_more, "
+                "and gives no way to the rest (the API documents no cursor for it); the listed "
+                "projects were synced, no deletion was applied"
             )
+            self.logger.warning("%s", short)
+            self.run.report.failures.append(short)
         wanted = set(self.run.settings.project_ids)
         if wanted:
             projects = [p for p in projects if p["project_id"] in wanted]
