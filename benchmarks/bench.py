@@ -330,7 +330,7 @@ class Bench:
             title,
             requests=math.ceil(items / page_size),
             counted_as=f"pages of {page_size}",
-            concurrency=self._tap_setting("concurrency"),
+            concurrency=1,  # one project is read page by page
             latency_ms=latency,
             startup_s=self._startup_s(),
             tap_wall_s=result.wall_s,

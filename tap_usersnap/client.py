@@ -396,8 +396,10 @@ def needs_text_check(response: requests.Response) -> bool:
 
 
 def _decode(content: bytes, response: requests.Response) -> t.Any:
-    """The standard library's reading (UTF-16, NaN, lone surrogates), else a body cut to a
-    depth a decoder can take; None if it is no JSON at all.
+    """The standard library's reading of a body msgspec refused; None if it is no JSON.
+
+    It takes UTF-16, NaN and lone surrogates; a body too deep for it is cut to a depth it
+    can take first (:func:`cut_deep_values`).
     """
     try:
         return json.loads(content)
@@ -666,8 +668,9 @@ class UsersnapStream(RESTStream[str | None]):
     @property
     @override
     def emit_activate_version_messages(self) -> bool:
-        """False, whatever the SDK setting: the SDK's goes out before the records; the
-        tap sends ACTIVATE_VERSION after a complete read (:mod:`~tap_usersnap.deletes`).
+        """False, whatever the setting: the SDK's would go out before the records.
+
+        The tap sends ACTIVATE_VERSION after a complete read (:mod:`~tap_usersnap.deletes`).
         """
         return False
 

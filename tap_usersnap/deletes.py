@@ -20,6 +20,7 @@ WARNING names the project and the numbers, every row stays, and the next run tri
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import enum
 import functools
@@ -75,9 +76,31 @@ class ProjectState:
     #: in the bookmark's own second (the next count leaves those out).
     read: int = 0
     in_last_second: int = 0
-    #: Entries received without a usable ``created_at`` (the API counts them too).
+    #: Entries received without a usable ``created_at``, or created in the future.
     unbookmarked: int = 0
+    #: Items the API sent though the filter excludes them: before the scope, or before
+    #: the project's start (each told once, at the project's end).
+    outside: int = 0
+    stale: int = 0
+    #: Newest ``created_at`` taken; False once the API answered out of order.
+    newest: str = ""
+    ordered: bool = True
     finished: bool = False
+    #: How many items the project holds, once a long read asks (-1: it would not say).
+    total: int | None = None
+    #: The ids of the last items read: an item the API repeats is emitted once.
+    recent: collections.deque[str] = dataclasses.field(default_factory=collections.deque)
+    recent_ids: set[str] = dataclasses.field(default_factory=set)
+
+    def first_time(self, item_id: str) -> bool:
+        """True the first time an id is read in this run (within the last 1000)."""
+        if item_id in self.recent_ids:
+            return False
+        if len(self.recent) == 1000:  # noqa: PLR2004 - memory stays flat
+            self.recent_ids.discard(self.recent.popleft())
+        self.recent.append(item_id)
+        self.recent_ids.add(item_id)
+        return True
 
     @functools.cached_property
     def partition(self) -> dict[str, t.Any]:
@@ -246,26 +269,8 @@ class Reconciliation:
                     project.baseline = project.saved_count
             self._start(Mode.FIRST_READ, pending, held)
             return
-        reasons = [
-            f"project {pid} is gone (Usersnap says it does not exist)" for pid in sorted(gone)
-        ]
-        bookmarked = [p for p in projects.values() if p.bookmark is not None]
-        counts = counts_now(bookmarked)
-        for project in projects.values():
-            if project.bookmark is None:
-                project.baseline = 0
-                continue
-            outcome = counts[project.project_id]
-            if isinstance(outcome, Exception):
-                self._report.detection_skipped(project.project_id, outcome)
-                project.baseline = project.saved_count
-                continue
-            project.baseline = outcome
-            if project.saved_count is not None and outcome < project.saved_count:
-                reasons.append(
-                    f"project {project.project_id} holds {outcome} items created before its "
-                    f"bookmark, {project.saved_count - outcome} fewer than last run"
-                )
+        reasons = [f"project {p} is gone (Usersnap says it does not exist)" for p in sorted(gone)]
+        reasons += self._fewer_than_last_run(counts_now)
         for reason in reasons:
             self._logger.info("Deletions to apply: %s", reason)
         if pending is not None:
@@ -294,6 +299,30 @@ class Reconciliation:
         for project in projects.values():
             project.restart(scope_start)
         self._start(Mode.RECONCILE, version, [])
+
+    def _fewer_than_last_run(
+        self, counts_now: t.Callable[[list[ProjectState]], dict[str, int | Exception]]
+    ) -> list[str]:
+        """Each project now holding fewer items before its bookmark than last run counted.
+
+        A project that cannot be counted keeps the state's count and is not checked this
+        run: detection never stops new items from loading.
+        """
+        reasons = []
+        counts = counts_now([p for p in self._projects.values() if p.bookmark is not None])
+        for project in self._projects.values():
+            outcome = counts.get(project.project_id, 0)
+            if isinstance(outcome, Exception):
+                self._report.detection_skipped(project.project_id, outcome)
+                project.baseline = project.saved_count
+                continue
+            project.baseline = outcome
+            if project.saved_count is not None and outcome < project.saved_count:
+                reasons.append(
+                    f"project {project.project_id} holds {outcome} items created before its "
+                    f"bookmark, {project.saved_count - outcome} fewer than last run"
+                )
+        return reasons
 
     def _mass_deletions(self) -> list[str]:
         """The projects that would lose more than ``max_delete_percent`` of their items."""

@@ -82,31 +82,6 @@ SCOPE_START, SCOPE_SETTING = "scope_start", "scope_setting"
 NEW, EDITS, MARK, COUNT_KIND = "new", "edits", "mark", "count"
 
 
-class RecentIds:
-    """The ids of each project's last items: an item the API repeats is emitted once.
-
-    Bounded, so memory stays flat; a repeat from further back is emitted again, which a
-    target that upserts on ``feedback_id`` absorbs.
-    """
-
-    def __init__(self, size: int = 1000) -> None:
-        self._order: dict[str, collections.deque[str]] = {}
-        self._ids: dict[str, set[str]] = {}
-        self._size = size
-
-    def is_new(self, project_id: str, item_id: str) -> bool:
-        """True the first time an id is seen in the project (within the window)."""
-        ids = self._ids.setdefault(project_id, set())
-        if item_id in ids:
-            return False
-        order = self._order.setdefault(project_id, collections.deque())
-        if len(order) == self._size:
-            ids.discard(order.popleft())
-        order.append(item_id)
-        ids.add(item_id)
-        return True
-
-
 class StateError(UsersnapError):
     """A value in the state cannot be used; the user must correct or clear it."""
 
@@ -124,7 +99,10 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
     cursor_key = "feedback_id"
     #: STATE at least every this many records (and at the end of the stream).
     STATE_MSG_FREQUENCY = 100
+    #: This run's pinned scope, the latest instant a timestamp may name, and deletions.
     _scope_start: str | None = None
+    _ceiling = ""
+    _deletes: Reconciliation
 
     # -- the requests ----------------------------------------------------------------------
 
@@ -234,14 +212,13 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
     @override
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
         """Every project's records; a project's bookmark moves once its records are out."""
-        settings, state = self.run.settings, self.stream_state
+        settings, state, listing = self.run.settings, self.stream_state, self.run.listing
         full_table = self.replication_method == "FULL_TABLE"
-        listing = self.run.listing
-        names = listing.names()
         ids = list(settings.project_ids) or [p["project_id"] for p in listing.projects]
-        scope_start = self._scope_start = self._pinned_scope(state)
-        projects = self._load(state, ids, names, scope_start, full_table)
-        reconciliation = Reconciliation(
+        self._scope_start = self._pinned_scope(state)
+        projects = self._load(state, ids, listing.names(), full_table)
+        self._ceiling = now_ceiling()
+        self._deletes = Reconciliation(
             state,
             projects,
             report=self.run.report,
@@ -250,35 +227,7 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
             sharded=bool(settings.project_ids),
         )
         if settings.capture_deletes:
-            known = {
-                (p.get("context") or {}).get("project_id") for p in state.get("partitions") or []
-            }
-            gone, held = scope_gaps(
-                {k for k in known if isinstance(k, str)},
-                listed=listing.ids(),
-                complete=listing.complete,
-                wanted=settings.project_ids,
-                exists=self.project_exists,
-            )
-            reconciliation.begin(
-                now=self.run.table_version,
-                full_table=full_table,
-                scope_start=scope_start,
-                gone=gone,
-                held=held,
-                counts_now=lambda ps: self._each(
-                    ps, lambda p: self.count(p.project_id, scope_start, str(p.bookmark)[:19])
-                ),
-            )
-            self.use_table_version(reconciliation.version)
-            if reconciliation.full_read:
-                counted = self._each(
-                    list(projects.values()), lambda p: self.count(p.project_id, p.start)
-                )
-                reconciliation.expected = {
-                    pid: n if isinstance(n, int) else None for pid, n in counted.items()
-                }
-            self.write_state()
+            self._begin_deletes(projects, full_table)
         for project in projects.values():
             self.logger.info(
                 "Reading project %s from %s (edit mark %s)",
@@ -286,147 +235,170 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
                 project.start or "the beginning",
                 project.edit_mark or "none",
             )
+        scan = settings.capture_edits and not full_table
         try:
-            yield from self._deliver(projects, scope_start, reconciliation)
+            for project, kind, value in self._interleave(list(projects.values()), scan):
+                yield from self._take(project, kind, value)
         except Exception:
             with contextlib.suppress(OSError):  # the records out so far keep their bookmarks
                 self.write_state()
             raise
-        if settings.capture_deletes and reconciliation.full_read:
-            self._finish(reconciliation)
+        if settings.capture_deletes and self._deletes.full_read:
+            self._finish_deletes()
         self.write_state()
 
-    def _deliver(
-        self,
-        projects: dict[str, ProjectState],
-        scope_start: str | None,
-        reconciliation: Reconciliation,
-    ) -> t.Iterator[dict[str, t.Any]]:
-        """Every project's records as they arrive; bookmarks and marks follow."""
-        ceiling = now_ceiling()
-        settings, report = self.run.settings, self.run.report
-        scan = settings.capture_edits and self.replication_method != "FULL_TABLE"
-        newest: dict[str, str] = {}
-        disordered: set[str] = set()
-        outside: collections.Counter[str] = collections.Counter()
-        recent = RecentIds()
-        stale: collections.Counter[str] = collections.Counter()
-        counted_total: dict[str, int | None] = {}
-        for project, kind, item in self._interleave(
-            list(projects.values()), scan, reconciliation.deferred, ceiling
-        ):
-            pid = project.project_id
-            if kind in ("done", "failed"):
-                self._tell_ignored_filter(
-                    project, scope_start, outside.pop(pid, 0), stale.pop(pid, 0)
-                )
-            if kind == "done":
-                project.finished = True
-                if pid in disordered and not reconciliation.deferred:
-                    project.save()
-                    self.write_state()
-                continue
-            if kind == "failed":
-                if not isinstance(item, ProjectRefusedError):
-                    raise item
-                report.refused_project(project.label, pid, item)
-                continue
-            if kind == MARK:
-                project.set_edit_mark(item)
-                continue
-            if SKIPPED not in item and not recent.is_new(pid, item["feedback_id"]):
-                self.logger.info(
-                    "Skipped feedback %s of project %s: already read in this run (the API "
-                    "repeated it on a later page)",
-                    item["feedback_id"],
-                    pid,
-                )
-                continue
-            if kind == EDITS:
-                yield self._named(item, project)
-                continue
-            created = item.get("created_at") if SKIPPED not in item else item[SKIPPED]
-            if created is None:  # an unusable entry without a created_at
-                project.unbookmarked += 1
-                continue
-            if scope_start and created < scope_start:
-                if created[:19] < scope_start[:19]:
-                    outside[pid] += 1
-                else:
-                    project.read += 1
-                continue
-            if project.start and created < project.start:
-                if created[:19] < project.start[:19]:
-                    stale[pid] += 1
-                    if SKIPPED not in item:
-                        yield self._named(item, project)
-                elif project.bookmark is not None:
-                    project.advance(created)  # a repeat from the bookmark's second
-                else:
-                    project.read += 1
-                continue
-            if created > ceiling:
-                if SKIPPED not in item:
-                    report.noted_item(
-                        describe_item(item, pid),
-                        f"its created_at {created} is in the future (more than "
-                        f"{FUTURE_TOLERANCE.seconds // 60} minutes ahead of this machine's "
-                        "clock): emitted, but the bookmark does not move to it",
-                    )
-                    yield self._named(item, project)
-                project.unbookmarked += 1
-                continue
-            if SKIPPED not in item:
-                if (item.get("updated_at") or "") > ceiling:
-                    report.noted_item(
-                        describe_item(item, pid),
-                        f"its updated_at {item['updated_at']} is in the future: emitted, but "
-                        "the edit mark does not move to it",
-                    )
-                yield self._named(item, project)
-            if created < newest.get(pid, created) and pid not in disordered:
-                disordered.add(pid)
-                self.logger.warning(
-                    "Usersnap answered project %s out of created_at order (the tap asks oldest "
-                    "first): its saved bookmark stays where it was until the project is read "
-                    "to its end, so a run stopped before then reads it again from there",
-                    pid,
-                )
-            newest[pid] = max(created, newest.get(pid, created))
-            project.advance(created)
-            if not reconciliation.deferred and pid not in disordered:
-                project.save()
-            self._check_runaway(project, counted_total, reconciliation)
-            report.progress(project.label, 1, functools.partial(reconciliation.expected.get, pid))
+    def _begin_deletes(self, projects: dict[str, ProjectState], full_table: bool) -> None:
+        """The run's table version, and the counts a full read must deliver."""
+        state, listing, scope_start = self.stream_state, self.run.listing, self._scope_start
+        known = {(p.get("context") or {}).get("project_id") for p in state["partitions"]}
+        gone, held = scope_gaps(
+            {k for k in known if isinstance(k, str)},
+            listed=listing.ids(),
+            complete=listing.complete,
+            wanted=self.run.settings.project_ids,
+            exists=self.project_exists,
+        )
+        self._deletes.begin(
+            now=self.run.table_version,
+            full_table=full_table,
+            scope_start=scope_start,
+            gone=gone,
+            held=held,
+            counts_now=lambda ps: self._each(
+                ps, lambda p: self.count(p.project_id, scope_start, str(p.bookmark)[:19])
+            ),
+        )
+        self.use_table_version(self._deletes.version)
+        if self._deletes.full_read:
+            counted = self._each(
+                list(projects.values()), lambda p: self.count(p.project_id, p.start)
+            )
+            self._deletes.expected = {
+                pid: n if isinstance(n, int) else None for pid, n in counted.items()
+            }
+        self.write_state()
 
-    def _tell_ignored_filter(
-        self, project: ProjectState, scope_start: str | None, outside: int, stale: int
-    ) -> None:
-        """One warning per project for items the API sent though the filter excludes them."""
-        if outside:
-            self.run.report.skipped_item(
-                f"{outside} item(s) of project {project.project_id} created before the scope's "
-                f"start, {scope_start}",
-                "the API ignored the created_at filter",
-                count=outside,
+    def _take(self, project: ProjectState, kind: str, value: t.Any) -> t.Iterator[dict[str, t.Any]]:
+        """One event of a project's read: its records out, then its bookmark or mark moved."""
+        pid, deferred = project.project_id, self._deletes.deferred
+        if kind in ("done", "failed"):
+            self._end(project, value if kind == "failed" else None)
+            return
+        if kind == MARK:
+            project.set_edit_mark(value)
+            return
+        if SKIPPED not in value and not project.first_time(value["feedback_id"]):
+            self.logger.info(
+                "Skipped feedback %s of project %s: already read in this run (the API "
+                "repeated it on a later page)",
+                value["feedback_id"],
+                pid,
             )
-        if stale:
+            return
+        if kind == EDITS:
+            yield self._named(value, project)
+            return
+        created = value[SKIPPED] if SKIPPED in value else value["created_at"]
+        verdict = self._place(project, created)
+        if verdict != "drop" and SKIPPED not in value:
+            yield self._named(value, project)
+        if verdict != "take":
+            return
+        if created > self._ceiling:
+            project.unbookmarked += 1
+            return
+        if created < project.newest and project.ordered:
+            project.ordered = False
             self.logger.warning(
-                "Usersnap answered %d item(s) of project %s created before %s, which the tap "
-                "did not ask for (it ignored the created_at filter): emitted again, not counted",
-                stale,
-                project.project_id,
-                project.start,
+                "Usersnap answered project %s out of created_at order (the tap asks oldest "
+                "first): its saved bookmark stays where it was until the project is read "
+                "to its end, so a run stopped before then reads it again from there",
+                pid,
             )
+        project.newest = max(created, project.newest)
+        project.advance(created)
+        if project.ordered and not deferred:
+            project.save()
+        self._check_runaway(project)
+        self.run.report.progress(
+            project.label, 1, functools.partial(self._deletes.expected.get, pid)
+        )
+
+    def _end(self, project: ProjectState, error: Exception | None) -> None:
+        """A project's read ended: its bookmark, or a refusal skipped by name (else raised)."""
+        self._tell_ignored_filter(project)
+        if isinstance(error, ProjectRefusedError):
+            self.run.report.refused_project(project.label, project.project_id, error)
+        elif error is not None:
+            raise error
+        else:
+            project.finished = True
+            if not project.ordered and not self._deletes.deferred:  # safe now: read to its end
+                project.save()
+                self.write_state()
+
+    def _place(self, project: ProjectState, created: str | None) -> str:
+        """``take`` an item (emit it, move the bookmark), ``emit`` it only, or ``drop`` it.
+
+        Before the scope: dropped. Before the project's start: a repeat from the bookmark's
+        second is dropped but counted as read; an older one (the API ignored the filter) is
+        emitted again, not counted.
+        """
+        scope, start = self._scope_start, project.start
+        if created is None:
+            project.unbookmarked += 1
+        elif scope and created < scope:
+            if created[:19] < scope[:19]:
+                project.outside += 1
+            else:
+                project.read += 1
+        elif start and created < start:
+            if created[:19] < start[:19]:
+                project.stale += 1
+                return "emit"
+            if project.bookmark is not None:
+                project.advance(created)
+            else:
+                project.read += 1
+        else:
+            return "take"
+        return "drop"
 
     def _named(self, item: dict[str, t.Any], project: ProjectState) -> dict[str, t.Any]:
-        """The record: the item with its project's current name and the derived fields."""
+        """The record: its project's current name, the derived fields, and any notes."""
+        for key, what in (("created_at", "the bookmark"), ("updated_at", "the edit mark")):
+            if (item.get(key) or "") > self._ceiling:
+                self.run.report.noted_item(
+                    describe_item(item, project.project_id),
+                    f"its {key} {item[key]} is in the future (more than "
+                    f"{FUTURE_TOLERANCE.seconds // 60} minutes ahead of this machine's clock): "
+                    f"emitted, but {what} does not move to it",
+                )
         item["project_name"] = project.name or None
         item.update(derived_fields(item))
         return item
 
+    def _tell_ignored_filter(self, project: ProjectState) -> None:
+        """One warning per project for items the API sent though the filter excludes them."""
+        if project.outside:
+            self.run.report.skipped_item(
+                f"{project.outside} item(s) of project {project.project_id} created before the "
+                f"scope's start, {self._scope_start}",
+                "the API ignored the created_at filter",
+                count=project.outside,
+            )
+        if project.stale:
+            self.logger.warning(
+                "Usersnap answered %d item(s) of project %s created before %s, which the tap "
+                "did not ask for (it ignored the created_at filter): emitted again, not counted",
+                project.stale,
+                project.project_id,
+                project.start,
+            )
+        project.outside = project.stale = 0
+
     def _interleave(
-        self, projects: list[ProjectState], scan: bool, rereading: bool, ceiling: str
+        self, projects: list[ProjectState], scan: bool
     ) -> t.Iterator[tuple[ProjectState, str, t.Any]]:
         """``(project, kind, value)`` of every project, up to ``concurrency`` read at once.
 
@@ -435,15 +407,14 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
         memory stays flat however large a project is.
         """
         workers = min(self.run.settings.concurrency, len(projects))
-        if workers <= 1:
+        if workers <= 1:  # one request at a time, in this thread: nothing read ahead
             for project in projects:
                 try:
-                    for kind, value in self._read(project, scan, rereading, ceiling):
-                        yield project, kind, value
+                    yield from ((project, k, v) for k, v in self._read(project, scan))
                 except UsersnapError as error:
                     yield project, "failed", error
-                    continue
-                yield project, "done", None
+                else:
+                    yield project, "done", None
             return
         arrived: queue.Queue[tuple[ProjectState, str, t.Any]] = queue.Queue(
             maxsize=2 * workers * self.run.settings.page_size
@@ -453,11 +424,9 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
 
         def put(event: tuple[ProjectState, str, t.Any]) -> None:
             while not stop.is_set():
-                try:
+                with contextlib.suppress(queue.Full):
                     arrived.put(event, timeout=0.2)
-                except queue.Full:
-                    continue
-                return
+                    return
 
         def work() -> None:
             while not stop.is_set():
@@ -466,9 +435,9 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
                         return
                     project = pending.popleft()
                 try:
-                    for kind, value in self._read(project, scan, rereading, ceiling):
+                    for kind, value in self._read(project, scan):
                         put((project, kind, value))
-                except Exception as error:
+                except Exception as error:  # the emitter decides what ends the run
                     put((project, "failed", error))
                 else:
                     put((project, "done", None))
@@ -488,75 +457,66 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
         finally:
             stop.set()
 
-    def _read(
-        self, project: ProjectState, scan: bool, rereading: bool, ceiling: str
-    ) -> t.Iterator[tuple[str, t.Any]]:
+    def _read(self, project: ProjectState, scan: bool) -> t.Iterator[tuple[str, t.Any]]:
         """One project's events: the edit scan's items and mark, then new feedback.
 
         If the API refuses a page cursor (the item it names was deleted meanwhile), the
         project is read again from its bookmark, once.
         """
         if scan:
-            yield from self._scan_edits(project, rereading, ceiling)
+            yield from self._scan_edits(project)
         context = {"project_id": project.project_id, "kind": NEW, "from": project.start}
         try:
             for item in self.request_records(context):
                 yield NEW, item
         except CursorRejectedError as error:
             self.logger.warning(
-                "%s: reading project %s again from its bookmark", error, project.label
+                "%s: reading project %s again from its bookmark", error, project.project_id
             )
             context["from"] = project.bookmark or project.start
             for item in self.request_records(context):
                 yield NEW, item
 
-    def _scan_edits(
-        self, project: ProjectState, rereading: bool, ceiling: str
-    ) -> t.Iterator[tuple[str, t.Any]]:
+    def _scan_edits(self, project: ProjectState) -> t.Iterator[tuple[str, t.Any]]:
         """Items edited since the mark and created before the bookmark; then the new mark.
 
         The new mark is the newest ``updated_at`` when the scan began (never one in the
-        future), so an edit made during the run is caught next time.
+        future), so an edit made during the run is caught next time. A first scan, or one
+        of a re-read (which emits every item anyway), only takes the mark: one item.
         """
-        since, before = project.edit_mark, project.bookmark
-        first = rereading or since is None or before is None
+        since, before, scope = project.edit_mark, project.bookmark, self._scope_start
+        first = self._deletes.deferred or since is None or before is None
         context = {"project_id": project.project_id, "kind": MARK if first else EDITS}
         mark = None
         for item in self.request_records(context):
             if SKIPPED in item:
                 continue
             changed = item.get("updated_at") or item["created_at"]
-            if mark is None and changed <= ceiling:
+            if mark is None and changed <= self._ceiling:
                 mark = changed
             if first:
                 mark = mark or format_timestamp(dt.datetime.now(dt.timezone.utc))
                 break
             if changed < str(since):
                 break
-            scope = self._scope_start
-            if item["created_at"] < str(before) and (not scope or item["created_at"] >= scope):
+            if item["created_at"] < str(before) and item["created_at"] >= (scope or ""):
                 yield EDITS, item
         if mark or project.edit_mark:
             yield MARK, mark or project.edit_mark
 
-    def _check_runaway(
-        self, project: ProjectState, totals: dict[str, int | None], reconciliation: Reconciliation
-    ) -> None:
+    def _check_runaway(self, project: ProjectState) -> None:
         """Stop a read that goes on far beyond what the project holds (``has_more`` forever)."""
         limit = RUNAWAY_PAGES * self.run.settings.page_size
         if project.received <= limit:
             return
-        if project.project_id not in totals:
-            known = reconciliation.expected.get(project.project_id)
-            totals[project.project_id] = (
-                known if known is not None else self._count_or_none(project)
-            )
-        total = totals[project.project_id]
-        if total is not None and project.received > 2 * total + limit:
+        if project.total is None:
+            known = self._deletes.expected.get(project.project_id)
+            project.total = known if known is not None else self._count_or_none(project) or -1
+        if project.total >= 0 and project.received > 2 * project.total + limit:
             msg = (
                 f"Usersnap kept answering has_more for project {project.project_id}: "
-                f"{project.received} items read where it counts {total}; stopped (the state "
-                "keeps the last bookmark reached, so the next run goes on from there)"
+                f"{project.received} items read where it counts {project.total}; stopped (the "
+                "state keeps the last bookmark reached, so the next run goes on from there)"
             )
             raise PaginationError(msg)
 
@@ -599,18 +559,18 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
             return None
         return True
 
-    def _finish(self, reconciliation: Reconciliation) -> None:
+    def _finish_deletes(self) -> None:
         """After the last record of a full read: ACTIVATE_VERSION, unless it is incomplete."""
         refused = [f"project {p} was refused" for p in self.run.report.refused_projects]
-        problems = refused + reconciliation.problems(self._count_or_none)
+        problems = refused + self._deletes.problems(self._count_or_none)
         if problems:
             self.run.report.deletes_held(
                 "feedback",
-                f"the {reconciliation.mode.value} is not complete: {'; '.join(problems)}",
+                f"the {self._deletes.mode.value} is not complete: {'; '.join(problems)}",
             )
             return
-        self.activate_version(reconciliation.version)
-        reconciliation.activated()
+        self.activate_version(self._deletes.version)
+        self._deletes.activated()
         self.write_state()
 
     # -- the state -------------------------------------------------------------------------
@@ -641,12 +601,7 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
         return pinned
 
     def _load(
-        self,
-        state: dict[str, t.Any],
-        ids: list[str],
-        names: dict[str, str],
-        scope_start: str | None,
-        full_table: bool,
+        self, state: dict[str, t.Any], ids: list[str], names: dict[str, str], full_table: bool
     ) -> dict[str, ProjectState]:
         """Every project's progress from state, checked; a project named twice merged."""
         saved: dict[str, dict[str, t.Any]] = {}
@@ -657,14 +612,14 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
             if not isinstance(pid, str):
                 continue
             if pid in saved:
-                kept = max(saved[pid], entry, key=lambda e: str(e.get(BOOKMARK) or ""))
+                saved[pid] = max(saved[pid], entry, key=lambda e: str(e.get(BOOKMARK) or ""))
                 self.logger.warning(
                     "The state names project %s twice (feedback); kept the later bookmark, %s",
                     pid,
-                    kept.get(BOOKMARK),
+                    saved[pid].get(BOOKMARK),
                 )
-                entry = kept
-            saved[pid] = entry
+            else:
+                saved[pid] = entry
         state["partitions"] = list(saved.values())
         legacy = None
         if state.get(BOOKMARK) and state.get("replication_key", "created_at") == "created_at":
@@ -692,7 +647,7 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
                 bookmark = None
             count = entry.get(COUNT)
             counted_alike = bookmark is not None and entry.get(COUNTED_BEFORE) == bookmark[:19]
-            starts = [m for m in (bookmark, scope_start) if m]
+            starts = [m for m in (bookmark, self._scope_start) if m]
             projects[pid] = ProjectState(
                 project_id=pid,
                 name=names.get(pid, ""),

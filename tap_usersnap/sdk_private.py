@@ -44,8 +44,10 @@ class OwnBookmarks(Stream):
 
 
 class TapHooks(Tap):
-    """The two hooks the SDK's Tap lacks: config checks that never quote a secret, and a
-    termination signal that stops the run between records.
+    """The two hooks the SDK's Tap lacks.
+
+    Config checks that never quote a secret, and a termination signal that stops the run
+    between records.
     """
 
     def config_errors(self, config: dict[str, t.Any]) -> list[str]:

@@ -147,7 +147,7 @@ class ProjectsStream(FullTableStream):
 
 
 class ProjectAssigneesStream(FullTableStream):
-    """Who feedback can be assigned to in each listed project: ``GET /projects/{api_key}/assignees``.
+    """Who feedback can be assigned to in each project: ``GET /projects/{api_key}/assignees``.
 
     The listing gives each project's ``api_key``, which keys this endpoint; the projects are
     read some at once (``concurrency``). A project whose endpoint is refused (403, 404) or

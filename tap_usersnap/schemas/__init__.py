@@ -1,0 +1,1 @@
+"""The streams' JSON schemas, one file per stream."""

@@ -25,8 +25,8 @@ def warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 def summary(skipped: int, altered: int) -> str:
     return (
-        f"Run summary: {skipped} item(s) skipped, {altered} emitted with a value replaced, 0 endpoint(s) refused; each "
-        "is named in a warning above"
+        f"Run summary: {skipped} item(s) skipped, {altered} emitted with a value replaced, "
+        "0 endpoint(s) refused; each is named in a warning above"
     )
 
 
