@@ -154,9 +154,9 @@ def document(results: Results) -> str:
         "",
         "`tests/reliability/test_crash_resume.py`: the tap runs as a subprocess and is killed with "
         "SIGKILL as soon as it has printed a random number of lines; the next run starts from "
-        "the last STATE among those lines; a last run finishes. What a kill can cost is the "
-        "page being read plus the item at each finished project's bookmark, because STATE "
-        "follows every page.",
+        "the last STATE among those lines; a last run finishes. What a kill can cost is a "
+        "re-read of the records since the last STATE (one follows every 100 records) and of "
+        "each project's bookmark second; nothing is lost.",
         "",
         *trial_table(results["trials"]),
         "",

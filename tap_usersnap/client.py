@@ -1,11 +1,10 @@
-"""The Usersnap REST API on the SDK's request loop: auth, answers, retries, pages.
+"""Talking to the Usersnap REST API: its errors, auth, transport, answers and pages.
 
-Every request goes through :class:`UsersnapStream`, a ``RESTStream`` whose public hooks say
-what Usersnap needs: a JWT the tap signs (:class:`JWTAuthenticator`), the envelope
-``{status, data | msg, errortype, errordata}`` read once (:func:`read_envelope`), error answers
-told apart (:meth:`UsersnapStream.validate_response`), waits that honour ``Retry-After``
-whenever a 429 comes (:meth:`UsersnapStream.backoff_wait_generator`), and the cursor
-``data.next.after`` while ``data.has_more`` (:class:`CursorPaginator`).
+A JWT the tap signs (:class:`JWTAuthenticator`), each whole answer within a deadline and a
+size (:class:`DeadlineAdapter`), the envelope ``{status, data | msg, errortype, errordata}``
+read once (:func:`read_envelope`), failures described so a person can act
+(:func:`describe_failure`), and the cursor ``data.next.after`` while ``data.has_more``
+(:class:`CursorPaginator`). The streams use them through :mod:`tap_usersnap.base`.
 
 Messages name the request and Usersnap's error type, never a token, a query or a body.
 """
@@ -13,7 +12,6 @@ Messages name the request and Usersnap's error type, never a token, a query or a
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime as dt
 import email.utils
 import errno
@@ -22,14 +20,12 @@ import json
 import logging
 import re
 import socket
-import sys
 import threading
 import time
 import typing as t
 import uuid
 import warnings
-from http import HTTPStatus
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import jwt
 import msgspec
@@ -38,29 +34,17 @@ import urllib3.exceptions
 from jwt.warnings import InsecureKeyLengthWarning
 from requests.adapters import HTTPAdapter
 from singer_sdk.authenticators import APIAuthenticatorBase
-from singer_sdk.exceptions import AbortedSyncExceptionBase, FatalAPIError, RetriableAPIError
-from singer_sdk.mapper import RemoveRecordTransform
+from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 from singer_sdk.pagination import BaseAPIPaginator
-from singer_sdk.singerlib import ActivateVersionMessage
-from singer_sdk.streams import RESTStream
 from typing_extensions import override
 
 from tap_usersnap.records import (
     MAX_QUOTED,
-    Shape,
     body_needs_text_check,
-    conform,
-    fit_flattened,
-    schema_of,
 )
-from tap_usersnap.report import RunReport
-from tap_usersnap.sdk_private import set_record_version
 
 if t.TYPE_CHECKING:
-    from singer_sdk import Tap
-    from singer_sdk.helpers.types import Context
-
-    from tap_usersnap.settings import Settings
+    pass
 
 LOGGER = logging.getLogger("tap-usersnap")
 #: Seconds to wait for a connection.
@@ -288,67 +272,6 @@ def new_session(api_url: str, request_timeout: float) -> requests.Session:
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     return session
-
-
-@dataclasses.dataclass
-class Listing:
-    """The projects in scope, listed once per run (``GET /projects``) for every stream."""
-
-    #: Every listed project that has an id, in scope (``project_ids``, if set).
-    projects: list[dict[str, t.Any]]
-    #: False when the listing said ``has_more`` but offered no way on.
-    complete: bool
-    #: How many projects the listing said it holds, if it said.
-    count: int | None = None
-
-    def ids(self) -> set[str]:
-        """The ids of the listed projects in scope."""
-        return {p["project_id"] for p in self.projects}
-
-    def names(self) -> dict[str, str]:
-        """Each listed project's name (empty when it has none)."""
-        return {p["project_id"]: p.get("name") or "" for p in self.projects}
-
-
-@dataclasses.dataclass
-class Run:
-    """What every stream of one run shares: settings, auth, session, pauses and the report."""
-
-    settings: Settings
-    clock: Clock
-    report: RunReport
-    authenticator: JWTAuthenticator
-    session: requests.Session
-    gate: RateLimitGate
-    #: The table version of this run's new reads (milliseconds since 1970; grows per run).
-    table_version: int = dataclasses.field(default_factory=lambda: int(time.time() * 1000))
-    #: Set when SIGTERM or SIGINT arrives: the run stops at the next record.
-    stop_signal: int | None = None
-    #: Lists the projects, once (the tap sets it; see :attr:`listing`).
-    list_projects: t.Callable[[], Listing] | None = None
-    #: What the tap does once every stream has synced (the tap sets it).
-    after_sync: t.Callable[[], None] | None = None
-    _listing: Listing | None = None
-
-    @property
-    def listing(self) -> Listing:
-        """The run's one project listing, made when a stream first needs it."""
-        if self._listing is None:
-            assert self.list_projects is not None  # noqa: S101 - the tap sets it first
-            self._listing = self.list_projects()
-        return self._listing
-
-    @classmethod
-    def of(cls, settings: Settings, clock: Clock, logger: logging.Logger) -> Run:
-        """The shared objects of a run with ``settings``."""
-        return cls(
-            settings,
-            clock,
-            RunReport(logger),
-            JWTAuthenticator(settings.jwt_id, settings.jwt_secret),
-            new_session(settings.api_url, settings.request_timeout),
-            RateLimitGate(clock),
-        )
 
 
 def loggable_path(url: str) -> str:
@@ -593,321 +516,6 @@ class CursorPaginator(BaseAPIPaginator[str | None]):
             raise PaginationError(msg)
         self._seen.add(cursor)
         return cursor
-
-
-class ExplainedFailures(logging.Filter):
-    """Drops a stream's ERROR line while a failure is handled that the tap tells in one line.
-
-    The SDK logs "an unhandled error occurred" for any failed stream; the CLI then prints the
-    failure's own line, so the user reads one line, not two.
-    """
-
-    @override
-    def filter(self, record: logging.LogRecord) -> bool:
-        explained = isinstance(sys.exc_info()[1], UsersnapError | AbortedSyncExceptionBase)
-        return not (explained and record.levelno >= logging.ERROR)
-
-
-class UsersnapStream(RESTStream[str | None]):
-    """What every Usersnap stream shares: the run's auth, session, answers, retries, pages.
-
-    A stream names ``records_key`` (the list inside ``data``) and conforms each record to
-    its schema file before it goes out (:meth:`post_process`).
-    """
-
-    records_key: t.ClassVar[str]
-    #: The field of an item the ``after`` cursor names (None: the endpoint has no cursor).
-    cursor_key: t.ClassVar[str | None] = None
-    payload_as_json = True
-
-    def __init__(self, tap: Tap, run: Run) -> None:
-        self.run = run
-        #: The tap, whose public writers send STATE and ACTIVATE_VERSION.
-        self.singer_tap = tap
-        super().__init__(tap, schema=schema_of(self.name))
-        self.shape = Shape.of(self.schema)
-        if not any(isinstance(f, ExplainedFailures) for f in self.logger.filters):
-            self.logger.addFilter(ExplainedFailures())
-
-    @override
-    def log_sync_costs(self) -> None:
-        """The SDK's, then, for the tap's last stream, the run's end (:attr:`Run.after_sync`).
-
-        The SDK calls it for every stream, selected or not, once every stream has synced.
-        """
-        super().log_sync_costs()
-        if list(self.singer_tap.streams.values())[-1] is self and self.run.after_sync:
-            self.run.after_sync()
-
-    def use_table_version(self, version: int | None) -> None:
-        """Make every RECORD from now on carry ``version`` (see :mod:`~tap_usersnap.deletes`)."""
-        set_record_version(self, version)
-
-    def activate_version(self, version: int | None) -> None:
-        """ACTIVATE_VERSION after this run's records, for every stream map that keeps them."""
-        if version is None or not self.selected:
-            return
-        for stream_map in self.stream_maps:
-            if not isinstance(stream_map, RemoveRecordTransform):
-                message = ActivateVersionMessage(stream=stream_map.stream_alias, version=version)
-                self.singer_tap.write_message(message)
-
-    def write_state(self) -> None:
-        """A STATE message with the tap's whole state (every record before it is out)."""
-        self.singer_tap.state_writer.write_state(self.singer_tap.state)
-
-    def stop_if_signalled(self) -> None:
-        """After SIGTERM or SIGINT: the state reached as the last message, then stop.
-
-        Called between records, so the STATE never cuts a line and covers every record out.
-        """
-        if self.run.stop_signal is not None:
-            self.write_state()
-            raise InterruptedRunError(self.run.stop_signal)
-
-    @property
-    @override
-    def emit_activate_version_messages(self) -> bool:
-        """False, whatever the setting: the SDK's would go out before the records.
-
-        The tap sends ACTIVATE_VERSION after a complete read (:mod:`~tap_usersnap.deletes`).
-        """
-        return False
-
-    @property
-    @override
-    def url_base(self) -> str:
-        return self.run.settings.api_url
-
-    @property
-    @override
-    def authenticator(self) -> JWTAuthenticator:
-        return self.run.authenticator
-
-    @property
-    @override
-    def requests_session(self) -> requests.Session:
-        return self.run.session
-
-    @property
-    @override
-    def http_headers(self) -> dict[str, str]:
-        return {**super().http_headers, "Accept": "application/json"}
-
-    @property
-    @override
-    def timeout(self) -> tuple[float, float]:  # type: ignore[override]
-        return (CONNECT_TIMEOUT_SECONDS, self.run.settings.request_timeout)
-
-    @override
-    def get_new_paginator(self) -> CursorPaginator:
-        return CursorPaginator(self.records_key, self.cursor_key)
-
-    @override
-    def request_decorator(self, func: t.Callable[..., t.Any]) -> t.Callable[..., t.Any]:
-        """The SDK's retries around each try, every try after the run's 429 pause."""
-
-        def gated(*args: t.Any) -> t.Any:
-            self.pause(0.0)
-            try:
-                return func(*args)
-            except requests.exceptions.TooManyRedirects:
-                msg = "Usersnap's answers redirect in a loop (more than 30); check api_url"
-                raise UsersnapError(msg) from None
-
-        return super().request_decorator(gated)
-
-    @override
-    def backoff_wait_generator(self) -> t.Generator[float, t.Any, None]:
-        """The waits of one request, told by the failure each follows.
-
-        A 429 waits its ``Retry-After`` (every request pauses with it, however often it
-        comes); a 401 re-signs the token once; anything else backs off exponentially, for
-        :data:`MAX_TRIES` tries in all. Waits pass on the run's clock (tests use a fake one).
-        """
-        tries = {"transient": 0, "rate_limited": 0, "token": 0}
-        failure = yield 0.0
-        while True:
-            self.pause(self._wait_after(failure, tries))
-            failure = yield 0.0
-
-    def pause(self, seconds: float) -> None:
-        """Wait ``seconds`` on the run's clock, then out the run's 429 pause; a signal ends it.
-
-        Nothing is written here (it may run in a reader's thread): the signal is raised to
-        the stream, which writes the state reached.
-        """
-        clock, until = self.run.clock, self.run.clock.monotonic() + seconds
-        while True:
-            if self.run.stop_signal is not None:
-                raise InterruptedRunError(self.run.stop_signal)
-            remaining = max(until, self.run.gate.opens_at) - clock.monotonic()
-            if remaining <= 0:
-                return
-            clock.sleep(min(remaining, 1.0) if isinstance(clock, SystemClock) else remaining)
-
-    def _wait_after(self, failure: BaseException, tries: dict[str, int]) -> float:
-        if isinstance(failure, TokenRejectedError):
-            tries["token"] += 1
-            if tries["token"] > 1:
-                settings = self.run.settings
-                msg = (
-                    f"Usersnap rejected the credentials (401) of JWT ID {settings.jwt_id!r}: "
-                    "check the jwt_id and jwt_secret settings; the API key may have been "
-                    "deleted or rotated in Usersnap (Settings > API)"
-                )
-                raise CredentialsRejectedError(f"{msg}; {failure.hint}" if failure.hint else msg)
-            self.run.authenticator.invalidate()
-            return 0.0
-        if isinstance(failure, RateLimitedError) and failure.retry_after is not None:
-            wait = min(failure.retry_after, MAX_RETRY_AFTER_SECONDS)
-            if failure.retry_after > wait:
-                self.logger.warning(
-                    "%s with Retry-After of %.0fs; capped at %.0fs",
-                    failure,
-                    failure.retry_after,
-                    wait,
-                )
-            else:
-                self.logger.info("%s; waiting %.1fs as asked", failure, wait)
-            self.run.gate.close_for(wait)
-            return 0.0
-        kind = "rate_limited" if isinstance(failure, RateLimitedError) else "transient"
-        tries[kind] += 1
-        limit = MAX_RATE_LIMITED if kind == "rate_limited" else MAX_TRIES - 1
-        if tries[kind] > limit:
-            msg = (
-                f"{failure}: gave up after {tries[kind]} rate-limited tries"
-                if kind == "rate_limited"
-                else f"{describe_failure(failure)}; gave up after {tries[kind]} tries"
-            )
-            raise UsersnapError(msg) from failure
-        wait = min(base_backoff_seconds() * 2 ** (tries[kind] - 1), MAX_BACKOFF_SECONDS)
-        if isinstance(failure, RateLimitedError):
-            response = failure.response
-            said = response.headers.get("Retry-After") if response is not None else None
-            self.logger.info(
-                "%s; waiting %.1fs, the backoff (%s)",
-                failure,
-                wait,
-                f"Retry-After {said[:40]!r} names no wait" if said else "no Retry-After",
-            )
-            return wait
-        self.logger.warning(
-            "%s; retrying in %.1fs (try %d of %d)",
-            describe_failure(failure),
-            wait,
-            tries[kind] + 1,
-            limit + 1,
-        )
-        return wait
-
-    @override
-    def backoff_max_tries(self) -> int:
-        """No count of the SDK's: :meth:`backoff_wait_generator` decides when to give up."""
-        return sys.maxsize
-
-    @override
-    def backoff_jitter(self, value: float) -> float:
-        return value  # the waits are taken on the run's clock, already
-
-    @override
-    def backoff_handler(self, details: t.Any) -> None:
-        """Nothing: each wait is logged once, naming its cause (never the request's body)."""
-
-    @override
-    def validate_response(self, response: requests.Response) -> None:
-        """Raise what an answer stands for: a retry, a one-line failure, or nothing (a page)."""
-        status, where = response.status_code, describe(response)
-        if status == HTTPStatus.UNAUTHORIZED:
-            raise TokenRejectedError(
-                f"Usersnap answered 401 to {where}", response, clock_skew_hint(response)
-            )
-        if status == HTTPStatus.TOO_MANY_REQUESTS:
-            wait = retry_after(response.headers.get("Retry-After"))
-            raise RateLimitedError(f"Usersnap rate-limited {where} (429)", response, wait)
-        if status >= HTTPStatus.INTERNAL_SERVER_ERROR or status == HTTPStatus.REQUEST_TIMEOUT:
-            msg = f"Usersnap answered {status} to {where}: {api_error_text(response)}"
-            raise RetriableAPIError(msg, response)
-        text = api_error_text(response) if status >= HTTPStatus.BAD_REQUEST else ""
-        if "SITE_NOT_FOUND" in text or status in (HTTPStatus.FORBIDDEN, HTTPStatus.NOT_FOUND):
-            project = re.search(r"/projects/([^/]+)/feedbacks", urlsplit(response.url).path)
-            if project:
-                msg = (
-                    f"Usersnap project {project[1]!r} does not exist or this JWT key cannot see "
-                    f"it ({status} {text} on {where})"
-                )
-                raise ProjectRefusedError(msg, f"{status} {text}")
-            raise ProjectRefusedError(
-                f"Usersnap refused {where} ({status} {text})", f"{status} {text}"
-            )
-        if status >= HTTPStatus.BAD_REQUEST and "after" in parse_qs(
-            urlsplit(response.request.url or "").query
-        ):
-            msg = (
-                f"Usersnap rejected the page cursor of {where} ({status} {text}); the item it "
-                "names was probably deleted meanwhile"
-            )
-            raise CursorRejectedError(msg)
-        if status >= HTTPStatus.BAD_REQUEST:
-            raise UsersnapError(f"Usersnap rejected {where} ({status} {text})")
-        if read_envelope(response).get("status") is False:
-            msg = f"Usersnap answered {where} with status false: {api_error_text(response)}"
-            raise UsersnapError(msg)
-        self.check_page(response)
-
-    def check_page(self, response: requests.Response) -> None:
-        """A 200 without ``data.<records_key>`` as a list is a failed try, never "no items"."""
-        data = read_envelope(response).get("data")
-        items = data.get(self.records_key) if isinstance(data, dict) else None
-        if not isinstance(items, list):
-            found = (
-                "no data object"
-                if not isinstance(data, dict)
-                else ("nothing" if items is None else f"a {type(items).__name__}")
-            )
-            msg = (
-                f"Usersnap answered {describe(response)} with a malformed page: expected "
-                f"data.{self.records_key} to be a list, found {found}"
-            )
-            raise RetriableAPIError(msg, response)
-
-    @override
-    def parse_response(self, response: requests.Response) -> t.Iterator[dict[str, t.Any]]:
-        """The page's items; an entry that is not an object is skipped by name."""
-        for position, item in enumerate(envelope_data(response)[self.records_key], start=1):
-            if isinstance(item, dict):
-                yield item
-            else:
-                self.run.report.skipped_item(
-                    f"entry {position} of {describe(response)}",
-                    f"it is not an object ({'null' if item is None else type(item).__name__})",
-                )
-
-    @override
-    def post_process(
-        self, row: dict[str, t.Any], context: Context | None = None
-    ) -> dict[str, t.Any] | None:
-        """The record, conformed to the stream's schema; the run stops here on a signal."""
-        self.stop_if_signalled()
-        for change in conform(row, self.shape):
-            self.run.report.altered_item(self.describe_record(row), change)
-        return self.fit_flattened(row)
-
-    def fit_flattened(self, row: dict[str, t.Any]) -> dict[str, t.Any]:
-        """With ``flattening_enabled``, the record fitted to the flattened columns."""
-        stream_map = self.stream_maps[0]
-        if stream_map.flattening_enabled and stream_map.flattening_options is not None:
-            fit_flattened(row, self.shape, stream_map.flattening_options.max_level)
-        return row
-
-    def describe_record(self, record: dict[str, t.Any]) -> str:
-        """How a record is named in a warning (never by its content)."""
-        key = self.primary_keys[0] if self.primary_keys else None
-        value = record.get(key) if key else None
-        return (
-            f"{self.name} record {str(value)[:MAX_QUOTED]!r}" if value else f"a {self.name} record"
-        )
 
 
 class InterruptedRunError(UsersnapError):

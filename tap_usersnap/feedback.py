@@ -29,13 +29,13 @@ import typing as t
 
 from typing_extensions import override
 
+from tap_usersnap.base import UsersnapStream
 from tap_usersnap.client import (
     CredentialsRejectedError,
     CursorRejectedError,
     PaginationError,
     ProjectRefusedError,
     UsersnapError,
-    UsersnapStream,
     describe,
     envelope_data,
     needs_text_check,

@@ -12,12 +12,11 @@ import typing as t
 from singer_sdk.pagination import SinglePagePaginator
 from typing_extensions import override
 
+from tap_usersnap.base import Listing, UsersnapStream
 from tap_usersnap.client import (
     CursorPaginator,
-    Listing,
     ProjectRefusedError,
     UsersnapError,
-    UsersnapStream,
     describe,
     envelope_data,
 )

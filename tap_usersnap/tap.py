@@ -13,14 +13,13 @@ from singer_sdk.helpers.capabilities import PluginCapabilities
 from singer_sdk.singerlib import Metadata
 from typing_extensions import override
 
+from tap_usersnap.base import Run, UsersnapStream
 from tap_usersnap.client import (
     Clock,
     InterruptedRunError,
     ProjectRefusedError,
-    Run,
     SystemClock,
     UsersnapError,
-    UsersnapStream,
 )
 from tap_usersnap.deletes import scope_gaps
 from tap_usersnap.feedback import FeedbackStream
