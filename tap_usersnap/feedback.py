@@ -217,6 +217,9 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
         ids = list(settings.project_ids) or [p["project_id"] for p in listing.projects]
         self._scope_start = self._pinned_scope(state)
         projects = self._load(state, ids, listing.names(), full_table)
+        # Each STATE holds every project's partition: one every max(100, projects) records
+        # keeps the STATE a run writes within the size of its records, however many projects.
+        self.STATE_MSG_FREQUENCY = max(type(self).STATE_MSG_FREQUENCY, len(projects))
         self._ceiling = now_ceiling()
         self._deletes = Reconciliation(
             state,

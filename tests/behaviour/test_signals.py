@@ -85,3 +85,40 @@ def test_a_signal_mid_run_exits_128_plus_it_with_a_safe_state_last(
     assert set(stopped.ids()) | set(resumed.ids()) == fake.all_feedback_ids()
     expected = fake.all_feedback_ids()
     assert unsafe_states([stopped, resumed], items, expected) == []
+
+
+def test_a_signal_while_a_slow_target_reads_leaves_every_line_whole(
+    empty_fake: FakeUsersnap,
+) -> None:
+    """The target reads slowly, so the tap is blocked writing when SIGTERM comes: the
+    handler writes nothing, the run stops between records, and its last line is a STATE."""
+    fake = empty_fake
+    for number in range(3):
+        project = fake.add_project(f"Project {number}")
+        for _ in range(300):
+            fake.add_feedback(project["project_id"], custom_data={"note": "x" * 2000})
+    with tempfile.TemporaryDirectory() as tmp:
+        config_path = Path(tmp, "config.json")
+        config_path.write_text(json.dumps(fake.config(concurrency=1)))
+        process = subprocess.Popen(
+            [TAP, "--config", str(config_path)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        assert process.stdout is not None
+        first = process.stdout.read(4096)  # the pipe fills up behind this slow reader
+        time.sleep(1.0)
+        process.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        rest = b""
+        while chunk := process.stdout.read(8192):  # a slow target, 8 KB at a time
+            rest += chunk
+        process.stdout.close()
+        returncode = process.wait(timeout=30)
+    lines = (first + rest).decode().split("\n")
+    assert lines[-1] == ""
+    messages = [json.loads(line) for line in lines[:-1]]  # every line whole
+    assert returncode == 128 + signal.SIGTERM
+    assert messages[-1]["type"] == "STATE"
+    delivered = [m["record"]["feedback_id"] for m in messages if m["type"] == "RECORD"]
+    assert 0 < len(delivered) < 900

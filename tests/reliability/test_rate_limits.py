@@ -153,3 +153,15 @@ def test_concurrent_run_survives_429s_on_every_project(
     assert sum(1 for r in fake.requests_to(FILTER) if r.status == 429) == 6
     assert sleeps
     assert all(wait <= 3 for wait in sleeps)
+
+
+def test_many_429s_at_high_concurrency_cost_no_item(
+    fake: FakeUsersnap, sleeps: list[float]
+) -> None:
+    """More 429s with a wait than any per-request budget, spread over eight readers: the
+    run waits each out (every reader pauses with it) and delivers every item."""
+    fake.inject("status", status=429, headers={"Retry-After": "2"}, match=FILTER, times=60)
+    result = run_sync(fake.config(concurrency=8, page_size=5))
+    assert sorted(result.ids()) == sorted(fake.all_feedback_ids())
+    assert sum(1 for r in fake.requests_to(FILTER) if r.status == 429) == 60
+    assert all(wait <= 2 for wait in sleeps)
