@@ -412,6 +412,33 @@ def clock_skew_hint(response: requests.Response, now: float | None = None) -> st
     )
 
 
+#: What a failed connection's cause means to a person, first match wins.
+_CAUSES: tuple[tuple[tuple[type[BaseException], ...], str], ...] = (
+    (
+        (urllib3.exceptions.NameResolutionError, socket.gaierror),
+        "the host name could not be resolved (DNS); check api_url and the network",
+    ),
+    ((ConnectionRefusedError,), "connection refused (nothing listens there; check api_url)"),
+    (
+        (urllib3.exceptions.ProxyError,),
+        "the proxy failed or refused the connection; check HTTPS_PROXY",
+    ),
+    (
+        (urllib3.exceptions.SSLError,),
+        "the TLS handshake failed (certificate, or a proxy intercepting TLS?)",
+    ),
+    ((ConnectionResetError,), "the connection was reset by the server or a proxy"),
+    (
+        (urllib3.exceptions.ConnectTimeoutError,),
+        f"no answer to the connection attempt within {CONNECT_TIMEOUT_SECONDS:g}s",
+    ),
+    (
+        (urllib3.exceptions.ProtocolError,),
+        "the connection broke off before the answer was complete",
+    ),
+)
+
+
 def describe_failure(exc: BaseException) -> str:
     """One line about a failed try, with the cause a person can act on."""
     if isinstance(exc, RetriableAPIError):
@@ -419,48 +446,24 @@ def describe_failure(exc: BaseException) -> str:
     if isinstance(exc, requests.exceptions.Timeout) and not isinstance(
         exc, requests.exceptions.ConnectTimeout
     ):
-        said = exc.args[0] if exc.args and isinstance(exc.args[0], str) else None
-        return (
-            f"Usersnap did not answer in time: {said}"
-            if said
-            else ("Usersnap did not answer in time (request_timeout)")
-        )
+        said = exc.args[0] if exc.args and isinstance(exc.args[0], str) else "(request_timeout)"
+        return f"Usersnap did not answer in time{'' if said.startswith('(') else ':'} {said}"
+    causes: list[BaseException] = []
+    stack: list[BaseException] = [exc]
+    while stack and len(causes) < 50:  # noqa: PLR2004 - what wraps what, bounded
+        current = stack.pop(0)
+        causes.append(current)
+        nested = [getattr(current, "reason", None), current.__cause__, current.__context__]
+        stack += [n for n in [*nested, *current.args] if isinstance(n, BaseException)]
+    if any(isinstance(c, OSError) and c.errno == errno.ECONNREFUSED for c in causes):
+        causes.append(ConnectionRefusedError())
+    cause = next(
+        (text for kinds, text in _CAUSES if any(isinstance(c, kinds) for c in causes)),
+        type(exc).__name__,
+    )
     url = urlsplit(getattr(getattr(exc, "request", None), "url", None) or "")
     host = f"{url.hostname}:{url.port}" if url.port else url.hostname or "the Usersnap API"
-    return f"Connection to {host} failed: {_root_cause(exc)}"
-
-
-def _root_cause(exc: BaseException) -> str:  # noqa: PLR0911 - one answer per cause
-    causes, stack, seen = [], [exc], set()
-    while stack:
-        current = stack.pop(0)
-        if id(current) not in seen:
-            seen.add(id(current))
-            causes.append(current)
-            nested = [getattr(current, "reason", None), current.__cause__, current.__context__]
-            nested += [a for a in current.args if isinstance(a, BaseException)]
-            stack += [n for n in nested if isinstance(n, BaseException)]
-
-    def found(*kinds: type[BaseException]) -> bool:
-        return any(isinstance(cause, kinds) for cause in causes)
-
-    if found(urllib3.exceptions.NameResolutionError, socket.gaierror):
-        return "the host name could not be resolved (DNS); check api_url and the network"
-    if found(ConnectionRefusedError) or any(
-        isinstance(c, OSError) and c.errno == errno.ECONNREFUSED for c in causes
-    ):
-        return "connection refused (nothing listens there; check api_url)"
-    if found(urllib3.exceptions.ProxyError):
-        return "the proxy failed or refused the connection; check HTTPS_PROXY"
-    if found(urllib3.exceptions.SSLError):
-        return "the TLS handshake failed (certificate, or a proxy intercepting TLS?)"
-    if found(ConnectionResetError):
-        return "the connection was reset by the server or a proxy"
-    if found(urllib3.exceptions.ConnectTimeoutError):
-        return f"no answer to the connection attempt within {CONNECT_TIMEOUT_SECONDS:g}s"
-    if found(urllib3.exceptions.ProtocolError):
-        return "the connection broke off before the answer was complete"
-    return type(exc).__name__
+    return f"Connection to {host} failed: {cause}"
 
 
 class CursorPaginator(BaseAPIPaginator[str | None]):
