@@ -406,8 +406,8 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
         """``(project, kind, value)`` of every project, up to ``concurrency`` read at once.
 
         Each project's own events keep their order; a project ends with ``done`` or
-        ``failed`` (its error). The queue between the readers and the emitter is bounded, so
-        memory stays flat however large a project is.
+        ``failed`` (its error). The queue between the readers and the emitter holds at most
+        two pages a reader, so memory stays flat however large a project is.
         """
         workers = min(self.run.settings.concurrency, len(projects))
         if workers <= 1:  # one request at a time, in this thread: nothing read ahead
@@ -419,16 +419,18 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
                 else:
                     yield project, "done", None
             return
-        arrived: queue.Queue[tuple[ProjectState, str, t.Any]] = queue.Queue(
-            maxsize=2 * workers * self.run.settings.page_size
+        # Events go over in chunks of a page, so the queue's locks cost little per item.
+        chunk_size = self.run.settings.page_size
+        arrived: queue.Queue[list[tuple[ProjectState, str, t.Any]]] = queue.Queue(
+            maxsize=2 * workers
         )
         pending = collections.deque(projects)
         stop, lock = threading.Event(), threading.Lock()
 
-        def put(event: tuple[ProjectState, str, t.Any]) -> None:
+        def put(chunk: list[tuple[ProjectState, str, t.Any]]) -> None:
             while not stop.is_set():
                 with contextlib.suppress(queue.Full):
-                    arrived.put(event, timeout=0.2)
+                    arrived.put(chunk, timeout=0.2)
                     return
 
         def work() -> None:
@@ -437,13 +439,17 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
                     if not pending:
                         return
                     project = pending.popleft()
+                chunk: list[tuple[ProjectState, str, t.Any]] = []
                 try:
                     for kind, value in self._read(project, scan):
-                        put((project, kind, value))
+                        chunk.append((project, kind, value))
+                        if len(chunk) >= chunk_size:
+                            put(chunk)
+                            chunk = []
                 except Exception as error:  # the emitter decides what ends the run
-                    put((project, "failed", error))
+                    put([*chunk, (project, "failed", error)])
                 else:
-                    put((project, "done", None))
+                    put([*chunk, (project, "done", None)])
 
         for number in range(workers):
             threading.Thread(target=work, name=f"feedback-{number}", daemon=True).start()
@@ -451,12 +457,13 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
         try:
             while remaining:
                 try:
-                    event = arrived.get(timeout=0.5)
+                    chunk = arrived.get(timeout=0.5)
                 except queue.Empty:
                     self.stop_if_signalled()
                     continue
-                remaining -= event[1] in ("done", "failed")
-                yield event
+                for event in chunk:
+                    remaining -= event[1] in ("done", "failed")
+                    yield event
         finally:
             stop.set()
 
