@@ -75,6 +75,9 @@ if t.TYPE_CHECKING:
 #: The key of the stand-in an unusable entry leaves in the read (with its created_at, if
 #: any): it is counted, never emitted.
 SKIPPED = "__usersnap_skipped__"
+#: Another project is read at once (up to ``concurrency``) when the emitter waited this
+#: long for a page: one reader keeps up with an API that answers faster.
+ANOTHER_READER_AFTER_SECONDS = 0.02
 #: A read is stopped past twice its count plus this many pages: ``has_more`` never ends.
 RUNAWAY_PAGES = 10
 #: Stream state keys: the pinned lower bound (null: all history) and the setting it came from.
@@ -322,10 +325,9 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
         project.advance(created)
         if project.ordered and not deferred:
             project.save()
-        self._check_runaway(project)
-        self.run.report.progress(
-            project.label, 1, functools.partial(self._deletes.expected.get, pid)
-        )
+        if project.read % 100 == 0:
+            self._check_runaway(project)
+            self.run.report.progress(project.label, project.read, self._deletes.expected.get(pid))
 
     def _end(self, project: ProjectState, error: Exception | None) -> None:
         """A project's read ended: its bookmark, or a refusal skipped by name (else raised)."""
@@ -405,12 +407,14 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
     ) -> t.Iterator[tuple[ProjectState, str, t.Any]]:
         """``(project, kind, value)`` of every project, up to ``concurrency`` read at once.
 
+        One reader starts; another whenever the emitter waits for a page longer than
+        :data:`ANOTHER_READER_AFTER_SECONDS` (threads only cost time while the API is fast).
         Each project's own events keep their order; a project ends with ``done`` or
         ``failed`` (its error). The queue between the readers and the emitter holds at most
         two pages a reader, so memory stays flat however large a project is.
         """
         workers = min(self.run.settings.concurrency, len(projects))
-        if workers <= 1:  # one request at a time, in this thread: nothing read ahead
+        if self.run.settings.concurrency == 1:  # one request at a time, in this thread
             for project in projects:
                 try:
                     yield from ((project, k, v) for k, v in self._read(project, scan))
@@ -451,15 +455,20 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
                 else:
                     put([*chunk, (project, "done", None)])
 
-        for number in range(workers):
-            threading.Thread(target=work, name=f"feedback-{number}", daemon=True).start()
-        remaining = len(projects)
+        readers = [
+            threading.Thread(target=work, name=f"feedback-{n}", daemon=True) for n in range(workers)
+        ]
+        readers[0].start()
+        started, remaining = 1, len(projects)
         try:
             while remaining:
                 try:
-                    chunk = arrived.get(timeout=0.5)
-                except queue.Empty:
+                    chunk = arrived.get(timeout=ANOTHER_READER_AFTER_SECONDS)
+                except queue.Empty:  # the API is slow: another reader, if allowed
                     self.stop_if_signalled()
+                    if started < workers and pending:
+                        readers[started].start()
+                        started += 1
                     continue
                 for event in chunk:
                     remaining -= event[1] in ("done", "failed")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import typing as t
 
 #: Seconds between progress lines of a long read.
 PROGRESS_SECONDS = 10.0
@@ -34,7 +33,6 @@ class RunReport:
         self.unchecked: list[str] = []
         #: Why the run must fail at its end although every other project was delivered.
         self.failures: list[str] = []
-        self._read: dict[str, int] = {}
         self._next_progress = time.monotonic() + PROGRESS_SECONDS
 
     def skipped_item(self, what: str, problem: str, count: int = 1) -> None:
@@ -88,16 +86,12 @@ class RunReport:
         with self._lock:
             self.held_deletes.append(what)
 
-    def progress(self, project: str, items: int, total: t.Callable[[], int | None]) -> None:
-        """Count a project's items; every :data:`PROGRESS_SECONDS`, one line per project."""
-        with self._lock:
-            self._read[project] = self._read.get(project, 0) + items
-            now = time.monotonic()
-            if now < self._next_progress:
-                return
-            self._next_progress = now + PROGRESS_SECONDS
-            read = self._read[project]
-        expected = total()
+    def progress(self, project: str, read: int, expected: int | None) -> None:
+        """A project's items read so far; one line every :data:`PROGRESS_SECONDS` at most."""
+        now = time.monotonic()
+        if now < self._next_progress:
+            return
+        self._next_progress = now + PROGRESS_SECONDS
         of = f" of {expected}" if expected and expected > read else ""
         self._logger.info("Progress: project %s, %d%s items read", project, read, of)
 

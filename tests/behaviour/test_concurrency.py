@@ -67,3 +67,36 @@ def sliced_requests(fake: FakeUsersnap, since: int = 0) -> int:
         and any(c.get("operator") == "lt" for c in r.body.get("query") or [])
         and not r.path.endswith("/count")
     )
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_projects_are_read_at_once_when_the_api_is_slow(
+    empty_fake: FakeUsersnap, concurrency: int
+) -> None:
+    """With ``concurrency`` n, up to n projects are read at once while the API is slow, each
+    project's pages in order; with 1, one project after another."""
+    fake = empty_fake
+    for number in range(4):
+        project = fake.add_project(f"Project {number}")
+        for _ in range(15):
+            fake.add_feedback(project["project_id"])
+    first = run_sync(fake.config(concurrency=1, page_size=5, capture_edits=False))
+    fake.requests.clear()
+    fake.latency_seconds = 0.05
+
+    result = run_sync(fake.config(concurrency=concurrency, page_size=5, capture_edits=False))
+
+    assert result.ids() != []
+    assert sorted(result.ids()) == sorted(first.ids())
+    for pid in fake.projects:
+        created = [r["created_at"] for r in result.records("feedback") if r["project_id"] == pid]
+        assert created == sorted(created)
+    pages = [r for r in fake.requests if r.path.endswith("/filter")]
+    projects_at = [
+        {r.path.split("/")[2] for r in pages if abs(r.at - page.at) < 0.03} for page in pages
+    ]
+    most_at_once = max(len(projects) for projects in projects_at)
+    if concurrency == 1:
+        assert most_at_once == 1
+    else:
+        assert most_at_once >= 3
