@@ -189,6 +189,7 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
                 )
             for change in conform(item, self.shape, check_text=check_text):
                 self.run.report.altered_item(describe_item(item, project), change)
+            item.update(derived_fields(item))
             yield item
 
     def count(self, project_id: str, start: str | None, before: str | None = None) -> int:
@@ -293,14 +294,6 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
         if kind == MARK:
             project.set_edit_mark(value)
             return
-        if SKIPPED not in value and not project.first_time(value["feedback_id"]):
-            self.logger.info(
-                "Skipped feedback %s of project %s: already read in this run (the API "
-                "repeated it on a later page)",
-                value["feedback_id"],
-                pid,
-            )
-            return
         if kind == EDITS:
             yield self._named(value, project)
             return
@@ -370,7 +363,7 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
         return "drop"
 
     def _named(self, item: dict[str, t.Any], project: ProjectState) -> dict[str, t.Any]:
-        """The record: its project's current name, the derived fields, and any notes."""
+        """The record: its project's current name, and a note of a timestamp in the future."""
         for key, what in (("created_at", "the bookmark"), ("updated_at", "the edit mark")):
             if (item.get(key) or "") > self._ceiling:
                 self.run.report.noted_item(
@@ -380,7 +373,6 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
                     f"emitted, but {what} does not move to it",
                 )
         item["project_name"] = project.name or None
-        item.update(derived_fields(item))
         return item
 
     def _tell_ignored_filter(self, project: ProjectState) -> None:
@@ -486,15 +478,26 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
             yield from self._scan_edits(project)
         context = {"project_id": project.project_id, "kind": NEW, "from": project.start}
         try:
-            for item in self.request_records(context):
-                yield NEW, item
+            yield from ((NEW, item) for item in self._fresh(project, context))
         except CursorRejectedError as error:
             self.logger.warning(
                 "%s: reading project %s again from its bookmark", error, project.project_id
             )
             context["from"] = project.bookmark or project.start
-            for item in self.request_records(context):
-                yield NEW, item
+            yield from ((NEW, item) for item in self._fresh(project, context))
+
+    def _fresh(self, project: ProjectState, context: dict[str, t.Any]) -> t.Iterator[t.Any]:
+        """The read's items, less any the API already gave in this run (on a later page)."""
+        for item in self.request_records(context):
+            if SKIPPED in item or project.first_time(item["feedback_id"]):
+                yield item
+            else:
+                self.logger.info(
+                    "Skipped feedback %s of project %s: already read in this run (the API "
+                    "repeated it on a later page)",
+                    item["feedback_id"],
+                    project.project_id,
+                )
 
     def _scan_edits(self, project: ProjectState) -> t.Iterator[tuple[str, t.Any]]:
         """Items edited since the mark and created before the bookmark; then the new mark.
@@ -506,10 +509,11 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
         since, before, scope = project.edit_mark, project.bookmark, self._scope_start
         first = self._deletes.deferred or since is None or before is None
         context = {"project_id": project.project_id, "kind": MARK if first else EDITS}
-        mark = None
+        mark, seen = None, set()
         for item in self.request_records(context):
-            if SKIPPED in item:
+            if SKIPPED in item or item["feedback_id"] in seen:
                 continue
+            seen.add(item["feedback_id"])
             changed = item.get("updated_at") or item["created_at"]
             if mark is None and changed <= self._ceiling:
                 mark = changed
