@@ -85,16 +85,19 @@ def goals_by_number(
 
 
 def test_start_up_and_floor_goals_pass_and_fail_at_their_limits() -> None:
-    floors = {"one_project": floor(tap_wall_s=2.6), "nothing_new": floor(tap_wall_s=2.7)}
+    floors = {"one_project": floor(tap_wall_s=2.3), "nothing_new": floor(tap_wall_s=3.0)}
     verdicts = goals_by_number(scenarios_with_startup(0.6), floors)
     assert verdicts == {
         "1.": "n/a",
         "2.": "n/a",
         "3.": "n/a",
         "4.": "PASS",  # 0.6 s is within 0.6 s
-        "5.": "PASS",  # 2.6 / 2.0 = 1.3x
-        "6.": "FAIL",  # 2.7 / 2.0 = 1.35x
+        "5.": "PASS",  # 2.3 / 2.0 = 1.15x
+        "6.": "PASS",  # 3.0 / 2.0 = 1.5x
     }
+    floors = {"one_project": floor(tap_wall_s=2.32), "nothing_new": floor(tap_wall_s=3.02)}
+    verdicts = goals_by_number(scenarios_with_startup(0.6), floors)
+    assert (verdicts["5."], verdicts["6."]) == ("FAIL", "FAIL")
     assert goals_by_number(scenarios_with_startup(0.61))["4."] == "FAIL"
 
 
