@@ -189,7 +189,6 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
                 )
             for change in conform(item, self.shape, check_text=check_text):
                 self.run.report.altered_item(describe_item(item, project), change)
-            item.update(derived_fields(item))
             yield item
 
     def count(self, project_id: str, start: str | None, before: str | None = None) -> int:
@@ -363,7 +362,7 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
         return "drop"
 
     def _named(self, item: dict[str, t.Any], project: ProjectState) -> dict[str, t.Any]:
-        """The record: its project's current name, and a note of a timestamp in the future."""
+        """The record: its project's current name, the derived fields, and any notes."""
         for key, what in (("created_at", "the bookmark"), ("updated_at", "the edit mark")):
             if (item.get(key) or "") > self._ceiling:
                 self.run.report.noted_item(
@@ -373,6 +372,7 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
                     f"emitted, but {what} does not move to it",
                 )
         item["project_name"] = project.name or None
+        item.update(derived_fields(item))
         return item
 
     def _tell_ignored_filter(self, project: ProjectState) -> None:
