@@ -10,6 +10,7 @@ waits that honour ``Retry-After`` whenever a 429 comes
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import re
 import sys
@@ -50,6 +51,7 @@ from tap_usersnap.client import (
     describe,
     describe_failure,
     envelope_data,
+    loggable_path,
     new_session,
     read_envelope,
     retry_after,
@@ -124,6 +126,11 @@ class Run:
             new_session(settings.api_url, settings.request_timeout),
             RateLimitGate(clock),
         )
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
 
 
 class ExplainedFailures(logging.Filter):
@@ -245,8 +252,13 @@ class UsersnapStream(RESTStream[str | None]):
             self.pause(0.0)
             try:
                 return func(*args)
-            except requests.exceptions.TooManyRedirects:
-                msg = "Usersnap's answers redirect in a loop (more than 30); check api_url"
+            except requests.exceptions.TooManyRedirects as exc:
+                last = exc.response.url if exc.response is not None else ""
+                where = urlsplit(last).netloc.rpartition("@")[2] + loggable_path(last)
+                msg = (
+                    "Usersnap's answers redirect in a loop (more than 30 redirects, the last "
+                    f"to {where}); check api_url"
+                )
                 raise UsersnapError(msg) from None
 
         return super().request_decorator(gated)
@@ -353,6 +365,17 @@ class UsersnapStream(RESTStream[str | None]):
     def validate_response(self, response: requests.Response) -> None:
         """Raise what an answer stands for: a retry, a one-line failure, or nothing (a page)."""
         status, where = response.status_code, describe(response)
+        if status == HTTPStatus.UNAUTHORIZED and response.history:
+            first, hops = response.history[0], [r.url for r in response.history] + [response.url]
+            strips = requests.sessions.SessionRedirectMixin().should_strip_auth
+            if any(strips(a, b) for a, b in itertools.pairwise(hops)):
+                msg = (
+                    f"Usersnap's answer to {describe(first)} came from another host: "
+                    f"{_origin(first.url)} redirected it to {_origin(response.url)}, which "
+                    "answered 401; the credentials are never sent to another host, so set "
+                    "api_url to the URL the redirect names if that is the API"
+                )
+                raise UsersnapError(msg)
         if status == HTTPStatus.UNAUTHORIZED:
             raise TokenRejectedError(
                 f"Usersnap answered 401 to {where}", response, clock_skew_hint(response)

@@ -295,7 +295,7 @@ def read_envelope(response: requests.Response) -> dict[str, t.Any]:
         return t.cast("dict[str, t.Any]", cached)
     try:
         envelope, strict = msgspec.json.decode(response.content), True
-    except (msgspec.DecodeError, RecursionError):
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
         envelope, strict = _decode(response.content, response), False
     if not isinstance(envelope, dict):
         kind = response.headers.get("Content-Type", "unknown content type")
