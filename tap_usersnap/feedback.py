@@ -107,8 +107,6 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
     _ceiling = ""
     _deletes: Reconciliation
 
-    # -- the requests ----------------------------------------------------------------------
-
     @override
     def get_url(self, context: Context | None) -> str:
         context = context or {}
@@ -195,8 +193,6 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
         """How many items the project holds created in ``[start, before)`` (whole seconds)."""
         context = {"project_id": project_id, "kind": COUNT_KIND, "from": start, "before": before}
         return int(next(iter(self.request_records(context)))["total_count"])
-
-    # -- the run ---------------------------------------------------------------------------
 
     @property
     @override
@@ -595,8 +591,6 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
         self.activate_version(self._deletes.version)
         self._deletes.activated()
         self.write_state()
-
-    # -- the state -------------------------------------------------------------------------
 
     def _pinned_scope(self, state: dict[str, t.Any]) -> str | None:
         """The lower bound pinned in state at the first run, else the setting's, pinned now.
