@@ -107,6 +107,14 @@ class Run:
     after_sync: t.Callable[[], None] | None = None
     _listing: Listing | None = None
 
+    def project_label(self, key: str) -> str | None:
+        """The name and id of the listed project whose id or api_key is ``key``, if listed."""
+        for project in self._listing.projects if self._listing else []:
+            if key in (project["project_id"], project.get("api_key")):
+                name, project_id = project.get("name"), project["project_id"]
+                return f"{name!r} ({project_id})" if name else str(project_id)
+        return None
+
     @property
     def listing(self) -> Listing:
         """The run's one project listing, made when a stream first needs it."""
@@ -340,13 +348,23 @@ class UsersnapStream(RESTStream[str | None]):
             )
             return wait
         self.logger.warning(
-            "%s; retrying in %.1fs (try %d of %d)",
+            "%s%s; retrying in %.1fs (try %d of %d)",
             describe_failure(failure),
+            self._project_of(failure),
             wait,
             tries[kind] + 1,
             limit + 1,
         )
         return wait
+
+    def _project_of(self, failure: BaseException) -> str:
+        """`` (project 'name' (id))`` of a failed request's project, if the listing has it."""
+        request = getattr(failure, "request", None) or getattr(
+            getattr(failure, "response", None), "request", None
+        )
+        key = re.search(r"/projects/([^/?]+)/", getattr(request, "url", None) or "")
+        label = self.run.project_label(key[1]) if key else None
+        return f" (project {label})" if label else ""
 
     @override
     def backoff_max_tries(self) -> int:

@@ -63,7 +63,9 @@ def test_a_gzip_bomb_of_2_gb_fails_one_try_in_bounded_memory(
     assert run["peak"] < 600 * 2**20, f"peak RSS {run['peak'] / 2**20:.0f} MB"
     warnings = [line.split(" | ")[-1] for line in run["err"].splitlines() if "| WARNING" in line]
     assert len(warnings) == 1, warnings
-    assert warnings[0].startswith(f"{too_large(fake, project_id)}; retrying in ")
+    project = fake.projects[project_id]
+    named = f" (project {project['name']!r} ({project_id}))"
+    assert warnings[0].startswith(f"{too_large(fake, project_id)}{named}; retrying in ")
     records = [m for m in parse_messages(run["out"]) if m["type"] == "RECORD"]
     delivered = {m["record"]["feedback_id"] for m in records if m["stream"] == "feedback"}
     assert delivered == fake.all_feedback_ids()

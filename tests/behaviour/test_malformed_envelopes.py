@@ -79,8 +79,8 @@ def test_a_malformed_page_is_a_failed_try(
         for w in messages_at(scenario.caplog, logging.WARNING)
     ] == [
         f"Usersnap answered POST /v0.1/projects/{project_id}/feedbacks/filter with a "
-        f"malformed page: expected data.feedbacks to be a list, found {found}; retrying in "
-        "Ns (try 2 of 6)"
+        f"malformed page: expected data.feedbacks to be a list, found {found} (project "
+        f"{fake.projects[project_id]['name']!r} ({project_id})); retrying in Ns (try 2 of 6)"
     ]
 
 

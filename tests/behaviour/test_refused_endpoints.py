@@ -85,3 +85,21 @@ def test_unknown_project_id_is_named_and_the_other_projects_still_sync(
     assert missing in str(result.error)
     assert set(result.ids()) == {i["feedback_id"] for i in fake.feedback[real]}
     assert real in bookmarks(result.final_state)
+
+
+def test_a_retried_assignees_request_names_its_project(
+    fake: FakeUsersnap, caplog: pytest.LogCaptureFixture, sleeps: list[float]
+) -> None:
+    """The assignees path holds the project's api_key, which logs never show: the retry line
+    names the project instead."""
+    project = next(iter(fake.projects.values()))
+    fake.inject("status", status=503, times=1, match=f"/{project['api_key']}/assignees$")
+
+    with caplog.at_level(logging.WARNING):
+        result = run_sync(fake.config())
+
+    assert result.returncode == 0
+    (retry,) = [w for w in messages_at(caplog, logging.WARNING) if "retrying in" in w]
+    assert "/projects/{api_key}/assignees" in retry
+    assert f"(project {project['name']!r} ({project['project_id']}))" in retry
+    assert project["api_key"] not in retry

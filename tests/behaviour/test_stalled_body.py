@@ -52,7 +52,8 @@ def test_a_body_trickling_in_fails_the_try_at_the_request_timeout(
     project_id = trickled.path.split("/")[2]
     warning = (
         rf"Usersnap did not answer in time: POST /v0\.1/projects/{project_id}/feedbacks/filter "
-        rf"did not finish within 1s \(request_timeout\); retrying in \d+\.\ds \(try 2 of 6\)"
+        rf"did not finish within 1s \(request_timeout\) \(project '[^']+' \({project_id}\)\); "
+        r"retrying in \d+\.\ds \(try 2 of 6\)"
     )
     warnings = messages_at(scenario.caplog, logging.WARNING)
     assert [w for w in warnings if re.fullmatch(warning, w)] == warnings
