@@ -57,7 +57,7 @@ from tap_usersnap.client import (
     retry_after,
 )
 from tap_usersnap.records import MAX_QUOTED, Shape, conform, fit_flattened, schema_of
-from tap_usersnap.report import RunReport
+from tap_usersnap.report import RunReport, project_label
 from tap_usersnap.sdk_private import set_record_version
 
 if t.TYPE_CHECKING:
@@ -75,8 +75,6 @@ class Listing:
     projects: list[dict[str, t.Any]]
     #: False when the listing said ``has_more`` but offered no way on.
     complete: bool
-    #: How many projects the listing said it holds, if it said.
-    count: int | None = None
 
     def ids(self) -> set[str]:
         """The ids of the listed projects in scope."""
@@ -111,8 +109,7 @@ class Run:
         """The name and id of the listed project whose id or api_key is ``key``, if listed."""
         for project in self._listing.projects if self._listing else []:
             if key in (project["project_id"], project.get("api_key")):
-                name, project_id = project.get("name"), project["project_id"]
-                return f"{name!r} ({project_id})" if name else str(project_id)
+                return project_label(project.get("name"), project["project_id"])
         return None
 
     @property

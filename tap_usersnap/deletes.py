@@ -26,6 +26,8 @@ import enum
 import functools
 import typing as t
 
+from tap_usersnap.report import project_label
+
 if t.TYPE_CHECKING:
     import logging
 
@@ -110,7 +112,7 @@ class ProjectState:
     @property
     def label(self) -> str:
         """How logs name the project: its name and id."""
-        return f"{self.name!r} ({self.project_id})" if self.name else self.project_id
+        return project_label(self.name, self.project_id)
 
     @property
     def received(self) -> int:

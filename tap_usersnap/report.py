@@ -16,6 +16,11 @@ import time
 PROGRESS_SECONDS = 10.0
 
 
+def project_label(name: object, project_id: str) -> str:
+    """How logs name a project: ``'Web app' (<id>)``, or its id alone when it has no name."""
+    return f"{name!r} ({project_id})" if name else str(project_id)
+
+
 class RunReport:
     """The run's skipped and altered things; safe to use from several threads."""
 

@@ -22,6 +22,7 @@ from tap_usersnap.client import (
 )
 from tap_usersnap.deletes import ACTIVE, new_version, state_version
 from tap_usersnap.records import MAX_QUOTED, conform
+from tap_usersnap.report import project_label
 
 if t.TYPE_CHECKING:
     import requests
@@ -123,7 +124,7 @@ class ProjectsStream(FullTableStream):
         wanted = set(self.run.settings.project_ids)
         if wanted:
             projects = [p for p in projects if p["project_id"] in wanted]
-        return Listing(projects, complete, self._listed_count)
+        return Listing(projects, complete)
 
     @property
     def known_project_ids(self) -> set[str]:
@@ -183,13 +184,16 @@ class ProjectAssigneesStream(FullTableStream):
             if project.get("api_key"):
                 projects.append(project)
             else:
-                self.logger.info("Project %s has no api_key: no assignees to read", _label(project))
+                self.logger.info(
+                    "Project %s has no api_key: no assignees to read",
+                    project_label(project.get("name"), project["project_id"]),
+                )
         workers = max(1, min(self.run.settings.concurrency, len(projects)))
         with concurrent.futures.ThreadPoolExecutor(workers, "assignees") as pool:
             yield from (r for records in pool.map(self._assignees, projects) for r in records)
 
     def _assignees(self, project: dict[str, t.Any]) -> list[dict[str, t.Any]]:
-        label = _label(project)
+        label = project_label(project.get("name"), project["project_id"])
         context = {"project_id": project["project_id"]}
         try:
             users = list(self.request_records(context))
@@ -220,8 +224,3 @@ class ProjectAssigneesStream(FullTableStream):
                 describe(response),
             )
         yield from super().parse_response(response)
-
-
-def _label(project: dict[str, t.Any]) -> str:
-    name = project.get("name")
-    return f"{name!r} ({project['project_id']})" if name else str(project["project_id"])
