@@ -73,13 +73,14 @@ reliability: setup ## tests/reliability/ alone: faults, 429s, crash trials; then
 test: lint types unit e2e ## lint, types and every test (what CI runs: .ci/run)
 
 BENCH_ARGS ?=
-bench: setup ## the benchmark: tap vs a plain requests loop (a few minutes; BENCH_ARGS=--help)
+bench: setup ## the benchmark: tap vs a plain requests loop, then what deletes cost (minutes)
 	$(BIN)/python -m benchmarks.bench $(BENCH_ARGS)
+	$(BIN)/python -m benchmarks.deletes
 
 bench-quick: setup ## the benchmark on small data, one run each: a smoke test (~15 s)
 	$(BIN)/python -m benchmarks.bench --quick $(BENCH_ARGS)
 
-bench-deletes: setup ## requests per project with and without deletions (3 x 10,000 items)
+bench-deletes: setup ## what deletes, late items and sweeps cost (20 x 500 items, 100 ms)
 	$(BIN)/python -m benchmarks.deletes
 
 demo: setup meltano-venv ## sample Usersnap API -> meltano run tap-usersnap target-duckdb, twice

@@ -1,8 +1,9 @@
-"""Requests per project for deletes: a run with nothing deleted, and one with a deletion.
+"""What deletes, late items and sweeps cost: requests per project and wall time per run.
 
-``python -m benchmarks.deletes`` seeds the fake API (3 projects x 10,000 items by default),
-runs a full sync, then an incremental run with nothing changed, then one after one item was
-deleted, and prints the requests each run sent per project (filter pages, counts).
+``python -m benchmarks.deletes`` seeds the fake API (20 projects x 500 items, 100 ms a
+request by default), runs a full sync, then runs with nothing changed, after one item was
+deleted (a sweep), after a late item, and with the periodic sweep due, and prints the
+requests each run sent per project (filter pages, counts) and its wall time.
 """
 
 from __future__ import annotations
@@ -46,21 +47,29 @@ def run(fake: FakeUsersnap, label: str, state: dict | None) -> SyncResult:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--projects", type=int, default=3)
-    parser.add_argument("--per-project", type=int, default=10_000)
+    parser.add_argument("--projects", type=int, default=20)
+    parser.add_argument("--per-project", type=int, default=500)
+    parser.add_argument("--latency-ms", type=float, default=100)
     args = parser.parse_args()
     with FakeUsersnap() as fake:
         fake.seed(projects=args.projects, per_project=args.per_project)
-        print(f"{args.projects} projects x {args.per_project} items, page_size 100")
-        print(f"{'run':<28} {'filter/p':>8} {'count/p':>7} {'time':>8}")
-        first = run(fake, "1. full", None)
-        second = run(fake, "2. nothing deleted", first.final_state)
-        project_id = next(iter(fake.projects))
-        fake.delete_feedback(
-            fake.feedback[project_id][len(fake.feedback[project_id]) // 2]["feedback_id"]
+        fake.latency_seconds = args.latency_ms / 1000
+        print(
+            f"{args.projects} projects x {args.per_project} items, page_size 100, "
+            f"{args.latency_ms:.0f} ms a request, concurrency 4"
         )
-        third = run(fake, "3. one item deleted", second.final_state)
-        run(fake, "4. nothing deleted again", third.final_state)
+        print(f"{'run':<28} {'filter/p':>8} {'count/p':>7} {'time':>8}")
+        state = run(fake, "1. full", None).final_state
+        state = run(fake, "2. nothing changed", state).final_state
+        project_id = next(iter(fake.projects))
+        items = sorted(fake.feedback[project_id], key=lambda i: i["created_at"])
+        fake.delete_feedback(items[len(items) // 2]["feedback_id"])
+        state = run(fake, "3. one item deleted: sweep", state).final_state
+        state = run(fake, "4. nothing changed", state).final_state
+        fake.add_feedback(project_id, created_at=items[len(items) // 3]["created_at"])
+        state = run(fake, "5. one late item", state).final_state
+        state["bookmarks"]["feedback"]["swept_at"] = "2000-01-01T00:00:00.000000Z"
+        run(fake, "6. periodic sweep due", state)
 
 
 if __name__ == "__main__":

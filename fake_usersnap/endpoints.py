@@ -112,7 +112,8 @@ def count_filtered(
 ) -> dict[str, t.Any]:
     """``POST .../feedbacks/filter/count``: how many items the same body would list."""
     query = conditions(body)  # a JSON object body is required, as for the filter itself
-    return {"total_count": len(apply_query(_project_feedback(fake, project_id), query))}
+    items = apply_query(_project_feedback(fake, project_id), query)
+    return {"total_count": len(_counted(fake, items))}
 
 
 def list_feedback(
@@ -126,7 +127,12 @@ def count_feedback(
     fake: Store, project_id: str, params: dict[str, str], body: t.Any
 ) -> dict[str, t.Any]:
     """``GET .../feedbacks/count``: every item of the project."""
-    return {"total_count": len(_project_feedback(fake, project_id))}
+    return {"total_count": len(_counted(fake, _project_feedback(fake, project_id)))}
+
+
+def _counted(fake: Store, items: list[dict[str, t.Any]]) -> list[dict[str, t.Any]]:
+    """The items a count includes (see ``count_leaves_out_demo``)."""
+    return [i for i in items if not i.get("is_demo")] if fake.count_leaves_out_demo else items
 
 
 def list_assignees(

@@ -36,6 +36,7 @@ class FakeUsersnap:
     whole-second UTC (``2023-03-22T00:00:00Z``). Anything else is a 400 in the spec's error
     envelope. Where the spec is silent, switches (off by default) make it answer as a real
     server might: :attr:`projects_paging`, :attr:`filter_ignores_after`,
+    :attr:`count_leaves_out_demo`,
     :meth:`refuse_project`. With :attr:`contract` set, every request is also checked
     against the spec itself (:mod:`fake_usersnap.contract`).
     """
@@ -65,6 +66,8 @@ class FakeUsersnap:
         self.refused_projects: dict[str, int] = {}
         #: The filter endpoint ignores ``after``: every page is the first one again.
         self.filter_ignores_after = False
+        #: The count endpoints leave out demo feedback (``is_demo``), which the lists show.
+        self.count_leaves_out_demo = False
         #: Held while the data is read or changed (by the endpoints, from server threads).
         self.lock = threading.RLock()
         self._server: QuietServer | None = None

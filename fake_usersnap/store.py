@@ -69,3 +69,8 @@ class Store(Catalog, t.Protocol):
     def filter_ignores_after(self) -> bool:
         """The filter endpoint answers the first page whatever ``after`` names."""
         ...
+
+    @property
+    def count_leaves_out_demo(self) -> bool:
+        """The count endpoints leave out demo feedback (``is_demo``) that the lists show."""
+        ...

@@ -1,31 +1,38 @@
-"""Deletions in Usersnap reach the warehouse, and a row that still exists never leaves it.
+"""Deletions and late arrivals reach the warehouse; a row that still exists never leaves it.
 
 Singer targets apply deletions with ACTIVATE_VERSION, per table: every row whose table
 version is older (target-postgres: or unset) is deleted or marked ``_sdc_deleted_at``. So
-every feedback RECORD carries the table's **active version**, kept in state
-(``table_version``), and targets on the SDK's SQL sink (target-snowflake), which never
-retire an unset version, retire exactly what they should. A new version starts only with a
-**full read**: the first run, a full refresh, FULL_TABLE, or a **reconciliation**, when the
-count of items created before a project's bookmark fell since the last run (one count
-request per project) or Usersnap confirms a project gone. A reconciliation reads every
-project again from the scope's start; the saved bookmarks wait until it is activated, and a
-run cut short starts it again under the same pending version.
+every feedback RECORD carries a table version kept in state (``table_version``), and targets
+on the SDK's SQL sink (target-snowflake), which never retire an unset version, retire
+exactly what they should.
 
-ACTIVATE_VERSION goes out only when the read was complete: every project read to its end,
-delivering at least what Usersnap counted; nothing refused; the project listing complete;
-no known project missing unless Usersnap confirms it gone; the scope no narrower than the
-rows loaded; no project losing more than ``max_delete_percent`` of its items. Otherwise one
-WARNING names the project and the numbers, every row stays, and the next run tries again.
+**Detection.** Each run counts each project's items created before its saved cut (the
+second after its bookmark's) and compares the number with the same count of the last run:
+fewer means a deletion; more, a late arrival (an item that became visible after the run
+that passed its ``created_at``), unless the run's read took as many new items in the
+bookmark's second. Count is compared with count, never with items read, so a count that
+leaves out some items (demo feedback) costs nothing. A late arrival or a rename re-reads
+its project in the same run; a deletion, a project Usersnap confirms gone, or a sweep that
+is due (``sweep_days``) starts a **sweep**: every project re-read from the scope's start
+under a new, pending version.
+
+**Sweeps resume.** Each project's re-read position is in state; a run cut short goes on
+from there, after reading the project's new feedback first, so new feedback loads in every
+run. The pending version is activated when every project is re-read to its end, delivering
+at least what Usersnap counts; nothing refused; no known project missing unless Usersnap
+confirms it gone; the scope no narrower than the rows loaded. A project that would lose
+more than ``max_delete_percent`` of the items counted last run holds the sweep back. Held:
+one WARNING names the project and the numbers, every row stays, the next run tries again.
 """
 
 from __future__ import annotations
 
-import collections
 import dataclasses
-import enum
+import datetime as dt
 import functools
 import typing as t
 
+from tap_usersnap.records import format_timestamp, is_timestamp, parse_timestamp
 from tap_usersnap.report import project_label
 
 if t.TYPE_CHECKING:
@@ -33,16 +40,28 @@ if t.TYPE_CHECKING:
 
     from tap_usersnap.report import RunReport
 
-#: Stream state keys: the version the rows carry, and a full read's not yet activated.
-ACTIVE, PENDING = "table_version", "deletes_pending_version"
-#: Partition state keys: the bookmark, the edit mark, and how many items were created before
-#: the bookmark's second (``COUNTED_BEFORE``), from the scope's start on.
-BOOKMARK, EDIT_MARK, COUNT, COUNTED_BEFORE = (
+#: Stream state keys: the version the rows carry, a sweep's not yet activated, when that
+#: sweep began, and when the last activated one began (the next is due ``sweep_days`` on).
+ACTIVE, PENDING, SWEEP_STARTED, SWEPT_AT = (
+    "table_version",
+    "deletes_pending_version",
+    "sweep_started_at",
+    "swept_at",
+)
+#: Partition state keys: the bookmark, the edit mark, the project's name, Usersnap's count
+#: of its items created before the cut ``COUNTED_BEFORE`` (a whole second, from the scope's
+#: start), and a pending re-read's position and the items it delivered before it.
+BOOKMARK, EDIT_MARK, NAME, COUNT, COUNTED_BEFORE, REREAD_FROM, REREAD_ROWS = (
     "replication_key_value",
     "updated_at_mark",
+    "project_name",
     "feedback_count",
     "counted_before",
+    "reread_from",
+    "reread_rows",
 )
+#: The two reads of a project: its new feedback, and its re-read.
+NEW, REREAD = "new", "reread"
 #: A project of fewer items may lose any share of them at once (a small project emptied).
 MIN_GUARDED_ITEMS = 20
 
@@ -55,6 +74,49 @@ def new_version(now: int, active: int | None) -> int:
 def state_version(value: t.Any) -> int | None:
     """A table version from state, if it is one (state comes from outside)."""
     return value if type(value) is int and value > 0 else None
+
+
+def next_second(timestamp: str) -> str:
+    """The whole second after ``timestamp``'s: a cut that includes the bookmark's second."""
+    return format_timestamp(
+        parse_timestamp(timestamp).replace(microsecond=0) + dt.timedelta(seconds=1)
+    )[:19]
+
+
+@dataclasses.dataclass
+class Reread:
+    """A project's re-read, from ``position``'s second to its end: resumable across runs."""
+
+    #: The whole second it resumes from (None: the scope's start).
+    position: str | None = None
+    #: Items delivered created before ``position``'s second.
+    before: int = 0
+    #: Items delivered in this run, and how many of them in the newest one's second.
+    read: int = 0
+    in_last: int = 0
+    newest: str | None = None
+
+    def advance(self, created: str | None) -> None:
+        """One item delivered (or skipped), created at ``created`` (oldest first)."""
+        self.read += 1
+        if created is None:
+            return
+        second = created[:19]
+        if self.newest is None or second > self.newest:
+            self.newest, self.in_last = second, 0
+        if second == self.newest:
+            self.in_last += 1
+
+    @property
+    def delivered(self) -> int:
+        """Items this re-read delivered, over every run."""
+        return self.before + self.read
+
+    def resume_point(self) -> tuple[str, int]:
+        """Where the next run resumes and how many items lie before it."""
+        if self.newest is None:
+            return self.position or "", self.before
+        return self.newest, self.before + self.read - self.in_last
 
 
 @dataclasses.dataclass
@@ -70,14 +132,17 @@ class ProjectState:
     start: str | None
     #: The project's writable state partition, made when first written.
     partition_for: t.Callable[[], dict[str, t.Any]]
-    #: The count the last run kept (None: none, or one counted another way).
-    saved_count: int | None = None
-    #: Items before ``start``'s second at the API when this run began (None: not counted).
-    baseline: int | None = None
-    #: Items this run's read received from ``start``'s second on, and how many of them fall
-    #: in the bookmark's own second (the next count leaves those out).
+    #: Usersnap's count of the items created before ``counted_before`` (None: not known).
+    counted: int | None = None
+    counted_before: str | None = None
+    #: The pending re-read (None: none).
+    reread: Reread | None = None
+    #: How many more items Usersnap counts before ``counted_before`` than the last run did,
+    #: and how many new ones this run's read took there (in the bookmark's second).
+    surplus: int = 0
+    new_before_cut: int = 0
+    #: Items this run's read took from ``start``'s second on.
     read: int = 0
-    in_last_second: int = 0
     #: Entries received without a usable ``created_at``, or created in the future.
     unbookmarked: int = 0
     #: Items the API sent though the filter excludes them: before the scope, or before
@@ -87,22 +152,12 @@ class ProjectState:
     #: Newest ``created_at`` taken; False once the API answered out of order.
     newest: str = ""
     ordered: bool = True
-    finished: bool = False
+    #: The reads that ended, not refused ("new", "reread").
+    finished: set[str] = dataclasses.field(default_factory=set)
     #: How many items the project holds, once a long read asks (-1: it would not say).
     total: int | None = None
-    #: The ids of the last items read: an item the API repeats is emitted once.
-    recent: collections.deque[str] = dataclasses.field(default_factory=collections.deque)
-    recent_ids: set[str] = dataclasses.field(default_factory=set)
-
-    def first_time(self, item_id: str) -> bool:
-        """True the first time an id is read in this run (within the last 1000)."""
-        if item_id in self.recent_ids:
-            return False
-        if len(self.recent) == 1000:  # noqa: PLR2004 - memory stays flat
-            self.recent_ids.discard(self.recent.popleft())
-        self.recent.append(item_id)
-        self.recent_ids.add(item_id)
-        return True
+    #: The ids read in this run (a repeat on a later page is emitted once).
+    seen: set[str] = dataclasses.field(default_factory=set)
 
     @functools.cached_property
     def partition(self) -> dict[str, t.Any]:
@@ -119,46 +174,105 @@ class ProjectState:
         """Entries this run's read received, delivered or skipped."""
         return self.read + self.unbookmarked
 
-    @property
-    def count(self) -> int | None:
-        """Items created before the bookmark's second (from the scope's start), if counted."""
-        return None if self.baseline is None else self.baseline + self.read - self.in_last_second
-
     def advance(self, created: str) -> None:
-        """One item received, created at ``created``: the bookmark moves to the newest."""
+        """One item taken, created at ``created``: the bookmark moves to the newest."""
         self.read += 1
-        second = created[:19]
         if self.bookmark is None or created > self.bookmark:
-            if self.bookmark is None or second > self.bookmark[:19]:
-                self.in_last_second = 0
             self.bookmark = created
-        if second == self.bookmark[:19]:
-            self.in_last_second += 1
 
     def save(self) -> None:
-        """Write the bookmark and count into the project's state partition."""
-        if self.bookmark is None:
-            return
-        self.partition["replication_key"] = "created_at"
-        self.partition[BOOKMARK] = self.bookmark
-        count = self.count
-        if count is None:
-            self.partition.pop(COUNT, None)
-            self.partition.pop(COUNTED_BEFORE, None)
+        """Write the bookmark, name, count and re-read position into the state partition."""
+        if self.bookmark is None and (self.reread is None or not self.reread.resume_point()[0]):
+            return  # nothing read yet: no partition
+        partition = self.partition
+        if self.bookmark is not None:
+            partition["replication_key"] = "created_at"
+            partition[BOOKMARK] = self.bookmark
+        if self.name:
+            partition[NAME] = self.name
+        if self.counted is None:
+            partition.pop(COUNT, None)
+            partition.pop(COUNTED_BEFORE, None)
         else:
-            self.partition[COUNT] = count
-            self.partition[COUNTED_BEFORE] = self.bookmark[:19]
+            partition[COUNT], partition[COUNTED_BEFORE] = self.counted, self.counted_before
+        if self.reread is None:
+            partition.pop(REREAD_FROM, None)
+            partition.pop(REREAD_ROWS, None)
+        else:
+            partition[REREAD_FROM], partition[REREAD_ROWS] = self.reread.resume_point()
 
-    def restart(self, scope_start: str | None) -> None:
-        """Read the project again from the scope's start (in memory: state waits)."""
-        self.bookmark, self.start = None, scope_start
-        self.read = self.in_last_second = self.unbookmarked = 0
-        self.baseline = 0
+    def took(self, created: str) -> None:
+        """An item taken past the bookmark: the bookmark moves, and it may explain a surplus."""
+        if self.start and created > self.start and created[:19] < (self.counted_before or ""):
+            self.new_before_cut += 1
+        self.advance(created)
+
+    def reread_covers_new(self) -> bool:
+        """The re-read passes the bookmark anyway: no read of new feedback before it."""
+        reread = self.reread
+        return reread is not None and (
+            self.bookmark is None or (reread.position or "") >= self.bookmark[:19]
+        )
+
+    def place_reread(self, created: str | None, scope_start: str | None) -> str:
+        """A re-read's item: ``drop``, ``emit`` (older than the bookmark), or ``new``.
+
+        ``new``: past the bookmark, so it moves the bookmark as new feedback does.
+        """
+        assert self.reread is not None  # noqa: S101 - a re-read is read only then
+        if created is not None and scope_start and created < scope_start:
+            self.outside += created[:19] < scope_start[:19]  # not its own second: told
+            return "drop"
+        self.reread.advance(created)
+        if created is not None and self.start and created < self.start:
+            if self.ordered:
+                self.save()
+            return "emit"
+        return "new"
 
     def set_edit_mark(self, mark: str) -> None:
         """Keep the edit scan's new mark."""
         self.edit_mark = mark
         self.partition[EDIT_MARK] = mark
+
+
+def saved_partitions(state: dict[str, t.Any], logger: logging.Logger) -> dict[str, dict]:
+    """The state's partition of each project (a project named twice: its later bookmark)."""
+    saved: dict[str, dict[str, t.Any]] = {}
+    for entry in state.get("partitions") or []:
+        pid = (entry.get("context") or {}).get("project_id") if isinstance(entry, dict) else None
+        if not isinstance(pid, str):
+            continue
+        if pid in saved:
+            saved[pid] = max(saved[pid], entry, key=lambda e: str(e.get(BOOKMARK) or ""))
+            logger.warning(
+                "The state names project %s twice (feedback); kept the later bookmark, %s",
+                pid,
+                saved[pid].get(BOOKMARK),
+            )
+        else:
+            saved[pid] = entry
+    state["partitions"] = list(saved.values())
+    return saved
+
+
+@dataclasses.dataclass
+class Gaps:
+    """Known projects missing from this run's scope, and what that means for deletions."""
+
+    #: Usersnap confirms them gone: their rows leave with the next activation.
+    gone: list[str]
+    #: Usersnap still answers for them: their feedback is read by id.
+    answering: list[str]
+    #: Why no deletion may be applied to feedback this run.
+    held: list[str]
+
+    def held_for_listing(self) -> list[str]:
+        """Why no project or assignee row may be retired (a project answering is unlisted)."""
+        return self.held + [
+            f"project {p} is missing from the project listing, but Usersnap still answers for it"
+            for p in self.answering
+        ]
 
 
 def scope_gaps(
@@ -168,12 +282,12 @@ def scope_gaps(
     complete: bool,
     wanted: t.Collection[str],
     exists: t.Callable[[str], bool | None],
-) -> tuple[list[str], list[str]]:
-    """Known projects Usersnap confirms gone, and why no deletion may be applied this run.
+) -> Gaps:
+    """The gaps between the projects whose rows the warehouse holds and this run's listing.
 
-    ``known``: the projects whose rows the warehouse holds; ``listed``: those the listing
-    gave (``complete``: read to its end); ``wanted``: ``project_ids``. A project missing from
-    the listing is gone only when its own endpoint says it does not exist.
+    ``known``: from state; ``listed``: those the listing gave (``complete``: read to its
+    end); ``wanted``: ``project_ids``. A project missing from the listing is gone only when
+    its own endpoint says it does not exist.
     """
     held: list[str] = []
     left_out = sorted(known - set(wanted)) if wanted else []
@@ -185,212 +299,344 @@ def scope_gaps(
         )
     if not complete:
         held.append("the project listing stopped early, so a missing project may exist")
-        return [], held
-    gone = []
+        return Gaps([], [], held)
+    gone: list[str] = []
+    answering: list[str] = []
     for project_id in sorted(known - listed - set(left_out)):
         found = exists(project_id)
-        if found is False:
-            gone.append(project_id)
-        else:
+        if found is None:
             held.append(
-                f"project {project_id} is missing from the project listing, but Usersnap "
-                + ("still answers for it" if found else "did not say whether it exists")
+                f"project {project_id} is missing from the project listing, and Usersnap "
+                "did not say whether it exists"
             )
-    return gone, held
+        else:
+            (answering if found else gone).append(project_id)
+    return Gaps(gone, answering, held)
 
 
-class Mode(enum.Enum):
-    """How this run reads the feedback table."""
+def compare_counts(project: ProjectState, now: int, max_delete_percent: int) -> str | None:
+    """What the project's count says since the last run; None: nothing to do.
 
-    INCREMENTAL = "incremental read"
-    FIRST_READ = "first read"
-    RECONCILE = "reconciliation"
+    ``"more"``: more items (new ones in the bookmark's second, or late ones); ``"deleted"``: fewer
+    (a sweep); ``"held: ..."``: fewer, but more than ``max_delete_percent`` of them.
+    """
+    saved = project.counted
+    if saved is None or now == saved:
+        return None
+    if now > saved:
+        return "more"
+    percent = 100 * (saved - now) / saved
+    if saved >= MIN_GUARDED_ITEMS and percent > max_delete_percent:
+        return (
+            f"held: project {project.project_id} would lose {saved - now} of its {saved} items "
+            f"({percent:.0f}%, more than max_delete_percent {max_delete_percent}%: set "
+            "max_delete_percent to 100 for one run if Usersnap really deleted them)"
+        )
+    return "deleted"
 
 
-class Reconciliation:
-    """One run's versions and deletions in the feedback stream."""
+def sweep_problems(projects: t.Iterable[ProjectState]) -> list[str]:
+    """Why a sweep's version may not be activated yet, project by project."""
+    return [
+        f"project {p.project_id} is not re-read to its end yet"
+        for p in projects
+        if p.reread is not None
+    ]
+
+
+class FeedbackCounts(t.Protocol):
+    """What a sweep needs of the feedback stream: its state, counts and logger."""
+
+    @property
+    def logger(self) -> logging.Logger:
+        """The stream's logger."""
+        ...
+
+    @property
+    def stream_state(self) -> dict[str, t.Any]:
+        """The stream's state, bookmarks and partitions."""
+        ...
+
+    def count(self, project_id: str, start: str | None, before: str | None = None) -> int:
+        """How many items the project holds created in ``[start, before)``."""
+        ...
+
+    def each(
+        self, projects: list[ProjectState], func: t.Callable[[ProjectState], int]
+    ) -> dict[str, int | Exception]:
+        """``func`` of each project, some at once; a failure is its value."""
+        ...
+
+    def write_state(self) -> None:
+        """Write a STATE message."""
+        ...
+
+
+class SweepSettings(t.Protocol):
+    """The settings a sweep follows."""
+
+    @property
+    def capture_deletes(self) -> bool: ...  # noqa: D102
+    @property
+    def max_delete_percent(self) -> int: ...  # noqa: D102
+    @property
+    def sweep_days(self) -> int: ...  # noqa: D102
+    @property
+    def project_ids(self) -> tuple[str, ...]: ...  # noqa: D102
+
+
+class Sweeps:
+    """One run's count checks of the feedback stream, its re-reads, sweeps and versions."""
 
     def __init__(
         self,
-        state: dict[str, t.Any],
-        projects: dict[str, ProjectState],
-        *,
+        stream: FeedbackCounts,
+        settings: SweepSettings,
         report: RunReport,
-        logger: logging.Logger,
-        max_delete_percent: int,
-        sharded: bool,
-    ) -> None:
-        self._state, self._projects = state, projects
-        self._report, self._logger = report, logger
-        self._max_delete_percent, self._sharded = max_delete_percent, sharded
-        self.mode = Mode.INCREMENTAL
-        #: The version this run's records carry (None: deletes off, or none yet).
-        self.version: int | None = None
-        #: Each project's count at the start of a full read (None: could not count).
-        self.expected: dict[str, int | None] = {}
-        #: Why this run's full read may not be activated, known before it starts.
-        self.held: list[str] = []
-
-    @property
-    def deferred(self) -> bool:
-        """The saved bookmarks wait for the activation (a reconciliation's re-read)."""
-        return self.mode is Mode.RECONCILE
-
-    @property
-    def full_read(self) -> bool:
-        """This run reads every project from the scope's start (or resumes such a read)."""
-        return self.mode is not Mode.INCREMENTAL
-
-    def begin(
-        self,
         *,
-        now: int,
-        full_table: bool,
         scope_start: str | None,
-        gone: t.Collection[str],
-        held: list[str],
-        counts_now: t.Callable[[list[ProjectState]], dict[str, int | Exception]],
+        table_version: int,
     ) -> None:
-        """Pick the run's mode and version.
+        self.stream, self.settings, self.report = stream, settings, report
+        self.state = stream.stream_state
+        self.scope_start, self.table_version = scope_start, table_version
+        #: Why no deletion may be applied this run (known before the read).
+        self.held: tuple[str, ...] = ()
 
-        ``gone``: projects Usersnap confirmed deleted; ``held``: why no deletion may apply
-        this run whatever is found; ``counts_now`` counts the items before each given
-        project's bookmark (some requests at once).
-        """
-        state, projects = self._state, self._projects
+    def plan(self, projects: list[ProjectState], gaps: Gaps, full_table: bool) -> int | None:
+        """Compare counts, pick re-reads: the version this run's records carry."""
+        state, settings = self.state, self.settings
+        fewer, guarded = self._compare_counts(projects)
+        self.held = (*gaps.held, *(reason for _, _, reason in guarded))
+        if not settings.capture_deletes:
+            for project, outcome in fewer:
+                project.counted = outcome
+            return None
+        now = format_timestamp(dt.datetime.now(dt.timezone.utc))
         active, pending = state_version(state.get(ACTIVE)), state_version(state.get(PENDING))
-        saved = [p for p in state.get("partitions") or [] if isinstance(p, dict)]
-        first_run = active is None and pending is None and not any(p.get(BOOKMARK) for p in saved)
-        if full_table or first_run:
-            self._start(Mode.FIRST_READ, new_version(now, active), held)
-            return
-        if pending is not None and pending == active:  # a first read that did not finish
-            self._logger.info("Resuming the full read under table version %d", pending)
-            for project in projects.values():
-                if project.bookmark is not None:
-                    project.baseline = project.saved_count
-            self._start(Mode.FIRST_READ, pending, held)
-            return
-        reasons = [f"project {p} is gone (Usersnap says it does not exist)" for p in sorted(gone)]
-        reasons += self._fewer_than_last_run(counts_now)
-        for reason in reasons:
-            self._logger.info("Deletions to apply: %s", reason)
-        if pending is not None:
-            reasons.insert(0, "the reconciliation of an earlier run is not activated yet")
-        elif active is None:
-            reasons.insert(0, "the state holds no table version yet (an earlier tap's state)")
-        held = held + self._mass_deletions()
-        if reasons and held:
-            self._report.deletes_held("feedback", f"{'; '.join(reasons)}; but {'; '.join(held)}")
-            for project in projects.values():
-                if project.saved_count is not None:  # so the next run finds it again
-                    project.baseline = project.saved_count
-            reasons = []
-        if not reasons:
-            self.version = active
-            return
-        version = pending if pending is not None and pending > (active or 0) else None
-        version = version or new_version(now, active)
-        self._logger.warning(
-            "Feedback was deleted in Usersnap (%s): reading every project again from %s; "
-            "ACTIVATE_VERSION %d then removes what is gone, once every project is read in full",
-            "; ".join(reasons),
-            scope_start or "the beginning",
-            version,
+        first_run = full_table or (
+            active is None and pending is None and not any(p.bookmark for p in projects)
         )
-        for project in projects.values():
-            project.restart(scope_start)
-        self._start(Mode.RECONCILE, version, [])
-
-    def _fewer_than_last_run(
-        self, counts_now: t.Callable[[list[ProjectState]], dict[str, int | Exception]]
-    ) -> list[str]:
-        """Each project now holding fewer items before its bookmark than last run counted.
-
-        A project that cannot be counted keeps the state's count and is not checked this
-        run: detection never stops new items from loading.
-        """
-        reasons = []
-        counts = counts_now([p for p in self._projects.values() if p.bookmark is not None])
-        for project in self._projects.values():
-            outcome = counts.get(project.project_id, 0)
-            if isinstance(outcome, Exception):
-                self._report.detection_skipped(project.project_id, outcome)
-                project.baseline = project.saved_count
-                continue
-            project.baseline = outcome
-            if project.saved_count is not None and outcome < project.saved_count:
-                reasons.append(
-                    f"project {project.project_id} holds {outcome} items created before its "
-                    f"bookmark, {project.saved_count - outcome} fewer than last run"
-                )
-        return reasons
-
-    def _mass_deletions(self) -> list[str]:
-        """The projects that would lose more than ``max_delete_percent`` of their items."""
-        problems = []
-        for project in self._projects.values():
-            saved, now = project.saved_count, project.baseline
-            if saved is None or now is None or saved < MIN_GUARDED_ITEMS or now >= saved:
-                continue
-            percent = 100 * (saved - now) / saved
-            if percent > self._max_delete_percent:
-                problems.append(
-                    f"project {project.project_id} would lose {saved - now} of {saved} items "
-                    f"({percent:.0f}%, more than max_delete_percent {self._max_delete_percent}%: "
-                    "set max_delete_percent to 100 for one run if Usersnap really deleted them)"
-                )
-        return problems
-
-    def _start(self, mode: Mode, version: int, held: list[str]) -> None:
-        self.mode, self.version, self.held = mode, version, held
-        if mode is Mode.RECONCILE and self._sharded:
-            self._logger.warning(
-                "A reconciliation with project_ids set: ACTIVATE_VERSION acts on the whole "
-                "feedback table, so another extractor's projects in the same table would be "
-                "retired; shards with capture_deletes must load into separate schemas"
+        state.setdefault(SWEPT_AT, now)
+        reasons = _why_sweep(gaps.gone, fewer + [(p, n) for p, n, _ in guarded])
+        if not first_run and pending is None and self._sweep_due(state[SWEPT_AT], now):
+            reasons.append(f"the last full sweep began at {state[SWEPT_AT]}")
+        version: int | None = pending or active
+        if first_run or (pending is not None and SWEEP_STARTED not in state):
+            # A first read, a full refresh, or a read begun by an older tap: all from the start.
+            version = pending or new_version(self.table_version, active)
+            if first_run:
+                state[ACTIVE] = version
+            self._start_sweep(projects, version, now)
+        elif pending is not None:
+            self._continue_sweep(projects, fewer)
+        elif reasons and self.held:
+            self.report.deletes_held(
+                "feedback", f"{'; '.join(reasons)}; but {'; '.join(self.held)}"
             )
-        for project in self._projects.values():
-            if project.bookmark is None:
-                project.baseline = 0  # counted from nothing: the count follows the read
-        self._state[PENDING] = version
-        if mode is Mode.FIRST_READ:
-            self._state[ACTIVE] = version
+        elif reasons:
+            version = new_version(self.table_version, active)
+            for project, outcome in fewer:
+                project.counted = outcome
+            self._start_sweep(projects, version, now, reasons)
+        return version
 
-    def problems(self, recount: t.Callable[[ProjectState], int | None]) -> list[str]:
-        """Why this run's full read may not be activated (empty: activate it)."""
-        problems = list(self.held)
-        for project_id, project in self._projects.items():
-            at_start = self.expected.get(project_id)
-            if not project.finished:
-                problems.append(f"project {project.project_id} was not read to its end")
-            elif at_start is None:
-                problems.append(f"project {project.project_id} could not be counted")
-            elif project.received < at_start:
-                now = recount(project)
-                if now is None or project.received < now:
-                    problems.append(
-                        f"project {project.project_id} delivered {project.received} items where "
-                        f"Usersnap counted {at_start} at the start of the run and {now} at its end"
-                    )
-        return problems
+    def late(self, projects: list[ProjectState]) -> list[ProjectState]:
+        """The projects whose count rose by more than the new items their read took there.
 
-    def activated(self) -> None:
-        """The full read's ACTIVATE_VERSION is out: its bookmarks and counts become the state."""
-        self._state.pop(PENDING, None)
-        self._state[ACTIVE] = self.version
-        for project in self._projects.values():
-            if not self.deferred:
+        Those items became visible late: each such project is read again, now.
+        """
+        late = []
+        for project in projects:
+            if project.surplus > project.new_before_cut:
+                self.stream.logger.info(
+                    "Project %s holds %d more items created before %s than the last run "
+                    "counted, %d of them new: feedback became visible late; reading the "
+                    "project again",
+                    project.label,
+                    project.surplus,
+                    project.counted_before,
+                    project.new_before_cut,
+                )
+                project.reread = Reread()  # a re-read under way may have passed them
+                project.finished.discard(REREAD)
+                late.append(project)
+        return late
+
+    @staticmethod
+    def _continue_sweep(
+        projects: list[ProjectState], fewer: list[tuple[ProjectState, int]]
+    ) -> None:
+        """A pending sweep goes on; a new project joins it.
+
+        A deletion the sweep may have passed already keeps the last count, so it is seen
+        again after the sweep.
+        """
+        for project, outcome in fewer:
+            if project.reread == Reread():
+                project.counted = outcome
+        for project in projects:
+            if project.bookmark is None and project.reread is None:
+                project.reread = Reread()
+
+    def _compare_counts(
+        self, projects: list[ProjectState]
+    ) -> tuple[list[tuple[ProjectState, int]], list[tuple[ProjectState, int, str]]]:
+        """Each counted project's count now against the last run's, at the same cut.
+
+        A project with more items is checked after its read (:meth:`late`). Returns those
+        with fewer, and
+        those with fewer beyond ``max_delete_percent`` (with the guard's words); a project
+        that cannot be counted is not checked this run (its new items still load).
+        """
+        counts = self.stream.each(
+            [p for p in projects if p.counted is not None],
+            lambda p: self.stream.count(p.project_id, self.scope_start, p.counted_before),
+        )
+        fewer, guarded = [], []
+        for project in projects:
+            outcome = counts.get(project.project_id)
+            if isinstance(outcome, Exception):
+                self.report.detection_skipped(project.project_id, outcome)
                 continue
-            if project.bookmark is not None:
-                project.save()
-            elif project.saved_count is not None:
-                project.partition[COUNT] = 0
-        partitions = self._state.get("partitions")
-        if isinstance(partitions, list):  # the state of projects no longer read is dropped
-            self._state["partitions"] = [
-                p
-                for p in partitions
-                if isinstance(p, dict)
-                and (p.get("context") or {}).get("project_id") in self._projects
-            ]
+            if outcome is None:
+                continue
+            verdict = compare_counts(project, outcome, self.settings.max_delete_percent)
+            if verdict == "more":
+                project.surplus, project.counted = outcome - (project.counted or 0), outcome
+            elif verdict == "deleted":
+                fewer.append((project, outcome))
+            elif verdict:
+                guarded.append((project, outcome, verdict.removeprefix("held: ")))
+        return fewer, guarded
+
+    def _start_sweep(
+        self,
+        projects: list[ProjectState],
+        version: int,
+        now: str,
+        reasons: t.Sequence[str] = (),
+    ) -> None:
+        """Every project re-read from the scope's start under ``version``, pending."""
+        if reasons:
+            self.stream.logger.warning(
+                "Deletions to apply in Usersnap's feedback (%s): every project is read again "
+                "from %s; ACTIVATE_VERSION %d then removes what is gone, once every project is "
+                "read in full (new feedback keeps loading first in every run until then)",
+                "; ".join(reasons),
+                self.scope_start or "the beginning",
+                version,
+            )
+            if self.settings.project_ids:
+                self.stream.logger.warning(
+                    "A sweep with project_ids set: ACTIVATE_VERSION acts on the whole feedback "
+                    "table, so another extractor's projects in the same table would be "
+                    "retired; shards with capture_deletes must load into separate schemas"
+                )
+        self.state[PENDING], self.state[SWEEP_STARTED] = version, now
+        for project in projects:
+            project.reread = Reread()
+            project.save()
+        self.stream.write_state()
+
+    def _sweep_due(self, swept_at: t.Any, now: str) -> bool:
+        days = self.settings.sweep_days
+        if not days:
+            return False
+        if not is_timestamp(swept_at):
+            return True
+        return parse_timestamp(now) - parse_timestamp(swept_at) >= dt.timedelta(days=days)
+
+    def finish(self, projects: list[ProjectState]) -> int | None:
+        """Each read project's count moved to its new cut; a sweep activated once complete.
+
+        The count grows by the items created between the old cut and the new, counted
+        apart, so a deletion among the older items during this run shows at the next.
+        """
+        read = [p for p in projects if p.finished]
+        counts = self.stream.each(read, self._recount)
+        for project in read:
+            outcome = counts[project.project_id]
+            if isinstance(outcome, Exception):
+                self.stream.logger.warning(
+                    "Could not count the feedback of project %s: %s", project.label, outcome
+                )
+            if project.reread is not None and REREAD in project.finished:
+                self._check_reread(project, None if isinstance(outcome, Exception) else outcome)
+            project.save()
+        state = self.state
+        pending = state_version(state.get(PENDING))
+        if pending is None or not self.settings.capture_deletes:
+            return None
+        refused = [f"project {p} was refused" for p in self.report.refused_projects]
+        unread = sweep_problems(projects)
+        held = [*refused, *self.held]
+        what = "first read" if state.get(ACTIVE) == pending else "sweep"
+        if unread and not held:
+            self.stream.logger.info(
+                "The %s under table version %d goes on next run: %s",
+                what,
+                pending,
+                "; ".join(unread),
+            )
+            return None
+        if held or unread:
+            self.report.deletes_held(
+                "feedback", f"the {what} is not complete: {'; '.join(held + unread)}"
+            )
+            return None
+        state[ACTIVE], state[SWEPT_AT] = pending, state.pop(SWEEP_STARTED, None)
+        state.pop(PENDING)
+        ids = {p.project_id for p in projects}  # the state of projects gone is dropped
+        state["partitions"] = [
+            p for p in state["partitions"] if (p.get("context") or {}).get("project_id") in ids
+        ]
+        return pending
+
+    def _recount(self, project: ProjectState) -> int:
+        """The project's count at its new cut, the second after its bookmark's."""
+        if project.bookmark is None:
+            project.counted = project.counted_before = None
+            return 0
+        cut, counted, before = (
+            next_second(project.bookmark),
+            project.counted,
+            project.counted_before,
+        )
+        if (
+            counted is None
+            or before is None
+            or cut < before
+            or (project.reread is not None and REREAD in project.finished)
+        ):
+            counted = self.stream.count(project.project_id, self.scope_start, cut)
+        elif cut != before:
+            counted += self.stream.count(project.project_id, before, cut)
+        project.counted, project.counted_before = counted, cut  # kept as they were on a failure
+        return counted
+
+    def _check_reread(self, project: ProjectState, expected: int | None) -> None:
+        """A re-read that ended: done, unless it delivered fewer items than Usersnap counts.
+
+        ``expected``: the count up to the bookmark (None: the count failed).
+        """
+        reread = project.reread
+        assert reread is not None  # noqa: S101 - called for a re-read only
+        if expected is None or reread.delivered < expected:
+            self.report.deletes_held(
+                "feedback",
+                f"the re-read of project {project.project_id} delivered {reread.delivered} items "
+                f"where Usersnap counts {expected}; it starts again next run",
+            )
+            project.reread = Reread()
+        else:
+            project.reread = None
+
+
+def _why_sweep(gone: list[str], fewer: list[tuple[ProjectState, int]]) -> list[str]:
+    """The deletions found: projects Usersnap confirms gone, projects counting fewer items."""
+    return [f"project {p} is gone (Usersnap says it does not exist)" for p in gone] + [
+        f"project {p.project_id} holds {n} items created before {p.counted_before}, "
+        f"{(p.counted or 0) - n} fewer than the last run counted"
+        for p, n in fewer
+    ]

@@ -46,8 +46,15 @@ from tap_usersnap.deletes import (
     COUNT,
     COUNTED_BEFORE,
     EDIT_MARK,
+    NAME,
+    NEW,
+    REREAD,
+    REREAD_FROM,
+    REREAD_ROWS,
     ProjectState,
-    Reconciliation,
+    Reread,
+    Sweeps,
+    saved_partitions,
     scope_gaps,
 )
 from tap_usersnap.records import (
@@ -78,11 +85,11 @@ SKIPPED = "__usersnap_skipped__"
 #: Another project is read at once (up to ``concurrency``) when the emitter waited this
 #: long for a page: one reader keeps up with an API that answers faster.
 ANOTHER_READER_AFTER_SECONDS = 0.02
-#: A read is stopped past twice its count plus this many pages: ``has_more`` never ends.
+#: A read is stopped past its count plus this many pages: ``has_more`` never ends.
 RUNAWAY_PAGES = 10
 #: Stream state keys: the pinned lower bound (null: all history) and the setting it came from.
 SCOPE_START, SCOPE_SETTING = "scope_start", "scope_setting"
-NEW, EDITS, MARK, COUNT_KIND = "new", "edits", "mark", "count"
+EDITS, MARK, COUNT_KIND = "edits", "mark", "count"
 
 
 class StateError(UsersnapError):
@@ -102,10 +109,13 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
     cursor_key = "feedback_id"
     #: STATE at least every this many records (and at the end of the stream).
     STATE_MSG_FREQUENCY = 100
-    #: This run's pinned scope, the latest instant a timestamp may name, and deletions.
+    #: This run's pinned scope, and the latest instant a timestamp may name.
     _scope_start: str | None = None
     _ceiling = ""
-    _deletes: Reconciliation
+    #: The projects whose new feedback is read apart from their re-read (the edit scan
+    #: goes with the first read of a project).
+    _reads_new: frozenset[str] = frozenset()
+    _sweeps: Sweeps
 
     @override
     def get_url(self, context: Context | None) -> str:
@@ -213,78 +223,64 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
         """Every project's records; a project's bookmark moves once its records are out."""
         settings, state, listing = self.run.settings, self.stream_state, self.run.listing
         full_table = self.replication_method == "FULL_TABLE"
-        ids = list(settings.project_ids) or [p["project_id"] for p in listing.projects]
         self._scope_start = self._pinned_scope(state)
+        gaps = scope_gaps(
+            set(saved_partitions(state, self.logger)),
+            listed=listing.ids(),
+            complete=listing.complete,
+            wanted=settings.project_ids,
+            exists=self.project_exists,
+        )
+        ids = list(settings.project_ids) or [p["project_id"] for p in listing.projects]
+        ids += [p for p in gaps.answering if p not in ids]
         projects = self._load(state, ids, listing.names(), full_table)
         # Each STATE holds every project's partition: one every max(100, projects) records
         # keeps the STATE a run writes within the size of its records, however many projects.
         self.STATE_MSG_FREQUENCY = max(type(self).STATE_MSG_FREQUENCY, len(projects))
         self._ceiling = now_ceiling()
-        self._deletes = Reconciliation(
-            state,
-            projects,
-            report=self.run.report,
-            logger=self.logger,
-            max_delete_percent=settings.max_delete_percent,
-            sharded=bool(settings.project_ids),
+        self._sweeps = Sweeps(
+            self,
+            settings,
+            self.run.report,
+            scope_start=self._scope_start,
+            table_version=self.run.table_version,
         )
-        if settings.capture_deletes:
-            self._begin_deletes(projects, full_table)
+        self.use_table_version(self._sweeps.plan(list(projects.values()), gaps, full_table))
         for project in projects.values():
             self.logger.info(
-                "Reading project %s from %s (edit mark %s)",
+                "Reading project %s from %s (edit mark %s)%s",
                 project.label,
                 project.start or "the beginning",
                 project.edit_mark or "none",
+                "; it is read again in full" if project.reread else "",
             )
-        scan = settings.capture_edits and not full_table
+        reads = [(p, NEW) for p in projects.values() if not p.reread_covers_new()]
+        self._reads_new = frozenset(p.project_id for p, _ in reads)
+        reads += [(p, REREAD) for p in projects.values() if p.reread is not None]
+        yield from self._read_all(reads, scan=settings.capture_edits and not full_table)
+        late = self._sweeps.late(list(projects.values()))
+        yield from self._read_all([(p, REREAD) for p in late], scan=False)
+        self.activate_version(self._sweeps.finish(list(projects.values())))
+        self.write_state()
+
+    def _read_all(
+        self, reads: list[tuple[ProjectState, str]], *, scan: bool
+    ) -> t.Iterator[dict[str, t.Any]]:
+        """The records of these reads; on a failure, the state reached goes out first."""
+        if not reads:
+            return
         try:
-            for project, kind, value in self._interleave(list(projects.values()), scan):
+            for project, kind, value in self._interleave(reads, scan):
                 yield from self._take(project, kind, value)
         except Exception:
             with contextlib.suppress(OSError):  # the records out so far keep their bookmarks
                 self.write_state()
             raise
-        if settings.capture_deletes and self._deletes.full_read:
-            self._finish_deletes()
-        self.write_state()
-
-    def _begin_deletes(self, projects: dict[str, ProjectState], full_table: bool) -> None:
-        """The run's table version, and the counts a full read must deliver."""
-        state, listing, scope_start = self.stream_state, self.run.listing, self._scope_start
-        known = {(p.get("context") or {}).get("project_id") for p in state["partitions"]}
-        gone, held = scope_gaps(
-            {k for k in known if isinstance(k, str)},
-            listed=listing.ids(),
-            complete=listing.complete,
-            wanted=self.run.settings.project_ids,
-            exists=self.project_exists,
-        )
-        self._deletes.begin(
-            now=self.run.table_version,
-            full_table=full_table,
-            scope_start=scope_start,
-            gone=gone,
-            held=held,
-            counts_now=lambda ps: self._each(
-                ps, lambda p: self.count(p.project_id, scope_start, str(p.bookmark)[:19])
-            ),
-        )
-        self.use_table_version(self._deletes.version)
-        if self._deletes.full_read:
-            counted = self._each(
-                list(projects.values()), lambda p: self.count(p.project_id, p.start)
-            )
-            self._deletes.expected = {
-                pid: n if isinstance(n, int) else None for pid, n in counted.items()
-            }
-        self.write_state()
 
     def _take(self, project: ProjectState, kind: str, value: t.Any) -> t.Iterator[dict[str, t.Any]]:
         """One event of a project's read: its records out, then its bookmark or mark moved."""
-        pid, deferred = project.project_id, self._deletes.deferred
-        if kind in ("done", "failed"):
-            self._end(project, value if kind == "failed" else None)
+        if kind == "end":
+            self._end(project, *value)
             return
         if kind == MARK:
             project.set_edit_mark(value)
@@ -293,7 +289,9 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
             yield self._named(value, project)
             return
         created = value[SKIPPED] if SKIPPED in value else value["created_at"]
-        verdict = self._place(project, created)
+        verdict = project.place_reread(created, self._scope_start) if kind == REREAD else "new"
+        if verdict == "new":
+            verdict = self._place(project, created)
         if verdict != "drop" and SKIPPED not in value:
             yield self._named(value, project)
         if verdict != "take":
@@ -307,27 +305,27 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
                 "Usersnap answered project %s out of created_at order (the tap asks oldest "
                 "first): its saved bookmark stays where it was until the project is read "
                 "to its end, so a run stopped before then reads it again from there",
-                pid,
+                project.project_id,
             )
         project.newest = max(created, project.newest)
-        project.advance(created)
-        if project.ordered and not deferred:
+        project.took(created)
+        if project.ordered:
             project.save()
-        if project.read % 100 == 0:
+        if project.read % self.run.settings.page_size == 0:
             self._check_runaway(project)
-            self.run.report.progress(project.label, project.read, self._deletes.expected.get(pid))
+            self.run.report.progress(project.label, project.read, project.counted)
 
-    def _end(self, project: ProjectState, error: Exception | None) -> None:
-        """A project's read ended: its bookmark, or a refusal skipped by name (else raised)."""
+    def _end(self, project: ProjectState, read: str, error: Exception | None) -> None:
+        """A read of a project ended: its state saved; a refusal skipped by name, else raised."""
         self._tell_ignored_filter(project)
         if isinstance(error, ProjectRefusedError):
             self.run.report.refused_project(project.label, project.project_id, error)
         elif error is not None:
             raise error
         else:
-            project.finished = True
-            if not project.ordered and not self._deletes.deferred:  # safe now: read to its end
-                project.save()
+            project.finished.add(read)
+            project.save()
+            if not project.ordered:  # its bookmark was held back until now
                 self.write_state()
 
     def _place(self, project: ProjectState, created: str | None) -> str:
@@ -391,32 +389,32 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
         project.outside = project.stale = 0
 
     def _interleave(
-        self, projects: list[ProjectState], scan: bool
+        self, reads: list[tuple[ProjectState, str]], scan: bool
     ) -> t.Iterator[tuple[ProjectState, str, t.Any]]:
-        """``(project, kind, value)`` of every project, up to ``concurrency`` read at once.
+        """``(project, kind, value)`` of every read, up to ``concurrency`` at once.
 
         One reader starts; another whenever the emitter waits for a page longer than
         :data:`ANOTHER_READER_AFTER_SECONDS` (threads only cost time while the API is fast).
-        Each project's own events keep their order; a project ends with ``done`` or
-        ``failed`` (its error). The queue between the readers and the emitter holds at most
+        Each read's events keep their order; a read ends with ``end``: which read, and its
+        error or None. The queue between the readers and the emitter holds at most
         two pages a reader, so memory stays flat however large a project is.
         """
-        workers = min(self.run.settings.concurrency, len(projects))
+        workers = min(self.run.settings.concurrency, len(reads))
         if self.run.settings.concurrency == 1:  # one request at a time, in this thread
-            for project in projects:
+            for project, read in reads:
                 try:
-                    yield from ((project, k, v) for k, v in self._read(project, scan))
+                    yield from ((project, k, v) for k, v in self._read(project, read, scan))
                 except UsersnapError as error:
-                    yield project, "failed", error
+                    yield project, "end", (read, error)
                 else:
-                    yield project, "done", None
+                    yield project, "end", (read, None)
             return
         # Events go over in chunks of a page, so the queue's locks cost little per item.
         chunk_size = self.run.settings.page_size
         arrived: queue.Queue[list[tuple[ProjectState, str, t.Any]]] = queue.Queue(
             maxsize=2 * workers
         )
-        pending = collections.deque(projects)
+        pending = collections.deque(reads)
         stop, lock = threading.Event(), threading.Lock()
 
         def put(chunk: list[tuple[ProjectState, str, t.Any]]) -> None:
@@ -430,24 +428,24 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
                 with lock:
                     if not pending:
                         return
-                    project = pending.popleft()
+                    project, read = pending.popleft()
                 chunk: list[tuple[ProjectState, str, t.Any]] = []
                 try:
-                    for kind, value in self._read(project, scan):
+                    for kind, value in self._read(project, read, scan):
                         chunk.append((project, kind, value))
                         if len(chunk) >= chunk_size:
                             put(chunk)
                             chunk = []
                 except Exception as error:  # the emitter decides what ends the run
-                    put([*chunk, (project, "failed", error)])
+                    put([*chunk, (project, "end", (read, error))])
                 else:
-                    put([*chunk, (project, "done", None)])
+                    put([*chunk, (project, "end", (read, None))])
 
         readers = [
             threading.Thread(target=work, name=f"feedback-{n}", daemon=True) for n in range(workers)
         ]
         readers[0].start()
-        started, remaining = 1, len(projects)
+        started, remaining = 1, len(reads)
         try:
             while remaining:
                 try:
@@ -459,51 +457,68 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
                         started += 1
                     continue
                 for event in chunk:
-                    remaining -= event[1] in ("done", "failed")
+                    remaining -= event[1] == "end"
                     yield event
         finally:
             stop.set()
 
-    def _read(self, project: ProjectState, scan: bool) -> t.Iterator[tuple[str, t.Any]]:
-        """One project's events: the edit scan's items and mark, then new feedback.
+    def _read(self, project: ProjectState, read: str, scan: bool) -> t.Iterator[tuple[str, t.Any]]:
+        """One read's events: the edit scan's and new feedback, or the project's re-read.
 
         If the API refuses a page cursor (the item it names was deleted meanwhile), the
-        project is read again from its bookmark, once.
+        read goes on from where it got to, once.
         """
-        if scan:
+        if scan and (read == NEW or project.project_id not in self._reads_new):
             yield from self._scan_edits(project)
-        context = {"project_id": project.project_id, "kind": NEW, "from": project.start}
+        context = {"project_id": project.project_id, "kind": NEW, "from": self._from(project, read)}
         try:
-            yield from ((NEW, item) for item in self._fresh(project, context))
+            yield from ((read, item) for item in self._fresh(project, context))
         except CursorRejectedError as error:
+            context["from"] = self._from(project, read)
             self.logger.warning(
-                "%s: reading project %s again from its bookmark", error, project.project_id
+                "%s: reading project %s again from %s", error, project.project_id, context["from"]
             )
-            context["from"] = project.bookmark or project.start
-            yield from ((NEW, item) for item in self._fresh(project, context))
+            yield from ((read, item) for item in self._fresh(project, context))
+
+    def _from(self, project: ProjectState, read: str) -> str | None:
+        """Where a read of the project starts (or goes on) now."""
+        if read == REREAD and project.reread is not None:
+            return project.reread.resume_point()[0] or self._scope_start
+        return project.bookmark or project.start
 
     def _fresh(self, project: ProjectState, context: dict[str, t.Any]) -> t.Iterator[t.Any]:
-        """The read's items, less any the API already gave in this run (on a later page)."""
+        """The read's items, less any the API already gave in it (on a later page).
+
+        The last 1000 ids are remembered, so memory stays flat however large the project.
+        """
+        order: collections.deque[str] = collections.deque()
+        recent: set[str] = set()
         for item in self.request_records(context):
-            if SKIPPED in item or project.first_time(item["feedback_id"]):
-                yield item
-            else:
+            key = None if SKIPPED in item else item["feedback_id"]
+            if key in recent:
                 self.logger.info(
                     "Skipped feedback %s of project %s: already read in this run (the API "
                     "repeated it on a later page)",
-                    item["feedback_id"],
+                    key,
                     project.project_id,
                 )
+                continue
+            if key is not None:
+                recent.add(key)
+                order.append(key)
+                if len(order) > 1000:  # noqa: PLR2004 - memory stays flat
+                    recent.discard(order.popleft())
+            yield item
 
     def _scan_edits(self, project: ProjectState) -> t.Iterator[tuple[str, t.Any]]:
         """Items edited since the mark and created before the bookmark; then the new mark.
 
         The new mark is the newest ``updated_at`` when the scan began (never one in the
-        future), so an edit made during the run is caught next time. A first scan, or one
-        of a re-read (which emits every item anyway), only takes the mark: one item.
+        future), so an edit made during the run is caught next time. A first scan only
+        takes the mark: one item.
         """
         since, before, scope = project.edit_mark, project.bookmark, self._scope_start
-        first = self._deletes.deferred or since is None or before is None
+        first = since is None or before is None
         context = {"project_id": project.project_id, "kind": MARK if first else EDITS}
         mark, seen = None, set()
         for item in self.request_records(context):
@@ -529,9 +544,9 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
         if project.received <= limit:
             return
         if project.total is None:
-            known = self._deletes.expected.get(project.project_id)
-            project.total = known if known is not None else self._count_or_none(project) or -1
-        if project.total >= 0 and project.received > 2 * project.total + limit:
+            project.total = self._count_or_none(project, None)
+            project.total = -1 if project.total is None else project.total
+        if project.total >= 0 and project.received > project.total + limit:
             msg = (
                 f"Usersnap kept answering has_more for project {project.project_id}: "
                 f"{project.received} items read where it counts {project.total}; stopped (the "
@@ -539,16 +554,17 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
             )
             raise PaginationError(msg)
 
-    def _count_or_none(self, project: ProjectState) -> int | None:
+    def _count_or_none(self, project: ProjectState, before: str | None) -> int | None:
+        """The project's items from the scope's start (before ``before``), or None: it failed."""
         try:
-            return self.count(project.project_id, project.start)
+            return self.count(project.project_id, self._scope_start, before)
         except UsersnapError as error:
             self.logger.warning(
                 "Could not count the feedback of project %s: %s", project.label, error
             )
             return None
 
-    def _each(
+    def each(
         self, projects: list[ProjectState], func: t.Callable[[ProjectState], int]
     ) -> dict[str, int | Exception]:
         """``func`` of each project (a request each, up to ``concurrency`` at once)."""
@@ -577,20 +593,6 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
             self.logger.warning("Could not ask Usersnap about project %s: %s", project_id, error)
             return None
         return True
-
-    def _finish_deletes(self) -> None:
-        """After the last record of a full read: ACTIVATE_VERSION, unless it is incomplete."""
-        refused = [f"project {p} was refused" for p in self.run.report.refused_projects]
-        problems = refused + self._deletes.problems(self._count_or_none)
-        if problems:
-            self.run.report.deletes_held(
-                "feedback",
-                f"the {self._deletes.mode.value} is not complete: {'; '.join(problems)}",
-            )
-            return
-        self.activate_version(self._deletes.version)
-        self._deletes.activated()
-        self.write_state()
 
     def _pinned_scope(self, state: dict[str, t.Any]) -> str | None:
         """The lower bound pinned in state at the first run, else the setting's, pinned now.
@@ -621,23 +623,7 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
         self, state: dict[str, t.Any], ids: list[str], names: dict[str, str], full_table: bool
     ) -> dict[str, ProjectState]:
         """Every project's progress from state, checked; a project named twice merged."""
-        saved: dict[str, dict[str, t.Any]] = {}
-        for entry in state.get("partitions") or []:
-            pid = (
-                (entry.get("context") or {}).get("project_id") if isinstance(entry, dict) else None
-            )
-            if not isinstance(pid, str):
-                continue
-            if pid in saved:
-                saved[pid] = max(saved[pid], entry, key=lambda e: str(e.get(BOOKMARK) or ""))
-                self.logger.warning(
-                    "The state names project %s twice (feedback); kept the later bookmark, %s",
-                    pid,
-                    saved[pid].get(BOOKMARK),
-                )
-            else:
-                saved[pid] = entry
-        state["partitions"] = list(saved.values())
+        saved = saved_partitions(state, self.logger)
         legacy = None
         if state.get(BOOKMARK) and state.get("replication_key", "created_at") == "created_at":
             legacy = _timestamp_from_state(state[BOOKMARK], "the feedback stream", BOOKMARK)
@@ -662,18 +648,36 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
                 )
             if full_table:
                 bookmark = None
-            count = entry.get(COUNT)
-            counted_alike = bookmark is not None and entry.get(COUNTED_BEFORE) == bookmark[:19]
+            count, cut = entry.get(COUNT), entry.get(COUNTED_BEFORE)
+            counted = type(count) is int and isinstance(cut, str) and len(cut) == 19  # noqa: PLR2004
             starts = [m for m in (bookmark, self._scope_start) if m]
-            projects[pid] = ProjectState(
+            saved_name = entry.get(NAME) if isinstance(entry.get(NAME), str) else None
+            name = names.get(pid) or saved_name or ""
+            project = ProjectState(
                 project_id=pid,
-                name=names.get(pid, ""),
+                name=name,
                 bookmark=bookmark,
                 edit_mark=_timestamp_from_state(entry.get(EDIT_MARK), where, EDIT_MARK),
                 start=max(starts) if starts else None,
                 partition_for=functools.partial(self.get_context_state, {"project_id": pid}),
-                saved_count=count if type(count) is int and counted_alike else None,
+                counted=count if counted and is_timestamp(cut) and not full_table else None,
+                counted_before=cut if counted and not full_table else None,
             )
+            if REREAD_FROM in entry and not full_table:
+                position = _timestamp_from_state(entry[REREAD_FROM], where, REREAD_FROM)
+                before = entry.get(REREAD_ROWS)
+                project.reread = Reread(
+                    position[:19] if position else None, before if type(before) is int else 0
+                )
+            if saved_name and name != saved_name:
+                self.logger.info(
+                    "Project %s was renamed (it was %r): its feedback is read again, so that "
+                    "every row carries the new name",
+                    project.label,
+                    saved_name,
+                )
+                project.reread = Reread()
+            projects[pid] = project
         return projects
 
 

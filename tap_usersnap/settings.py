@@ -101,8 +101,9 @@ SETTINGS = th.PropertiesList(
         title="Capture deletes",
         description="Make feedback, projects and assignees deleted in Usersnap leave the "
         "warehouse (ACTIVATE_VERSION: soft-deleted with _sdc_deleted_at, or removed with the "
-        "target's hard_delete). Costs one count request per project per run; a run that finds "
-        "a deletion reads every project again.",
+        "target's hard_delete). Costs one count request per project per run (and one more "
+        "when it has new feedback); a deletion starts a sweep that reads every project again, "
+        "resumed across runs if cut short, new feedback first.",
     ),
     th.Property(
         "max_delete_percent",
@@ -112,6 +113,16 @@ SETTINGS = th.PropertiesList(
         description="Deletions are held back (with a warning) when a project of 20 or more "
         "items would lose more than this percentage of them in one run: more often a glitch "
         "than a clean-up. Set 100 for one run to apply such a deletion on purpose.",
+    ),
+    th.Property(
+        "sweep_days",
+        th.IntegerType(minimum=0, maximum=365),
+        default=7,
+        title="Days between full sweeps",
+        description="With capture_deletes, every this many days one sweep reads every project "
+        "again in full, so the warehouse equals Usersnap whatever the counts say (a deletion "
+        "and a late item in one project between two runs cancel out in a count). Costs one "
+        "full read of the feedback per period; 0 turns the periodic sweep off.",
     ),
     th.Property(
         "concurrency",
@@ -151,6 +162,7 @@ class Settings:
     capture_edits: bool
     capture_deletes: bool
     max_delete_percent: int
+    sweep_days: int
     concurrency: int
     request_timeout: float
 
@@ -172,6 +184,7 @@ class Settings:
             capture_edits=bool(setting("capture_edits")),
             capture_deletes=bool(setting("capture_deletes")),
             max_delete_percent=int(setting("max_delete_percent")),
+            sweep_days=int(setting("sweep_days")),
             concurrency=int(setting("concurrency")),
             request_timeout=float(setting("request_timeout")),
         )

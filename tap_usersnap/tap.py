@@ -129,13 +129,13 @@ class TapUsersnap(TapHooks):
         feedback = t.cast("FeedbackStream", self.streams["feedback"])
         if run.settings.capture_deletes and (projects.selected or assignees.selected):
             listing = run.listing
-            _, held = scope_gaps(
+            held = scope_gaps(
                 projects.known_project_ids,
                 listed=listing.ids(),
                 complete=listing.complete,
                 wanted=run.settings.project_ids,
                 exists=feedback.project_exists,
-            )
+            ).held_for_listing()
             held += [f"project {p} was refused" for p in report.refused_projects]
             if held:
                 what = " and ".join(s.name for s in (projects, assignees) if s.selected)

@@ -379,7 +379,7 @@ def test_items_before_start_date_are_not_emitted_even_if_the_server_sends_them(
     ]
     assert {r["project_id"] for r in first.records("feedback")} == set(fake.projects)
     assert bookmarks(first.final_state)[project_b] == newest_real(fake, project_b)
-    assert counts(first.final_state)[project_a] == len(items[6:]) - 1  # before the bookmark
+    assert counts(first.final_state)[project_a] == len(items[6:])  # to the bookmark's second
 
     fake.clear_faults()
     fake.requests.clear()

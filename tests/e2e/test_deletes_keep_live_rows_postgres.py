@@ -6,6 +6,7 @@ the target-postgres that ``meltano install`` put in its plugin venv (meltano.yml
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import subprocess
 import typing as t
@@ -35,9 +36,11 @@ class Pipeline:
         self.target_config.write_text(json.dumps(pg.target_config()))
         self.state: dict[str, t.Any] | None = None
 
-    def run(self, **config: t.Any) -> list[str]:
+    def run(self, *, check: bool = True, **config: t.Any) -> list[str]:
         """One run; the streams that got ACTIVATE_VERSION."""
-        result = run_sync(self.fake.config(concurrency=1, page_size=50, **config), self.state)
+        result = run_sync(
+            self.fake.config(concurrency=1, page_size=50, **config), self.state, check=check
+        )
         self.state = result.final_state
         text = "".join(json.dumps(m) + "\n" for m in result.messages)
         loaded = subprocess.run(
@@ -134,3 +137,53 @@ def test_items_with_wrong_types_nul_and_lone_surrogates_all_land_in_postgres(
     assert pipeline.live_feedback() == fake.all_feedback_ids()  # every item is a row
     (email,) = warehouse.query("SELECT email FROM usersnap.feedback WHERE email LIKE 'visitor%%'")
     assert email == ("visitor@example.com",)
+
+
+def test_newest_deletions_late_items_and_a_resumed_sweep_reach_postgres(
+    tmp_path: Path,
+    empty_fake: FakeUsersnap,
+    meltano_sys_dir: Path,
+    warehouse: PostgresCluster,
+    sleeps: list[float],
+) -> None:
+    """After every run the live rows are Usersnap's, whatever changed since the last one."""
+    fake = empty_fake
+    fake.seed(projects=3, per_project=120)
+    project_a, project_b, project_c = list(fake.projects)
+    pipeline = Pipeline(tmp_path, fake, meltano_sys_dir, warehouse)
+
+    def newest(project_id: str) -> dict[str, t.Any]:
+        return oldest_first(fake, project_id)[-1]
+
+    def late(project_id: str) -> None:
+        created = dt.datetime.fromisoformat(newest(project_id)["created_at"].replace("Z", ""))
+        earlier = created - dt.timedelta(seconds=3)
+        fake.add_feedback(project_id, created_at=earlier.isoformat(timespec="seconds") + ".5Z")
+
+    spam: list[str] = []
+
+    def delete_spam_and_an_old_item_then_cut_short() -> None:  # C's reads fail after 3 pages
+        fake.delete_feedback(spam[0])
+        fake.delete_feedback(oldest_first(fake, project_a)[5]["feedback_id"])
+        fake.inject(
+            "status", status=503, match=rf"/{project_c}/feedbacks/filter$", skip=3, times=10**6
+        )
+
+    changes = [
+        lambda: None,
+        lambda: fake.delete_feedback(newest(project_a)["feedback_id"]),  # the newest
+        lambda: late(project_b),  # visible after the run that passed its created_at
+        lambda: spam.append(fake.add_feedback(project_c)["feedback_id"]),
+        delete_spam_and_an_old_item_then_cut_short,
+        lambda: [fake.add_feedback(pid) for pid in fake.projects],  # the sweep goes on
+    ]
+    for step, change in enumerate(changes):
+        change()
+        pipeline.run(check=False)
+        fake.clear_faults()
+        if step < 4:
+            assert pipeline.live_feedback() == fake.all_feedback_ids(), step
+        else:  # a sweep cut short keeps every live row and loads the new ones
+            assert pipeline.live_feedback() >= fake.all_feedback_ids(), step
+    pipeline.run()
+    assert pipeline.live_feedback() == fake.all_feedback_ids()

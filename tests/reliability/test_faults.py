@@ -211,9 +211,9 @@ def test_has_more_on_the_last_page(scenario: FaultScenario) -> None:
 
 def test_credentials_revoked_mid_run(scenario: FaultScenario, sleeps: list[float]) -> None:
     fake = scenario.fake
-    # The listing, one count per project (a first run proves itself complete), project 1's
-    # three pages and project 2's first: then the key is revoked.
-    fake.inject("call", skip=8, action=lambda: setattr(fake, "revoked", True))
+    # The listing, project 1's edit mark and three pages, then the key is revoked: project
+    # 2's requests are refused.
+    fake.inject("call", skip=5, action=lambda: setattr(fake, "revoked", True))
     played = scenario.play(
         "credentials revoked mid-run (401 from the 9th request on)",
         group=ACCESS,
