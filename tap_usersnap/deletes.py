@@ -141,6 +141,8 @@ class ProjectState:
     #: and how many new ones this run's read took there (in the bookmark's second).
     surplus: int = 0
     new_before_cut: int = 0
+    #: The bookmark when this run's read of new feedback ended (the re-read takes only later).
+    new_read_to: str | None = None
     #: Items this run's read took from ``start``'s second on.
     read: int = 0
     #: Entries received without a usable ``created_at``, or created in the future.
@@ -214,17 +216,20 @@ class ProjectState:
             self.bookmark is None or (reread.position or "") >= self.bookmark[:19]
         )
 
-    def place_reread(self, created: str | None, scope_start: str | None) -> str:
-        """A re-read's item: ``drop``, ``emit`` (older than the bookmark), or ``new``.
+    def place_reread(self, created: str | None, scope_start: str | None, *, takes: bool) -> str:
+        """A re-read's item: ``drop``, ``emit`` (up to the bookmark), or ``new``.
 
-        ``new``: past the bookmark, so it moves the bookmark as new feedback does.
+        ``new``: past the bookmark, so it moves the bookmark as new feedback does, when the
+        re-read ``takes`` new items (no read of new feedback of the project is under way)
+        and the run's read of new feedback did not take it (``new_read_to``).
         """
         assert self.reread is not None  # noqa: S101 - a re-read is read only then
         if created is not None and scope_start and created < scope_start:
             self.outside += created[:19] < scope_start[:19]  # not its own second: told
             return "drop"
         self.reread.advance(created)
-        if created is not None and self.start and created < self.start:
+        upto = self.new_read_to or ""
+        if not takes or (created is not None and (created <= upto or created < (self.start or ""))):
             if self.ordered:
                 self.save()
             return "emit"

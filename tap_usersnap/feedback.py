@@ -289,7 +289,10 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
             yield self._named(value, project)
             return
         created = value[SKIPPED] if SKIPPED in value else value["created_at"]
-        verdict = project.place_reread(created, self._scope_start) if kind == REREAD else "new"
+        verdict = "new"
+        if kind == REREAD:
+            takes = project.project_id not in self._reads_new or NEW in project.finished
+            verdict = project.place_reread(created, self._scope_start, takes=takes)
         if verdict == "new":
             verdict = self._place(project, created)
         if verdict != "drop" and SKIPPED not in value:
@@ -324,6 +327,7 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
             raise error
         else:
             project.finished.add(read)
+            project.new_read_to = project.bookmark if read == NEW else project.new_read_to
             project.save()
             if not project.ordered:  # its bookmark was held back until now
                 self.write_state()
@@ -544,8 +548,11 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
         if project.received <= limit:
             return
         if project.total is None:
-            project.total = self._count_or_none(project, None)
-            project.total = -1 if project.total is None else project.total
+            try:
+                project.total = self.count(project.project_id, self._scope_start)
+            except UsersnapError as error:
+                self.logger.warning("Could not count project %s: %s", project.label, error)
+                project.total = -1
         if project.total >= 0 and project.received > project.total + limit:
             msg = (
                 f"Usersnap kept answering has_more for project {project.project_id}: "
@@ -553,16 +560,6 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
                 "state keeps the last bookmark reached, so the next run goes on from there)"
             )
             raise PaginationError(msg)
-
-    def _count_or_none(self, project: ProjectState, before: str | None) -> int | None:
-        """The project's items from the scope's start (before ``before``), or None: it failed."""
-        try:
-            return self.count(project.project_id, self._scope_start, before)
-        except UsersnapError as error:
-            self.logger.warning(
-                "Could not count the feedback of project %s: %s", project.label, error
-            )
-            return None
 
     def each(
         self, projects: list[ProjectState], func: t.Callable[[ProjectState], int]

@@ -262,3 +262,28 @@ def test_deletions_and_late_items_through_an_sdk_sql_target(
         state = result.final_state
         assert live_ids(database, "feedback", "feedback_id") == fake.all_feedback_ids()
     assert fake.requests_to(COUNT)
+
+
+def test_a_sweep_read_several_projects_at_once_keeps_order_and_mirrors_usersnap(
+    empty_fake: FakeUsersnap, read_ahead: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake = empty_fake
+    fake.seed(projects=4, per_project=30)
+    run = Run(fake)
+    run.config["concurrency"] = 4
+    run()
+    loaded_newest = items_of(fake, next(iter(fake.projects)))[-1]["feedback_id"]
+    for project_id in fake.projects:
+        for _ in range(7):
+            fake.add_feedback(project_id)
+    fake.delete_feedback(loaded_newest)
+    with caplog.at_level(logging.WARNING):
+        swept = run()
+    assert "feedback" in activated(swept)
+    run.assert_live_rows_are_usersnaps()
+    assert not [w for w in warnings(caplog) if "out of created_at order" in w]
+    saved = {p["context"]["project_id"]: p for p in feedback_state(run)["partitions"]}
+    for project_id in fake.projects:
+        newest = max(i["created_at"] for i in fake.feedback[project_id])
+        assert saved[project_id]["replication_key_value"] == newest
+        assert "reread_from" not in saved[project_id]
