@@ -141,6 +141,7 @@ class ProjectState:
     #: and how many new ones this run's read took there (in the bookmark's second).
     surplus: int = 0
     new_before_cut: int = 0
+    at_start: int = 0
     #: The bookmark when this run's read of new feedback ended (the re-read takes only later).
     new_read_to: str | None = None
     #: Items this run's read took from ``start``'s second on.
@@ -204,8 +205,15 @@ class ProjectState:
             partition[REREAD_FROM], partition[REREAD_ROWS] = self.reread.resume_point()
 
     def took(self, created: str) -> None:
-        """An item taken past the bookmark: the bookmark moves, and it may explain a surplus."""
-        if self.start and created > self.start and created[:19] < (self.counted_before or ""):
+        """An item taken from the bookmark on: the bookmark moves; it may explain a surplus.
+
+        The first item at the bookmark's very instant is the one that set it, read again.
+        """
+        if created == self.start:
+            if self.at_start:
+                self.new_before_cut += 1
+            self.at_start += 1
+        elif self.start and created > self.start and created[:19] < (self.counted_before or ""):
             self.new_before_cut += 1
         self.advance(created)
 
@@ -631,7 +639,12 @@ class Sweeps:
             self.report.deletes_held(
                 "feedback",
                 f"the re-read of project {project.project_id} delivered {reread.delivered} items "
-                f"where Usersnap counts {expected}; it starts again next run",
+                + (
+                    "and Usersnap could not count them"
+                    if expected is None
+                    else f"where Usersnap counts {expected}"
+                )
+                + "; it starts again next run",
             )
             project.reread = Reread()
         else:

@@ -287,3 +287,20 @@ def test_a_sweep_read_several_projects_at_once_keeps_order_and_mirrors_usersnap(
         newest = max(i["created_at"] for i in fake.feedback[project_id])
         assert saved[project_id]["replication_key_value"] == newest
         assert "reread_from" not in saved[project_id]
+
+
+def test_new_items_in_the_bookmark_s_second_or_instant_are_not_taken_for_late_ones(
+    fake: FakeUsersnap,
+) -> None:
+    run = Run(fake)
+    run()
+    project = next(iter(fake.projects))
+    bookmark = items_of(fake, project)[-1]["created_at"]
+    tie = fake.add_feedback(project, created_at=bookmark)
+    after = fake.add_feedback(project, created_at=shifted(bookmark, 0.000001))
+    second = run()
+    sent = {m["record"]["feedback_id"] for m in record_messages(second)}
+    assert {tie["feedback_id"], after["feedback_id"]} <= sent
+    assert len(sent) == len(fake.projects) + 2  # each bookmark's item again, and the two
+    assert len(fake.requests_to(FILTER)) == 2 * len(fake.projects)  # nothing re-read
+    run.assert_live_rows_are_usersnaps()
