@@ -29,11 +29,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import functools
 import typing as t
 
 from tap_usersnap.records import format_timestamp, is_timestamp, parse_timestamp
-from tap_usersnap.report import project_label
+from tap_usersnap.state import NEW, REREAD, ProjectState, Reread, next_second
 
 if t.TYPE_CHECKING:
     import logging
@@ -42,26 +41,13 @@ if t.TYPE_CHECKING:
 
 #: Stream state keys: the version the rows carry, a sweep's not yet activated, when that
 #: sweep began, and when the last activated one began (the next is due ``sweep_days`` on).
-ACTIVE, PENDING, SWEEP_STARTED, SWEPT_AT = (
+ACTIVE, PENDING, SWEEP_STARTED, SWEPT_AT, SWEEP_AGAIN = (
     "table_version",
     "deletes_pending_version",
     "sweep_started_at",
     "swept_at",
+    "sweep_again",
 )
-#: Partition state keys: the bookmark, the edit mark, the project's name, Usersnap's count
-#: of its items created before the cut ``COUNTED_BEFORE`` (a whole second, from the scope's
-#: start), and a pending re-read's position and the items it delivered before it.
-BOOKMARK, EDIT_MARK, NAME, COUNT, COUNTED_BEFORE, REREAD_FROM, REREAD_ROWS = (
-    "replication_key_value",
-    "updated_at_mark",
-    "project_name",
-    "feedback_count",
-    "counted_before",
-    "reread_from",
-    "reread_rows",
-)
-#: The two reads of a project: its new feedback, and its re-read.
-NEW, REREAD = "new", "reread"
 #: A project of fewer items may lose any share of them at once (a small project emptied).
 MIN_GUARDED_ITEMS = 20
 
@@ -74,199 +60,6 @@ def new_version(now: int, active: int | None) -> int:
 def state_version(value: t.Any) -> int | None:
     """A table version from state, if it is one (state comes from outside)."""
     return value if type(value) is int and value > 0 else None
-
-
-def next_second(timestamp: str) -> str:
-    """The whole second after ``timestamp``'s: a cut that includes the bookmark's second."""
-    return format_timestamp(
-        parse_timestamp(timestamp).replace(microsecond=0) + dt.timedelta(seconds=1)
-    )[:19]
-
-
-@dataclasses.dataclass
-class Reread:
-    """A project's re-read, from ``position``'s second to its end: resumable across runs."""
-
-    #: The whole second it resumes from (None: the scope's start).
-    position: str | None = None
-    #: Items delivered created before ``position``'s second.
-    before: int = 0
-    #: Items delivered in this run, and how many of them in the newest one's second.
-    read: int = 0
-    in_last: int = 0
-    newest: str | None = None
-
-    def advance(self, created: str | None) -> None:
-        """One item delivered (or skipped), created at ``created`` (oldest first)."""
-        self.read += 1
-        if created is None:
-            return
-        second = created[:19]
-        if self.newest is None or second > self.newest:
-            self.newest, self.in_last = second, 0
-        if second == self.newest:
-            self.in_last += 1
-
-    @property
-    def delivered(self) -> int:
-        """Items this re-read delivered, over every run."""
-        return self.before + self.read
-
-    def resume_point(self) -> tuple[str, int]:
-        """Where the next run resumes and how many items lie before it."""
-        if self.newest is None:
-            return self.position or "", self.before
-        return self.newest, self.before + self.read - self.in_last
-
-
-@dataclasses.dataclass
-class ProjectState:
-    """Where one project's read stands, and its partition of the Singer state."""
-
-    project_id: str
-    name: str
-    #: ``created_at`` of the newest item delivered (normalised), None on a first read.
-    bookmark: str | None
-    edit_mark: str | None
-    #: Where the new-feedback read starts: the bookmark or the scope's start, the later.
-    start: str | None
-    #: The project's writable state partition, made when first written.
-    partition_for: t.Callable[[], dict[str, t.Any]]
-    #: Usersnap's count of the items created before ``counted_before`` (None: not known).
-    counted: int | None = None
-    counted_before: str | None = None
-    #: The pending re-read (None: none).
-    reread: Reread | None = None
-    #: How many more items Usersnap counts before ``counted_before`` than the last run did,
-    #: and how many new ones this run's read took there (in the bookmark's second).
-    surplus: int = 0
-    new_before_cut: int = 0
-    at_start: int = 0
-    #: The bookmark when this run's read of new feedback ended (the re-read takes only later).
-    new_read_to: str | None = None
-    #: Items this run's read took from ``start``'s second on.
-    read: int = 0
-    #: Entries received without a usable ``created_at``, or created in the future.
-    unbookmarked: int = 0
-    #: Items the API sent though the filter excludes them: before the scope, or before
-    #: the project's start (each told once, at the project's end).
-    outside: int = 0
-    stale: int = 0
-    #: Newest ``created_at`` taken; False once the API answered out of order.
-    newest: str = ""
-    ordered: bool = True
-    #: The reads that ended, not refused ("new", "reread").
-    finished: set[str] = dataclasses.field(default_factory=set)
-    #: How many items the project holds, once a long read asks (-1: it would not say).
-    total: int | None = None
-    #: The ids read in this run (a repeat on a later page is emitted once).
-    seen: set[str] = dataclasses.field(default_factory=set)
-
-    @functools.cached_property
-    def partition(self) -> dict[str, t.Any]:
-        """The project's partition of the Singer state."""
-        return self.partition_for()
-
-    @property
-    def label(self) -> str:
-        """How logs name the project: its name and id."""
-        return project_label(self.name, self.project_id)
-
-    @property
-    def received(self) -> int:
-        """Entries this run's read received, delivered or skipped."""
-        return self.read + self.unbookmarked
-
-    def advance(self, created: str) -> None:
-        """One item taken, created at ``created``: the bookmark moves to the newest."""
-        self.read += 1
-        if self.bookmark is None or created > self.bookmark:
-            self.bookmark = created
-
-    def save(self) -> None:
-        """Write the bookmark, name, count and re-read position into the state partition."""
-        if self.bookmark is None and (self.reread is None or not self.reread.resume_point()[0]):
-            return  # nothing read yet: no partition
-        partition = self.partition
-        if self.bookmark is not None:
-            partition["replication_key"] = "created_at"
-            partition[BOOKMARK] = self.bookmark
-        if self.name:
-            partition[NAME] = self.name
-        if self.counted is None:
-            partition.pop(COUNT, None)
-            partition.pop(COUNTED_BEFORE, None)
-        else:
-            partition[COUNT], partition[COUNTED_BEFORE] = self.counted, self.counted_before
-        if self.reread is None:
-            partition.pop(REREAD_FROM, None)
-            partition.pop(REREAD_ROWS, None)
-        else:
-            partition[REREAD_FROM], partition[REREAD_ROWS] = self.reread.resume_point()
-
-    def took(self, created: str) -> None:
-        """An item taken from the bookmark on: the bookmark moves; it may explain a surplus.
-
-        The first item at the bookmark's very instant is the one that set it, read again.
-        """
-        if created == self.start:
-            if self.at_start:
-                self.new_before_cut += 1
-            self.at_start += 1
-        elif self.start and created > self.start and created[:19] < (self.counted_before or ""):
-            self.new_before_cut += 1
-        self.advance(created)
-
-    def reread_covers_new(self) -> bool:
-        """The re-read passes the bookmark anyway: no read of new feedback before it."""
-        reread = self.reread
-        return reread is not None and (
-            self.bookmark is None or (reread.position or "") >= self.bookmark[:19]
-        )
-
-    def place_reread(self, created: str | None, scope_start: str | None, *, takes: bool) -> str:
-        """A re-read's item: ``drop``, ``emit`` (up to the bookmark), or ``new``.
-
-        ``new``: past the bookmark, so it moves the bookmark as new feedback does, when the
-        re-read ``takes`` new items (no read of new feedback of the project is under way)
-        and the run's read of new feedback did not take it (``new_read_to``).
-        """
-        assert self.reread is not None  # noqa: S101 - a re-read is read only then
-        if created is not None and scope_start and created < scope_start:
-            self.outside += created[:19] < scope_start[:19]  # not its own second: told
-            return "drop"
-        self.reread.advance(created)
-        upto = self.new_read_to or ""
-        if not takes or (created is not None and (created <= upto or created < (self.start or ""))):
-            if self.ordered:
-                self.save()
-            return "emit"
-        return "new"
-
-    def set_edit_mark(self, mark: str) -> None:
-        """Keep the edit scan's new mark."""
-        self.edit_mark = mark
-        self.partition[EDIT_MARK] = mark
-
-
-def saved_partitions(state: dict[str, t.Any], logger: logging.Logger) -> dict[str, dict]:
-    """The state's partition of each project (a project named twice: its later bookmark)."""
-    saved: dict[str, dict[str, t.Any]] = {}
-    for entry in state.get("partitions") or []:
-        pid = (entry.get("context") or {}).get("project_id") if isinstance(entry, dict) else None
-        if not isinstance(pid, str):
-            continue
-        if pid in saved:
-            saved[pid] = max(saved[pid], entry, key=lambda e: str(e.get(BOOKMARK) or ""))
-            logger.warning(
-                "The state names project %s twice (feedback); kept the later bookmark, %s",
-                pid,
-                saved[pid].get(BOOKMARK),
-            )
-        else:
-            saved[pid] = entry
-    state["partitions"] = list(saved.values())
-    return saved
 
 
 @dataclasses.dataclass
@@ -421,24 +214,32 @@ class Sweeps:
         state, settings = self.state, self.settings
         fewer, guarded = self._compare_counts(projects)
         self.held = (*gaps.held, *(reason for _, _, reason in guarded))
+        active, pending = state_version(state.get(ACTIVE)), state_version(state.get(PENDING))
         if not settings.capture_deletes:
             for project, outcome in fewer:
                 project.counted = outcome
+            if pending is not None:  # without versions, a sweep under way means nothing
+                state.pop(PENDING, None)
+                state.pop(SWEEP_STARTED, None)
+                for project in projects:
+                    project.reread = None
             return None
         now = format_timestamp(dt.datetime.now(dt.timezone.utc))
-        active, pending = state_version(state.get(ACTIVE)), state_version(state.get(PENDING))
         first_run = full_table or (
             active is None and pending is None and not any(p.bookmark for p in projects)
         )
         state.setdefault(SWEPT_AT, now)
         reasons = _why_sweep(gaps.gone, fewer + [(p, n) for p, n, _ in guarded])
+        if pending is None and state.get(SWEEP_AGAIN):
+            reasons.append("an item the last sweep had re-read was deleted during it")
         if not first_run and pending is None and self._sweep_due(state[SWEPT_AT], now):
             reasons.append(f"the last full sweep began at {state[SWEPT_AT]}")
         version: int | None = pending or active
         if first_run or (pending is not None and SWEEP_STARTED not in state):
-            # A first read, a full refresh, or a read begun by an older tap: all from the start.
-            version = pending or new_version(self.table_version, active)
-            if first_run:
+            # A first read, a full refresh, or a read begun by an older tap: all from the
+            # start, under a new version (rows of the old one may be gone from Usersnap).
+            version = new_version(self.table_version, max(active or 0, pending or 0) or None)
+            if active is None:
                 state[ACTIVE] = version
             self._start_sweep(projects, version, now)
         elif pending is not None:
@@ -451,34 +252,44 @@ class Sweeps:
             version = new_version(self.table_version, active)
             for project, outcome in fewer:
                 project.counted = outcome
+            state.pop(SWEEP_AGAIN, None)
             self._start_sweep(projects, version, now, reasons)
         return version
 
     def late(self, projects: list[ProjectState]) -> list[ProjectState]:
         """The projects whose count rose by more than the new items their read took there.
 
-        Those items became visible late: each such project is read again, now.
+        Those items became visible late: each such project is read again, now. A count that
+        rose by less than the new items hides a deletion: the count kept is what it would be
+        without one, so the next run finds it.
         """
         late = []
         for project in projects:
-            if project.surplus > project.new_before_cut:
-                self.stream.logger.info(
-                    "Project %s holds %d more items created before %s than the last run "
-                    "counted, %d of them new: feedback became visible late; reading the "
-                    "project again",
-                    project.label,
-                    project.surplus,
-                    project.counted_before,
-                    project.new_before_cut,
-                )
-                project.reread = Reread()  # a re-read under way may have passed them
-                project.finished.discard(REREAD)
-                late.append(project)
+            if project.counted is None or NEW not in project.finished:
+                continue
+            if project.surplus <= project.new_before_cut:
+                project.counted += project.new_before_cut
+                continue
+            reread = project.reread
+            fresh = reread is not None and reread.position is None and reread.before == 0
+            if fresh and REREAD in project.finished:
+                continue  # re-read from the start in this run, after the count: it had them
+            self.stream.logger.info(
+                "Project %s holds %d more items created before %s than the last run "
+                "counted, %d of them new: feedback became visible late; reading the "
+                "project again",
+                project.label,
+                project.surplus,
+                project.counted_before,
+                project.new_before_cut,
+            )
+            project.reread = Reread()  # a re-read under way may have passed them
+            project.finished.discard(REREAD)
+            late.append(project)
         return late
 
-    @staticmethod
     def _continue_sweep(
-        projects: list[ProjectState], fewer: list[tuple[ProjectState, int]]
+        self, projects: list[ProjectState], fewer: list[tuple[ProjectState, int]]
     ) -> None:
         """A pending sweep goes on; a new project joins it.
 
@@ -486,8 +297,9 @@ class Sweeps:
         again after the sweep.
         """
         for project, outcome in fewer:
-            if project.reread == Reread():
-                project.counted = outcome
+            if project.reread != Reread():  # it may have passed the deleted item already
+                self.state[SWEEP_AGAIN] = True
+            project.counted = outcome
         for project in projects:
             if project.bookmark is None and project.reread is None:
                 project.reread = Reread()
@@ -516,7 +328,7 @@ class Sweeps:
                 continue
             verdict = compare_counts(project, outcome, self.settings.max_delete_percent)
             if verdict == "more":
-                project.surplus, project.counted = outcome - (project.counted or 0), outcome
+                project.surplus = outcome - (project.counted or 0)
             elif verdict == "deleted":
                 fewer.append((project, outcome))
             elif verdict:
@@ -623,32 +435,50 @@ class Sweeps:
             or (project.reread is not None and REREAD in project.finished)
         ):
             counted = self.stream.count(project.project_id, self.scope_start, cut)
-        elif cut != before:
-            counted += self.stream.count(project.project_id, before, cut)
+        elif cut != before:  # at least the items delivered there, if some left meanwhile
+            counted += max(
+                self.stream.count(project.project_id, before, cut), project.new_after_cut
+            )
         project.counted, project.counted_before = counted, cut  # kept as they were on a failure
         return counted
 
     def _check_reread(self, project: ProjectState, expected: int | None) -> None:
         """A re-read that ended: done, unless it delivered fewer items than Usersnap counts.
 
-        ``expected``: the count up to the bookmark (None: the count failed).
+        ``expected``: the count up to the bookmark (None: the count failed). A re-read short
+        by the same number as the last one (within ``max_delete_percent``) is taken as
+        items Usersnap counts but never lists.
         """
         reread = project.reread
         assert reread is not None  # noqa: S101 - called for a re-read only
-        if expected is None or reread.delivered < expected:
-            self.report.deletes_held(
-                "feedback",
-                f"the re-read of project {project.project_id} delivered {reread.delivered} items "
-                + (
-                    "and Usersnap could not count them"
-                    if expected is None
-                    else f"where Usersnap counts {expected}"
-                )
-                + "; it starts again next run",
+        short = None if expected is None else expected - reread.delivered
+        if short is not None and (
+            short <= 0
+            or (
+                short == project.shortfall
+                and 100 * short <= self.settings.max_delete_percent * (expected or 0)
             )
-            project.reread = Reread()
-        else:
+        ):
+            if short > 0:
+                self.stream.logger.warning(
+                    "Usersnap counts %d more items of project %s than it lists, as at its last "
+                    "re-read: taken as items it counts but never lists",
+                    short,
+                    project.label,
+                )
             project.reread = None
+            return
+        self.report.deletes_held(
+            "feedback",
+            f"the re-read of project {project.project_id} delivered {reread.delivered} items "
+            + (
+                "and Usersnap could not count them"
+                if expected is None
+                else f"where Usersnap counts {expected}"
+            )
+            + "; it starts again next run",
+        )
+        project.reread, project.shortfall = Reread(), short
 
 
 def _why_sweep(gone: list[str], fewer: list[tuple[ProjectState, int]]) -> list[str]:

@@ -22,7 +22,6 @@ import collections
 import concurrent.futures
 import contextlib
 import datetime as dt
-import functools
 import queue
 import threading
 import typing as t
@@ -41,22 +40,7 @@ from tap_usersnap.client import (
     needs_text_check,
     read_envelope,
 )
-from tap_usersnap.deletes import (
-    BOOKMARK,
-    COUNT,
-    COUNTED_BEFORE,
-    EDIT_MARK,
-    NAME,
-    NEW,
-    REREAD,
-    REREAD_FROM,
-    REREAD_ROWS,
-    ProjectState,
-    Reread,
-    Sweeps,
-    saved_partitions,
-    scope_gaps,
-)
+from tap_usersnap.deletes import Sweeps, scope_gaps
 from tap_usersnap.records import (
     FUTURE_TOLERANCE,
     conform,
@@ -68,12 +52,19 @@ from tap_usersnap.records import (
     is_timestamp,
     normalise_timestamp,
     now_ceiling,
-    parse_timestamp,
     unusable_reason,
     whole_second,
 )
 from tap_usersnap.sdk_private import OwnBookmarks
 from tap_usersnap.settings import resolve_scope, setting_text
+from tap_usersnap.state import (
+    NEW,
+    REREAD,
+    ProjectState,
+    load_projects,
+    saved_partitions,
+    timestamp_from_state,
+)
 
 if t.TYPE_CHECKING:
     import requests
@@ -90,10 +81,6 @@ RUNAWAY_PAGES = 10
 #: Stream state keys: the pinned lower bound (null: all history) and the setting it came from.
 SCOPE_START, SCOPE_SETTING = "scope_start", "scope_setting"
 EDITS, MARK, COUNT_KIND = "edits", "mark", "count"
-
-
-class StateError(UsersnapError):
-    """A value in the state cannot be used; the user must correct or clear it."""
 
 
 class FeedbackStream(OwnBookmarks, UsersnapStream):
@@ -233,7 +220,15 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
         )
         ids = list(settings.project_ids) or [p["project_id"] for p in listing.projects]
         ids += [p for p in gaps.answering if p not in ids]
-        projects = self._load(state, ids, listing.names(), full_table)
+        projects = load_projects(
+            state,
+            ids,
+            listing.names(),
+            scope_start=self._scope_start,
+            full_table=full_table,
+            partition_for=lambda pid: self.get_context_state({"project_id": pid}),
+            logger=self.logger,
+        )
         # Each STATE holds every project's partition: one every max(100, projects) records
         # keeps the STATE a run writes within the size of its records, however many projects.
         self.STATE_MSG_FREQUENCY = max(type(self).STATE_MSG_FREQUENCY, len(projects))
@@ -327,7 +322,9 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
             raise error
         else:
             project.finished.add(read)
-            project.new_read_to = project.bookmark if read == NEW else project.new_read_to
+            if read == NEW or project.project_id not in self._reads_new:  # new feedback read
+                project.finished.add(NEW)
+                project.new_read_to = project.bookmark
             project.save()
             if not project.ordered:  # its bookmark was held back until now
                 self.write_state()
@@ -405,13 +402,7 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
         """
         workers = min(self.run.settings.concurrency, len(reads))
         if self.run.settings.concurrency == 1:  # one request at a time, in this thread
-            for project, read in reads:
-                try:
-                    yield from ((project, k, v) for k, v in self._read(project, read, scan))
-                except UsersnapError as error:
-                    yield project, "end", (read, error)
-                else:
-                    yield project, "end", (read, None)
+            yield from self._read_in_turn(reads, scan)
             return
         # Events go over in chunks of a page, so the queue's locks cost little per item.
         chunk_size = self.run.settings.page_size
@@ -421,11 +412,13 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
         pending = collections.deque(reads)
         stop, lock = threading.Event(), threading.Lock()
 
-        def put(chunk: list[tuple[ProjectState, str, t.Any]]) -> None:
+        def put(chunk: list[tuple[ProjectState, str, t.Any]]) -> bool:
+            """Hand a chunk to the emitter; False once the run ended (the reader stops)."""
             while not stop.is_set():
                 with contextlib.suppress(queue.Full):
                     arrived.put(chunk, timeout=0.2)
-                    return
+                    return True
+            return False
 
         def work() -> None:
             while not stop.is_set():
@@ -438,7 +431,8 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
                     for kind, value in self._read(project, read, scan):
                         chunk.append((project, kind, value))
                         if len(chunk) >= chunk_size:
-                            put(chunk)
+                            if not put(chunk):
+                                return
                             chunk = []
                 except Exception as error:  # the emitter decides what ends the run
                     put([*chunk, (project, "end", (read, error))])
@@ -465,6 +459,18 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
                     yield event
         finally:
             stop.set()
+
+    def _read_in_turn(
+        self, reads: list[tuple[ProjectState, str]], scan: bool
+    ) -> t.Iterator[tuple[ProjectState, str, t.Any]]:
+        """What :meth:`_interleave` yields, one read after another in this thread."""
+        for project, read in reads:
+            try:
+                yield from ((project, k, v) for k, v in self._read(project, read, scan))
+            except UsersnapError as error:
+                yield project, "end", (read, error)
+            else:
+                yield project, "end", (read, None)
 
     def _read(self, project: ProjectState, read: str, scan: bool) -> t.Iterator[tuple[str, t.Any]]:
         """One read's events: the edit scan's and new feedback, or the project's re-read.
@@ -603,7 +609,7 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
             scope = resolve_scope(settings, dt.datetime.now(dt.timezone.utc))
             state[SCOPE_START], state[SCOPE_SETTING] = scope, setting
             return scope
-        pinned = _timestamp_from_state(state.get(SCOPE_START), "the feedback stream", SCOPE_START)
+        pinned = timestamp_from_state(state.get(SCOPE_START), "the feedback stream", SCOPE_START)
         if state.get(SCOPE_SETTING) != setting:
             self.logger.warning(
                 "The feedback scope setting changed from %s to %s: the tap keeps reading from "
@@ -615,81 +621,3 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
                 pinned or "the beginning of history",
             )
         return pinned
-
-    def _load(
-        self, state: dict[str, t.Any], ids: list[str], names: dict[str, str], full_table: bool
-    ) -> dict[str, ProjectState]:
-        """Every project's progress from state, checked; a project named twice merged."""
-        saved = saved_partitions(state, self.logger)
-        legacy = None
-        if state.get(BOOKMARK) and state.get("replication_key", "created_at") == "created_at":
-            legacy = _timestamp_from_state(state[BOOKMARK], "the feedback stream", BOOKMARK)
-            self.logger.info(
-                "The state holds a stream-level bookmark, %s (an older layout): every project "
-                "is read from it unless it has a bookmark of its own",
-                legacy,
-            )
-        projects = {}
-        now = dt.datetime.now(dt.timezone.utc)
-        for pid in ids:
-            entry = saved.get(pid) or {}
-            where = f"feedback project {pid}"
-            bookmark = _timestamp_from_state(entry.get(BOOKMARK), where, BOOKMARK) or legacy
-            if bookmark and parse_timestamp(bookmark) > now + FUTURE_TOLERANCE:
-                self.logger.warning(
-                    "The state's bookmark of project %s, %s, is in the future: no feedback "
-                    "created before it will be read for this project. Correct or clear the "
-                    "state if wrong",
-                    pid,
-                    bookmark,
-                )
-            if full_table:
-                bookmark = None
-            count, cut = entry.get(COUNT), entry.get(COUNTED_BEFORE)
-            counted = type(count) is int and isinstance(cut, str) and len(cut) == 19  # noqa: PLR2004
-            starts = [m for m in (bookmark, self._scope_start) if m]
-            saved_name = entry.get(NAME) if isinstance(entry.get(NAME), str) else None
-            name = names.get(pid) or saved_name or ""
-            project = ProjectState(
-                project_id=pid,
-                name=name,
-                bookmark=bookmark,
-                edit_mark=_timestamp_from_state(entry.get(EDIT_MARK), where, EDIT_MARK),
-                start=max(starts) if starts else None,
-                partition_for=functools.partial(self.get_context_state, {"project_id": pid}),
-                counted=count if counted and is_timestamp(cut) and not full_table else None,
-                counted_before=cut if counted and not full_table else None,
-            )
-            if REREAD_FROM in entry and not full_table:
-                position = _timestamp_from_state(entry[REREAD_FROM], where, REREAD_FROM)
-                before = entry.get(REREAD_ROWS)
-                project.reread = Reread(
-                    position[:19] if position else None, before if type(before) is int else 0
-                )
-            if saved_name and name != saved_name:
-                self.logger.info(
-                    "Project %s was renamed (it was %r): its feedback is read again, so that "
-                    "every row carries the new name",
-                    project.label,
-                    saved_name,
-                )
-                project.reread = Reread()
-            projects[pid] = project
-        return projects
-
-
-def _timestamp_from_state(value: t.Any, where: str, key: str) -> str | None:
-    """A timestamp from state in the bookmark format; None if absent.
-
-    Raises:
-        StateError: It is not an ISO 8601 timestamp (names the project and the value).
-    """
-    if value is None or value == "":
-        return None
-    if not is_timestamp(value):
-        msg = (
-            f"The state of {where} holds an unusable {key}: {str(value)[:60]!r} is not an ISO "
-            "8601 timestamp. Correct it or clear the state (meltano state clear <state id>)"
-        )
-        raise StateError(msg)
-    return normalise_timestamp(value)

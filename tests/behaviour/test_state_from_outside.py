@@ -19,8 +19,8 @@ from harness.reliability import (
     FaultScenario,
 )
 from harness.singer_run import bookmarks, run_cli, run_sync
-from tap_usersnap.feedback import StateError
 from tap_usersnap.records import format_timestamp
+from tap_usersnap.state import StateError
 
 if t.TYPE_CHECKING:
     from fake_usersnap import FakeUsersnap
