@@ -1,7 +1,8 @@
-"""Review probes for the deletes / late-arrivals model (commits e5e35a2, 4c42af7).
+"""Hard cases of deletes and late items: runs cut short, old states, odd counts, shards.
 
-Each probe drives the tap in-process through both model warehouses (see ``Run``). Probes
-marked BUG fail on main and name the defect; the others pass and guard a case worth keeping.
+Each test drives the tap in-process through both model warehouses (see ``Run``): after it,
+no live row is lost and what Usersnap deleted is gone (or, where marked, waits for the
+periodic sweep: a known limit).
 """
 
 from __future__ import annotations
@@ -45,15 +46,11 @@ def live_everywhere(run: Run, feedback_id: str) -> bool:
     return any(feedback_id in w.ids("feedback", "feedback_id") for w in run.warehouses)
 
 
-# --------------------------------------------------------------------------- BUG probes
-
-
-def test_bug_full_table_run_cut_short_then_incremental_retires_live_rows(
+def test_a_full_table_run_cut_short_then_an_incremental_one_retires_no_live_row(
     fake: FakeUsersnap, sleeps: list[float]
 ) -> None:
-    """BUG: a FULL_TABLE run that dies leaves PENDING (and ACTIVE) = v2 with no re-read
-    position for the projects it never reached; the next INCREMENTAL run continues the
-    "sweep", finds nothing unread and activates v2: those projects' v1 rows are retired."""
+    """A FULL_TABLE run that dies marks every project for the sweep: the next incremental
+    run re-reads those it never reached before anything is activated."""
     run = Run(fake)
     run()
     project_c = list(fake.projects)[2]
@@ -65,12 +62,11 @@ def test_bug_full_table_run_cut_short_then_incremental_retires_live_rows(
     run.assert_no_live_row_lost()
 
 
-def test_bug_late_item_lost_when_the_run_dies_after_the_count_rose(
+def test_a_late_item_arrives_even_when_the_run_that_counted_it_dies(
     fake: FakeUsersnap, sleeps: list[float]
 ) -> None:
-    """BUG: the count that rose is saved as the new baseline (``_compare_counts``) before
-    the late re-read runs; a run that dies in between (another project's 503) loses the
-    late item for good: no later run sees a surplus."""
+    """A count that rose stays the baseline only once the late re-read is done: a run that
+    dies in between leaves the surplus for the next run to find."""
     run = Run(fake)
     run()
     project_a, _, project_c = list(fake.projects)
@@ -85,12 +81,11 @@ def test_bug_late_item_lost_when_the_run_dies_after_the_count_rose(
     run.assert_live_rows_are_usersnaps()
 
 
-def test_bug_deletion_of_an_item_a_resumed_sweep_already_passed_is_never_applied(
+def test_a_deletion_a_resumed_sweep_already_passed_is_applied_by_the_next_sweep(
     fake: FakeUsersnap, sleeps: list[float]
 ) -> None:
-    """BUG: a sweep dies after re-reading project A; an A item it passed is then deleted.
-    The resumed run finishes A's re-read, takes the full count (without the item) as the
-    baseline and activates the version the item's row carries: the row stays for good."""
+    """A sweep dies after re-reading project A; an A item it passed is then deleted: the
+    resumed sweep ends, and the next run sweeps again and retires the row."""
     run = Run(fake)
     run()
     project_a, project_b, project_c = list(fake.projects)
@@ -109,11 +104,11 @@ def test_bug_deletion_of_an_item_a_resumed_sweep_already_passed_is_never_applied
     reason="known limit: a first read cut short leaves no count to compare, so a deletion "
     "among items it already delivered waits for the periodic sweep (sweep_days)",
 )
-def test_bug_deletion_during_a_first_run_cut_short_is_never_applied(
+def test_a_deletion_during_a_first_run_cut_short_waits_for_the_periodic_sweep(
     fake: FakeUsersnap, sleeps: list[float]
 ) -> None:
-    """BUG (same root as above): the first run dies after project A; an A item is deleted;
-    the resumed run's full count becomes A's baseline, so the deletion is never seen."""
+    """The first run dies after project A; an A item is deleted: no count exists yet to
+    see it, so the row waits for the periodic sweep (a known limit)."""
     run = Run(fake)
     project_a, _, project_c = list(fake.projects)
     fail_filter_of(fake, project_c, skip=1)
@@ -125,12 +120,11 @@ def test_bug_deletion_during_a_first_run_cut_short_is_never_applied(
     assert not live_everywhere(run, gone["feedback_id"])
 
 
-def test_bug_new_item_deleted_while_the_run_is_still_going_is_never_applied(
+def test_a_new_item_deleted_while_the_run_goes_on_leaves_at_the_next_run(
     fake: FakeUsersnap,
 ) -> None:
-    """BUG: spam delivered by a run and deleted before that run's recount (a run's end
-    comes minutes later on a big account): ``_recount`` adds count(old cut, new cut),
-    which no longer holds it, so the baseline never shows it and the row stays."""
+    """Spam delivered by a run and deleted before that run's end: the next count must be
+    at least what was delivered, so the next run sees one fewer and retires it."""
     run = Run(fake)
     run()
     project_a = next(iter(fake.projects))
@@ -149,12 +143,11 @@ def test_bug_new_item_deleted_while_the_run_is_still_going_is_never_applied(
     assert not live_everywhere(run, spam["feedback_id"])
 
 
-def test_bug_turning_capture_deletes_off_mid_sweep_retires_live_rows_later(
+def test_turning_capture_deletes_off_mid_sweep_retires_no_live_row_later(
     fake: FakeUsersnap, sleeps: list[float]
 ) -> None:
-    """BUG: with a sweep pending, a run with capture_deletes false still finishes the
-    re-reads (positions load regardless) but emits them unversioned; turned back on, the
-    next run activates the pending version and target-postgres retires every unset row."""
+    """With capture_deletes off, a pending sweep is dropped: turned back on, no version
+    is activated that the unversioned rows would fall to."""
     run = Run(fake)
     run()
     _, project_b, project_c = list(fake.projects)
@@ -170,10 +163,9 @@ def test_bug_turning_capture_deletes_off_mid_sweep_retires_live_rows_later(
     run.assert_no_live_row_lost()
 
 
-def test_bug_a_count_above_the_list_blocks_every_sweep_for_good(fake: FakeUsersnap) -> None:
-    """BUG: a count 2 above what the list gives (constant, as the issue's 'both directions'
-    asks) makes ``_check_reread`` restart that project's re-read every run: the first read
-    and every later sweep never activate, so no deletion anywhere is ever applied."""
+def test_a_count_above_the_list_holds_one_sweep_not_every_one(fake: FakeUsersnap) -> None:
+    """A count 2 above what the list gives, the same at two re-reads in a row, is taken as
+    items counted but never listed: the sweep ends and the deletion elsewhere applies."""
     project_a, project_b, _ = list(fake.projects)
 
     def plus_two(envelope: dict, request: t.Any) -> dict:
@@ -192,11 +184,9 @@ def test_bug_a_count_above_the_list_blocks_every_sweep_for_good(fake: FakeUsersn
     run.assert_live_rows_are_usersnaps()
 
 
-def test_bug_a_new_item_in_the_bookmark_s_second_masks_a_deletion(fake: FakeUsersnap) -> None:
-    """BUG: the count up to the old cut gains a new item created in the bookmark's second
-    and loses a deleted one: equal, so no sweep. The read then explains the new item
-    (``new_before_cut`` = 1) but nothing compares the count with ``saved + new_before_cut``,
-    so the deletion is hidden until the periodic sweep (7 days by default)."""
+def test_a_new_item_in_the_bookmark_s_second_does_not_mask_a_deletion(fake: FakeUsersnap) -> None:
+    """A new item in the bookmark's second and a deleted one leave the count equal: the
+    read explains the new item, so the next run sees the deletion."""
     run = Run(fake)
     run()
     project_a = next(iter(fake.projects))
@@ -211,11 +201,11 @@ def test_bug_a_new_item_in_the_bookmark_s_second_masks_a_deletion(fake: FakeUser
     assert not live_everywhere(run, gone["feedback_id"])
 
 
-def test_bug_a_deletion_and_a_late_item_in_one_run_re_read_the_late_project_twice(
+def test_a_deletion_and_a_late_item_in_one_run_re_read_the_late_project_once(
     fake: FakeUsersnap,
 ) -> None:
-    """BUG (cost): a deletion in A starts a sweep that re-reads B in full; B's late item
-    then makes ``late()`` re-read B in full a second time in the same run."""
+    """A deletion in A starts a sweep that re-reads B in full; B's late item, counted
+    before that re-read began, costs no second re-read."""
     run = Run(fake)
     run()
     project_a, project_b, _ = list(fake.projects)
@@ -236,14 +226,12 @@ def test_bug_a_deletion_and_a_late_item_in_one_run_re_read_the_late_project_twic
     assert (len(emitted), len(from_start)) == (1, 1)
 
 
-def test_bug_an_older_tap_s_pending_read_is_redone_under_the_same_version(
+def test_an_older_tap_s_pending_read_is_redone_under_a_new_version(
     fake: FakeUsersnap,
 ) -> None:
-    """BUG: an older tap's state (deletes_pending_version P, no sweep_started_at; here its
-    cut-short read had already emitted the rows under P) is re-read from the start under P
-    again: a row emitted under P and deleted since is never retired (and the full recount
-    absorbs the deletion). Same for a FULL_TABLE run after one cut short (``version =
-    pending or ...``): a read that starts every project from scratch must take a new version."""
+    """An older tap's pending read (no sweep_started_at), and a FULL_TABLE run after one
+    cut short, start every project from scratch under a new version: a row emitted under
+    the old pending version and deleted since is retired."""
     run = Run(fake)
     run()
     state = copy.deepcopy(run.saved)
@@ -258,12 +246,11 @@ def test_bug_an_older_tap_s_pending_read_is_redone_under_the_same_version(
     assert not live_everywhere(run, gone["feedback_id"])
 
 
-def test_bug_full_table_resumed_after_a_cut_short_run_keeps_a_deleted_row(
+def test_full_table_after_a_cut_short_run_retires_a_deleted_row(
     fake: FakeUsersnap, sleeps: list[float]
 ) -> None:
-    """BUG (same root): FULL_TABLE run cut short after A; an A item deleted; the next
-    FULL_TABLE run re-reads everything under the same pending version and activates it:
-    the deleted row (already at that version) stays until yet another FULL_TABLE run."""
+    """FULL_TABLE run cut short after A; an A item deleted: the next FULL_TABLE run's new
+    version retires it."""
     catalog = full_table_catalog(fake)
     run = Run(fake)
     run(catalog)
@@ -276,10 +263,7 @@ def test_bug_full_table_resumed_after_a_cut_short_run_keeps_a_deleted_row(
     assert not live_everywhere(run, gone["feedback_id"])
 
 
-# --------------------------------------------------------------------------- guards (pass)
-
-
-def test_guard_a_sweep_with_a_late_item_and_new_feedback_read_four_at_once(
+def test_a_sweep_with_a_late_item_and_new_feedback_read_four_at_once(
     empty_fake: FakeUsersnap, read_ahead: None
 ) -> None:
     fake = empty_fake
@@ -303,7 +287,7 @@ def test_guard_a_sweep_with_a_late_item_and_new_feedback_read_four_at_once(
     run.assert_live_rows_are_usersnaps()
 
 
-def test_guard_a_late_item_while_a_sweep_is_pending_arrives_and_the_sweep_ends(
+def test_a_late_item_while_a_sweep_is_pending_arrives_and_the_sweep_ends(
     fake: FakeUsersnap, sleeps: list[float]
 ) -> None:
     run = Run(fake)
@@ -321,7 +305,7 @@ def test_guard_a_late_item_while_a_sweep_is_pending_arrives_and_the_sweep_ends(
     run.assert_live_rows_are_usersnaps()
 
 
-def test_guard_a_project_refused_during_a_sweep_holds_it_and_it_ends_once_lifted(
+def test_a_project_refused_during_a_sweep_holds_it_and_it_ends_once_lifted(
     fake: FakeUsersnap,
 ) -> None:
     run = Run(fake)
@@ -352,7 +336,7 @@ def test_guard_a_project_refused_during_a_sweep_holds_it_and_it_ends_once_lifted
     ],
     ids=lambda h: ",".join(f"{k}={v!r}" for k, v in h.items()),
 )
-def test_guard_hostile_partition_values_neither_crash_nor_lose_rows(
+def test_hostile_partition_values_neither_crash_nor_lose_rows(
     fake: FakeUsersnap, hostile: dict[str, t.Any]
 ) -> None:
     run = Run(fake)
@@ -379,7 +363,7 @@ def test_guard_hostile_partition_values_neither_crash_nor_lose_rows(
     ],
     ids=["bad versions", "bad sweep times", "old pending and active"],
 )
-def test_guard_odd_or_old_stream_values_neither_crash_nor_lose_rows(
+def test_odd_or_old_stream_values_neither_crash_nor_lose_rows(
     fake: FakeUsersnap, stream_values: dict[str, t.Any]
 ) -> None:
     run = Run(fake)
@@ -402,7 +386,7 @@ def test_guard_odd_or_old_stream_values_neither_crash_nor_lose_rows(
     run.assert_live_rows_are_usersnaps()
 
 
-def test_guard_an_old_model_state_counted_to_the_bookmark_s_second(fake: FakeUsersnap) -> None:
+def test_an_old_model_state_counted_to_the_bookmark_s_second(fake: FakeUsersnap) -> None:
     """The previous model saved counted_before = the bookmark's own second."""
     run = Run(fake)
     run()
@@ -424,7 +408,7 @@ def test_guard_an_old_model_state_counted_to_the_bookmark_s_second(fake: FakeUse
     run.assert_live_rows_are_usersnaps()
 
 
-def test_guard_capture_deletes_off_still_delivers_late_items(fake: FakeUsersnap) -> None:
+def test_capture_deletes_off_still_delivers_late_items(fake: FakeUsersnap) -> None:
     run = Run(fake, capture_deletes=False)
     run()
     project_a = next(iter(fake.projects))
@@ -436,7 +420,7 @@ def test_guard_capture_deletes_off_still_delivers_late_items(fake: FakeUsersnap)
     assert {m.get("version") for m in record_messages(second)} == {None}
 
 
-def test_guard_a_project_ids_shard_sweeps_only_its_projects(fake: FakeUsersnap) -> None:
+def test_a_project_ids_shard_sweeps_only_its_projects(fake: FakeUsersnap) -> None:
     shard = list(fake.projects)[:2]
     run = Run(fake, project_ids=shard)
     run()
@@ -449,7 +433,7 @@ def test_guard_a_project_ids_shard_sweeps_only_its_projects(fake: FakeUsersnap) 
     assert {p["context"]["project_id"] for p in feedback_state(run)["partitions"]} == set(shard)
 
 
-def test_guard_nothing_changed_after_a_sweep_and_a_late_re_read_costs_four_a_project(
+def test_nothing_changed_after_a_sweep_and_a_late_re_read_costs_four_a_project(
     fake: FakeUsersnap,
 ) -> None:
     run = Run(fake)
@@ -468,7 +452,7 @@ def test_guard_nothing_changed_after_a_sweep_and_a_late_re_read_costs_four_a_pro
     assert ACTIVE in feedback_state(run)
 
 
-def test_guard_full_table_every_run_mirrors_usersnap(fake: FakeUsersnap, read_ahead: None) -> None:
+def test_full_table_every_run_mirrors_usersnap(fake: FakeUsersnap, read_ahead: None) -> None:
     catalog = full_table_catalog(fake)
     run = Run(fake)
     run.config["concurrency"] = 3
