@@ -38,6 +38,7 @@ if t.TYPE_CHECKING:
     import logging
 
     from tap_usersnap.report import RunReport
+    from tap_usersnap.settings import Settings
 
 #: Stream state keys: the version the rows carry, a sweep's not yet activated, when that
 #: sweep began, and when the last activated one began (the next is due ``sweep_days`` on).
@@ -178,26 +179,13 @@ class FeedbackCounts(t.Protocol):
         ...
 
 
-class SweepSettings(t.Protocol):
-    """The settings a sweep follows."""
-
-    @property
-    def capture_deletes(self) -> bool: ...  # noqa: D102
-    @property
-    def max_delete_percent(self) -> int: ...  # noqa: D102
-    @property
-    def sweep_days(self) -> int: ...  # noqa: D102
-    @property
-    def project_ids(self) -> tuple[str, ...]: ...  # noqa: D102
-
-
 class Sweeps:
     """One run's count checks of the feedback stream, its re-reads, sweeps and versions."""
 
     def __init__(
         self,
         stream: FeedbackCounts,
-        settings: SweepSettings,
+        settings: Settings,
         report: RunReport,
         *,
         scope_start: str | None,
