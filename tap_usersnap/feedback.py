@@ -308,7 +308,7 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
         project.newest = max(created, project.newest)
         project.took(created)
         if project.ordered:
-            project.save()
+            project.save_position()
         if project.read % self.run.settings.page_size == 0:
             self._check_runaway(project)
             self.run.report.progress(project.label, project.read, project.counted)

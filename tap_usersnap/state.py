@@ -183,6 +183,15 @@ class ProjectState:
         else:
             partition[SHORT] = self.shortfall
 
+    def save_position(self) -> None:
+        """Write where the reads got to, after each item (:meth:`save` writes the rest)."""
+        partition = self.partition
+        if self.bookmark is not None:
+            partition["replication_key"] = "created_at"
+            partition[BOOKMARK] = self.bookmark
+        if self.reread is not None:
+            partition[REREAD_FROM], partition[REREAD_ROWS] = self.reread.resume_point()
+
     def took(self, created: str) -> None:
         """An item taken from the bookmark on: the bookmark moves; it may explain a surplus.
 
@@ -220,7 +229,7 @@ class ProjectState:
         upto = self.new_read_to or ""
         if not takes or (created is not None and (created <= upto or created < (self.start or ""))):
             if self.ordered:
-                self.save()
+                self.save_position()
             return "emit"
         return "new"
 
