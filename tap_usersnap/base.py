@@ -20,10 +20,11 @@ from http import HTTPStatus
 from urllib.parse import parse_qs, urlsplit
 
 import requests
+from singer_sdk.contrib.msgspec import MsgSpecWriter, encoder
 from singer_sdk.exceptions import AbortedSyncExceptionBase, RetriableAPIError
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import RemoveRecordTransform
-from singer_sdk.singerlib import ActivateVersionMessage
+from singer_sdk.singerlib import ActivateVersionMessage, RecordMessage
 from singer_sdk.streams import RESTStream
 from typing_extensions import override
 
@@ -58,11 +59,12 @@ from tap_usersnap.client import (
 )
 from tap_usersnap.records import MAX_QUOTED, Shape, conform, fit_flattened, schema_of
 from tap_usersnap.report import RunReport, project_label
-from tap_usersnap.sdk_private import set_record_version
+from tap_usersnap.sdk_private import OwnRecordMessages
 
 if t.TYPE_CHECKING:
     from singer_sdk import Tap
     from singer_sdk.helpers.types import Context
+    from singer_sdk.singerlib.encoding.simple import Message
 
     from tap_usersnap.settings import Settings
 
@@ -133,6 +135,39 @@ class Run:
         )
 
 
+#: RECORD lines go to stdout in blocks of about this many bytes.
+BLOCK_BYTES = 64 * 1024
+
+
+class RecordsInBlocksWriter(MsgSpecWriter):
+    """The SDK's msgspec writer, writing RECORD lines to stdout in blocks, not one by one.
+
+    stdout may be unbuffered (``PYTHONUNBUFFERED``), a system call per write. A block goes
+    out once it passes :data:`BLOCK_BYTES`, before any other message (then flushed: no STATE
+    is seen before the records it covers), and before a failure ends the run.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.block = bytearray()
+
+    @override
+    def write_message(self, message: Message) -> None:
+        encoder.encode_into(message.to_dict(), self.block, -1)
+        self.block += b"\n"
+        if len(self.block) >= BLOCK_BYTES or not isinstance(message, RecordMessage):
+            self.write_block()
+
+    def write_block(self) -> None:
+        """Write out the block, every byte (a raw stdout may take a part), and flush."""
+        out, written = sys.stdout.buffer, 0
+        with memoryview(self.block) as view:
+            while written < len(view):
+                written += out.write(view[written:])
+        self.block.clear()
+        sys.stdout.flush()
+
+
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
@@ -151,7 +186,7 @@ class ExplainedFailures(logging.Filter):
         return not (explained and record.levelno >= logging.ERROR)
 
 
-class UsersnapStream(RESTStream[str | None]):
+class UsersnapStream(OwnRecordMessages, RESTStream[str | None]):
     """What every Usersnap stream shares: the run's auth, session, answers, retries, pages.
 
     A stream names ``records_key`` (the list inside ``data``) and conforms each record to
@@ -187,7 +222,7 @@ class UsersnapStream(RESTStream[str | None]):
 
     def use_table_version(self, version: int | None) -> None:
         """Make every RECORD from now on carry ``version`` (see :mod:`~tap_usersnap.deletes`)."""
-        set_record_version(self, version)
+        self.record_version = version
 
     def activate_version(self, version: int | None) -> None:
         """ACTIVATE_VERSION after this run's records, for every stream map that keeps them."""
@@ -197,6 +232,10 @@ class UsersnapStream(RESTStream[str | None]):
             if not isinstance(stream_map, RemoveRecordTransform):
                 message = ActivateVersionMessage(stream=stream_map.stream_alias, version=version)
                 self.singer_tap.write_message(message)
+
+    def write_records_out(self) -> None:
+        """The RECORDs held in the writer's block out now (a failure is about to end the run)."""
+        t.cast("RecordsInBlocksWriter", self.singer_tap.message_writer).write_block()
 
     def write_state(self) -> None:
         """A STATE message with the tap's whole state (every record before it is out)."""

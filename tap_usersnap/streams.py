@@ -190,7 +190,11 @@ class ProjectAssigneesStream(FullTableStream):
                 )
         workers = max(1, min(self.run.settings.concurrency, len(projects)))
         with concurrent.futures.ThreadPoolExecutor(workers, "assignees") as pool:
-            yield from (r for records in pool.map(self._assignees, projects) for r in records)
+            try:
+                yield from (r for records in pool.map(self._assignees, projects) for r in records)
+            except Exception:
+                self.write_records_out()  # the projects' before the failure
+                raise
 
     def _assignees(self, project: dict[str, t.Any]) -> list[dict[str, t.Any]]:
         label = project_label(project.get("name"), project["project_id"])

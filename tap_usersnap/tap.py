@@ -8,12 +8,11 @@ import json
 import sys
 import typing as t
 
-from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.helpers.capabilities import PluginCapabilities
-from singer_sdk.singerlib import Metadata, RecordMessage
+from singer_sdk.singerlib import Metadata
 from typing_extensions import override
 
-from tap_usersnap.base import Run, UsersnapStream
+from tap_usersnap.base import RecordsInBlocksWriter, Run, UsersnapStream
 from tap_usersnap.client import (
     Clock,
     InterruptedRunError,
@@ -31,24 +30,8 @@ if t.TYPE_CHECKING:
     import click
     from singer_sdk.helpers.capabilities import CapabilitiesEnum
     from singer_sdk.singerlib import Catalog
-    from singer_sdk.singerlib.encoding.simple import Message
 
 AUTOMATIC = Metadata.InclusionType.AUTOMATIC
-
-
-class RecordsInBlocksWriter(MsgSpecWriter):
-    """The SDK's msgspec writer, flushing stdout only before a message that is no RECORD.
-
-    Records then reach the target in the blocks of stdout's buffer instead of a system call
-    each; a STATE (or any other message) flushes them first, so no STATE is ever seen before
-    the records it covers.
-    """
-
-    @override
-    def write_message(self, message: Message) -> None:
-        sys.stdout.buffer.write(self.format_message(message))
-        if not isinstance(message, RecordMessage):
-            sys.stdout.flush()
 
 
 class TapUsersnap(TapHooks):
