@@ -38,13 +38,7 @@ from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 from singer_sdk.pagination import BaseAPIPaginator
 from typing_extensions import override
 
-from tap_usersnap.records import (
-    MAX_QUOTED,
-    body_needs_text_check,
-)
-
-if t.TYPE_CHECKING:
-    pass
+from tap_usersnap.records import MAX_QUOTED
 
 LOGGER = logging.getLogger("tap-usersnap")
 #: Seconds to wait for a connection.
@@ -65,6 +59,7 @@ MAX_BODY_DEPTH = 96
 TOO_DEEP = "[removed by tap-usersnap: nested too deep to store]"
 _TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 _API_KEY_IN_PATH = re.compile(r"(/projects/)[^/]+(/assignees)$")
+_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
 
 class UsersnapError(FatalAPIError):
@@ -310,12 +305,15 @@ def read_envelope(response: requests.Response) -> dict[str, t.Any]:
 
 
 def needs_text_check(response: requests.Response) -> bool:
-    """The page may hold a NUL or a lone surrogate: read leniently, or such an escape in it.
+    r"""The page may hold a NUL or a lone surrogate: read leniently, or a ``\u0000`` in it.
 
-    Msgspec's strict reading holds no lone surrogate, and a NUL only as an escape.
+    Msgspec's strict reading refuses a lone surrogate, and JSON sends a NUL only escaped (an
+    escaped backslash before ``u0000`` is text).
     """
     read_envelope(response)
-    return not response.__dict__["usersnap_strict"] or body_needs_text_check(response.content)
+    content = response.content
+    strict = response.__dict__["usersnap_strict"]
+    return not strict or (b"\\u0000" in content and _NUL_ESCAPE.search(content) is not None)
 
 
 def _decode(content: bytes, response: requests.Response) -> t.Any:
