@@ -144,7 +144,8 @@ class RecordsInBlocksWriter(MsgSpecWriter):
 
     stdout may be unbuffered (``PYTHONUNBUFFERED``), a system call per write. A block goes
     out once it passes :data:`BLOCK_BYTES`, before any other message (then flushed: no STATE
-    is seen before the records it covers), and before a failure ends the run.
+    is seen before the records it covers), whenever the tap writes its state (the SDK skips
+    a STATE equal to the last), before a failure ends the run, and at the run's end.
     """
 
     def __init__(self) -> None:
@@ -160,6 +161,8 @@ class RecordsInBlocksWriter(MsgSpecWriter):
 
     def write_block(self) -> None:
         """Write out the block, every byte (a raw stdout may take a part), and flush."""
+        if not self.block:
+            return
         out, written = sys.stdout.buffer, 0
         with memoryview(self.block) as view:
             while written < len(view):
@@ -234,12 +237,16 @@ class UsersnapStream(OwnRecordMessages, RESTStream[str | None]):
                 self.singer_tap.write_message(message)
 
     def write_records_out(self) -> None:
-        """The RECORDs held in the writer's block out now (a failure is about to end the run)."""
+        """The RECORDs held in the writer's block out now (a failure may end the run next)."""
         t.cast("RecordsInBlocksWriter", self.singer_tap.message_writer).write_block()
 
     def write_state(self) -> None:
-        """A STATE message with the tap's whole state (every record before it is out)."""
+        """A STATE message with the tap's whole state, and every record before it out.
+
+        The SDK writes no STATE equal to the last one, so the records are written out here.
+        """
         self.singer_tap.state_writer.write_state(self.singer_tap.state)
+        self.write_records_out()
 
     def stop_if_signalled(self) -> None:
         """After SIGTERM or SIGINT: the state reached as the last message, then stop.

@@ -106,6 +106,7 @@ class TapUsersnap(TapHooks):
         ACTIVATE_VERSION for the full-table streams only when no project may be missing: a
         refused project's rows were not re-sent, so activating would retire them.
         """
+        t.cast("RecordsInBlocksWriter", self.message_writer).write_block()  # the last stream's
         run, report = self.run, self.run.report
         projects = t.cast("ProjectsStream", self.streams["projects"])
         assignees = t.cast("ProjectAssigneesStream", self.streams["project_assignees"])
