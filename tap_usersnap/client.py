@@ -197,8 +197,8 @@ class DeadlineAdapter(HTTPAdapter):
     """Each whole answer within ``request_timeout``, and at most :data:`MAX_BODY_BYTES` long.
 
     ``requests`` times out each socket read, so a body sent a byte a second would never time
-    out: a timer shuts the socket at the deadline. The body is read in chunks as it
-    inflates, so a compressed bomb never fills memory.
+    out: the body is read one socket read at a time, each allowed only what is left until
+    the deadline. It is read in chunks as it inflates, so a compressed bomb never fills memory.
     """
 
     def __init__(self, total_seconds: float, max_body_bytes: int = MAX_BODY_BYTES) -> None:
@@ -212,20 +212,14 @@ class DeadlineAdapter(HTTPAdapter):
         deadline = time.monotonic() + self.total_seconds
         response = super().send(request, stream=True, **kwargs)
         sock = getattr(getattr(response.raw, "connection", None), "sock", None)
-        fired = threading.Event()
-
-        def shut() -> None:
-            fired.set()
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)  # type: ignore[union-attr]
-
-        timer = threading.Timer(max(0.0, deadline - time.monotonic()), shut)
-        timer.daemon = True
-        if sock is not None:
-            timer.start()
-        body = bytearray()
+        body, late = bytearray(), False
         try:
-            for chunk in response.raw.stream(64 * 1024, decode_content=True):
+            while not (late := time.monotonic() >= deadline):
+                if sock is not None:
+                    sock.settimeout(max(deadline - time.monotonic(), 0.001))
+                chunk = response.raw.read1(64 * 1024, decode_content=True)
+                if not chunk:
+                    break
                 body += chunk
                 if len(body) > self.max_body_bytes:
                     response.close()
@@ -238,14 +232,12 @@ class DeadlineAdapter(HTTPAdapter):
                     )
                     raise RetriableAPIError(msg, response)
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            if fired.is_set():
+            if isinstance(exc, urllib3.exceptions.TimeoutError | TimeoutError):
                 raise self._too_slow(request) from exc
             if isinstance(exc, urllib3.exceptions.DecodeError):
                 raise requests.exceptions.ContentDecodingError(exc, request=request) from exc
             raise requests.exceptions.ChunkedEncodingError(exc, request=request) from exc
-        finally:
-            timer.cancel()
-        if fired.is_set():
+        if late:
             raise self._too_slow(request)
         response.raw = io.BytesIO(bytes(body))  # read already, decompressed
         return response
