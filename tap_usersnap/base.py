@@ -43,7 +43,6 @@ from tap_usersnap.client import (
     ProjectRefusedError,
     RateLimitedError,
     RateLimitGate,
-    SystemClock,
     TokenRejectedError,
     UsersnapError,
     api_error_text,
@@ -341,7 +340,7 @@ class UsersnapStream(OwnRecordMessages, RESTStream[str | None]):
             remaining = max(until, self.run.gate.opens_at) - clock.monotonic()
             if remaining <= 0:
                 return
-            clock.sleep(min(remaining, 1.0) if isinstance(clock, SystemClock) else remaining)
+            clock.sleep(min(remaining, 1.0) if clock is time else remaining)
 
     def _wait_after(self, failure: BaseException, tries: dict[str, int]) -> float:
         if isinstance(failure, TokenRejectedError):

@@ -109,25 +109,13 @@ def base_backoff_seconds() -> float:
 
 
 class Clock(t.Protocol):
-    """What retries need of time (tests pass one whose waits pass at once)."""
+    """What retries need of time: the ``time`` module (tests pass one whose waits pass at once)."""
 
     def monotonic(self) -> float:
         """Seconds on a clock that never goes back."""
 
     def sleep(self, seconds: float) -> None:
         """Wait ``seconds``."""
-
-
-class SystemClock:
-    """The real clock."""
-
-    def monotonic(self) -> float:
-        """``time.monotonic``."""
-        return time.monotonic()
-
-    def sleep(self, seconds: float) -> None:
-        """``time.sleep``."""
-        time.sleep(seconds)
 
 
 class RateLimitGate:

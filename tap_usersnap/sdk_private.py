@@ -21,6 +21,7 @@ here still exists as relied on, and names the SDK version if not. Four members:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import typing as t
 
 from singer_sdk import Stream, Tap
@@ -39,14 +40,18 @@ class OwnRecordMessages(Stream):
     #: The table version every RECORD from now on carries (None: none).
     record_version: int | None = None
 
+    @functools.cached_property
+    def keeps_records_whole(self) -> bool:
+        """Every property selected and no conformance: the SDK would change no record."""
+        level = self.TYPE_CONFORMANCE_LEVEL
+        return level is TypeConformanceLevel.NONE and all(self.mask.values())
+
     @override
     def _generate_record_messages(
         self, record: dict[str, t.Any]
     ) -> t.Generator[RecordMessage, None, None]:
         """The SDK's messages, but only where its walk or its conformance has work to do."""
-        if self.TYPE_CONFORMANCE_LEVEL is not TypeConformanceLevel.NONE or not all(
-            self.mask.values()
-        ):
+        if not self.keeps_records_whole:
             for message in super()._generate_record_messages(record):
                 message.version = self.record_version
                 yield message

@@ -6,6 +6,7 @@ import functools
 import io
 import json
 import sys
+import time
 import typing as t
 
 from singer_sdk.helpers.capabilities import PluginCapabilities
@@ -17,7 +18,6 @@ from tap_usersnap.client import (
     Clock,
     InterruptedRunError,
     ProjectRefusedError,
-    SystemClock,
     UsersnapError,
 )
 from tap_usersnap.deletes import scope_gaps
@@ -47,7 +47,7 @@ class TapUsersnap(TapHooks):
     ]
 
     def __init__(self, *args: t.Any, clock: Clock | None = None, **kwargs: t.Any) -> None:
-        self.clock: Clock = clock or SystemClock()
+        self.clock: Clock = clock or time
         super().__init__(*args, **kwargs)
 
     @functools.cached_property
