@@ -199,8 +199,8 @@ class UsersnapStream(OwnRecordMessages, RESTStream[str | None]):
     #: The tap's own conform step (:meth:`post_process`) already fits each record to its
     #: schema; the SDK's per-property walk would only cost time (a third of it, profiled).
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
-    #: The field of an item the ``after`` cursor names (None: the endpoint has no cursor).
-    cursor_key: t.ClassVar[str | None] = None
+    #: The field of an item the ``after`` cursor names.
+    cursor_key: t.ClassVar[str]
     payload_as_json = True
 
     def __init__(self, tap: Tap, run: Run) -> None:

@@ -447,24 +447,18 @@ def describe_failure(exc: BaseException) -> str:
 class CursorPaginator(BaseAPIPaginator[str | None]):
     """``data.next.after`` while ``data.has_more``; a repeated cursor ends the read.
 
-    Where ``next`` is missing, the id of the page's last item is the cursor (the API's own
-    convention); ``fallback_key`` None means the endpoint has no cursor at all (the spec's
-    ``GET /projects``): the read ends at the first page and :attr:`cut_short` says so.
+    Where ``next`` is missing, the ``fallback_key`` of the page's last item is the cursor
+    (the API's own convention).
     """
 
-    def __init__(self, records_key: str, fallback_key: str | None) -> None:
+    def __init__(self, records_key: str, fallback_key: str) -> None:
         super().__init__(None)
         self._records_key, self._fallback_key = records_key, fallback_key
         self._seen: set[str] = set()
-        self.cut_short = False
 
     @override
     def has_more(self, response: requests.Response) -> bool:
-        more = bool(envelope_data(response).get("has_more"))
-        if more and self._fallback_key is None:
-            self.cut_short = True
-            return False
-        return more
+        return bool(envelope_data(response).get("has_more"))
 
     @override
     def continue_if_empty(self, response: requests.Response) -> bool:
@@ -478,7 +472,7 @@ class CursorPaginator(BaseAPIPaginator[str | None]):
     @override
     def get_next(self, response: requests.Response) -> str | None:
         cursor = self._next(response)
-        if cursor is None and self._fallback_key is not None:
+        if cursor is None:
             items = envelope_data(response).get(self._records_key) or []
             last = items[-1] if items else None
             cursor = last.get(self._fallback_key) if isinstance(last, dict) else None
