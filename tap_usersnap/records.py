@@ -333,13 +333,16 @@ def form_order(inputs: t.Any) -> list[dict[str, t.Any]]:
     if type(inputs) is not list:
         return []
     entries = [entry for entry in inputs if type(entry) is dict]
-    orders = [entry.get("order") for entry in entries]
-    if all(isinstance(o, int) for o in orders) and orders == sorted(orders):  # type: ignore[type-var]
-        return entries
-    return sorted(
-        entries,
-        key=lambda e: (not isinstance(e.get("order"), int), e.get("order") or 0),
-    )
+    previous = None
+    for entry in entries:  # most forms come in order: no sort
+        order = entry.get("order")
+        if not isinstance(order, int) or (previous is not None and order < previous):
+            return sorted(
+                entries,
+                key=lambda e: (not isinstance(e.get("order"), int), e.get("order") or 0),
+            )
+        previous = order
+    return entries
 
 
 def typed_value(text: str) -> int | float | str:
