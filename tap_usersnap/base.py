@@ -10,6 +10,7 @@ waits that honour ``Retry-After`` whenever a 429 comes
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import logging
 import re
@@ -511,11 +512,17 @@ class UsersnapStream(OwnRecordMessages, RESTStream[str | None]):
             self.run.report.altered_item(self.describe_record(row), change)
         return self.fit_flattened(row)
 
+    @functools.cached_property
+    def flattened_levels(self) -> int:
+        """The levels the SDK's flattening makes columns of (0: ``flattening_enabled`` off)."""
+        stream_map = self.stream_maps[0]
+        options = stream_map.flattening_options
+        return options.max_level if stream_map.flattening_enabled and options else 0
+
     def fit_flattened(self, row: dict[str, t.Any]) -> dict[str, t.Any]:
         """With ``flattening_enabled``, the record fitted to the flattened columns."""
-        stream_map = self.stream_maps[0]
-        if stream_map.flattening_enabled and stream_map.flattening_options is not None:
-            fit_flattened(row, self.shape, stream_map.flattening_options.max_level)
+        if self.flattened_levels:
+            fit_flattened(row, self.shape, self.flattened_levels)
         return row
 
     def describe_record(self, record: dict[str, t.Any]) -> str:
