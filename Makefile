@@ -73,7 +73,10 @@ reliability: setup ## tests/reliability/ alone: faults, 429s, crash trials; then
 test: lint types unit e2e ## lint, types and every test (what CI runs: .ci/run)
 
 BENCH_ARGS ?=
+# The tap's bytecode is compiled first, as an install does: with PYTHONDONTWRITEBYTECODE set,
+# an edited module would otherwise be compiled again by every timed run.
 bench: setup ## the benchmark: tap vs a plain requests loop, then what deletes cost (minutes)
+	$(BIN)/python -m compileall -q tap_usersnap
 	$(BIN)/python -m benchmarks.bench $(BENCH_ARGS)
 	$(BIN)/python -m benchmarks.deletes
 

@@ -10,6 +10,7 @@ waits that honour ``Retry-After`` whenever a 429 comes
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import logging
 import re
@@ -20,10 +21,11 @@ from http import HTTPStatus
 from urllib.parse import parse_qs, urlsplit
 
 import requests
+from singer_sdk.contrib.msgspec import MsgSpecWriter, encoder
 from singer_sdk.exceptions import AbortedSyncExceptionBase, RetriableAPIError
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import RemoveRecordTransform
-from singer_sdk.singerlib import ActivateVersionMessage
+from singer_sdk.singerlib import ActivateVersionMessage, RecordMessage
 from singer_sdk.streams import RESTStream
 from typing_extensions import override
 
@@ -42,7 +44,6 @@ from tap_usersnap.client import (
     ProjectRefusedError,
     RateLimitedError,
     RateLimitGate,
-    SystemClock,
     TokenRejectedError,
     UsersnapError,
     api_error_text,
@@ -58,11 +59,12 @@ from tap_usersnap.client import (
 )
 from tap_usersnap.records import MAX_QUOTED, Shape, conform, fit_flattened, schema_of
 from tap_usersnap.report import RunReport, project_label
-from tap_usersnap.sdk_private import set_record_version
+from tap_usersnap.sdk_private import OwnRecordMessages
 
 if t.TYPE_CHECKING:
     from singer_sdk import Tap
     from singer_sdk.helpers.types import Context
+    from singer_sdk.singerlib.encoding.simple import Message
 
     from tap_usersnap.settings import Settings
 
@@ -133,6 +135,42 @@ class Run:
         )
 
 
+#: RECORD lines go to stdout in blocks of about this many bytes.
+BLOCK_BYTES = 64 * 1024
+
+
+class RecordsInBlocksWriter(MsgSpecWriter):
+    """The SDK's msgspec writer, writing RECORD lines to stdout in blocks, not one by one.
+
+    stdout may be unbuffered (``PYTHONUNBUFFERED``), a system call per write. A block goes
+    out once it passes :data:`BLOCK_BYTES`, before any other message (then flushed: no STATE
+    is seen before the records it covers), whenever the tap writes its state (the SDK skips
+    a STATE equal to the last), before a failure ends the run, and at the run's end.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.block = bytearray()
+
+    @override
+    def write_message(self, message: Message) -> None:
+        encoder.encode_into(message.to_dict(), self.block, -1)
+        self.block += b"\n"
+        if len(self.block) >= BLOCK_BYTES or not isinstance(message, RecordMessage):
+            self.write_block()
+
+    def write_block(self) -> None:
+        """Write out the block, every byte (a raw stdout may take a part), and flush."""
+        if not self.block:
+            return
+        out, written = sys.stdout.buffer, 0
+        with memoryview(self.block) as view:
+            while written < len(view):
+                written += out.write(view[written:])
+        self.block.clear()
+        sys.stdout.flush()
+
+
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
@@ -151,7 +189,7 @@ class ExplainedFailures(logging.Filter):
         return not (explained and record.levelno >= logging.ERROR)
 
 
-class UsersnapStream(RESTStream[str | None]):
+class UsersnapStream(OwnRecordMessages, RESTStream[str | None]):
     """What every Usersnap stream shares: the run's auth, session, answers, retries, pages.
 
     A stream names ``records_key`` (the list inside ``data``) and conforms each record to
@@ -162,8 +200,8 @@ class UsersnapStream(RESTStream[str | None]):
     #: The tap's own conform step (:meth:`post_process`) already fits each record to its
     #: schema; the SDK's per-property walk would only cost time (a third of it, profiled).
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
-    #: The field of an item the ``after`` cursor names (None: the endpoint has no cursor).
-    cursor_key: t.ClassVar[str | None] = None
+    #: The field of an item the ``after`` cursor names.
+    cursor_key: t.ClassVar[str]
     payload_as_json = True
 
     def __init__(self, tap: Tap, run: Run) -> None:
@@ -187,7 +225,7 @@ class UsersnapStream(RESTStream[str | None]):
 
     def use_table_version(self, version: int | None) -> None:
         """Make every RECORD from now on carry ``version`` (see :mod:`~tap_usersnap.deletes`)."""
-        set_record_version(self, version)
+        self.record_version = version
 
     def activate_version(self, version: int | None) -> None:
         """ACTIVATE_VERSION after this run's records, for every stream map that keeps them."""
@@ -198,9 +236,17 @@ class UsersnapStream(RESTStream[str | None]):
                 message = ActivateVersionMessage(stream=stream_map.stream_alias, version=version)
                 self.singer_tap.write_message(message)
 
+    def write_records_out(self) -> None:
+        """The RECORDs held in the writer's block out now (a failure may end the run next)."""
+        t.cast("RecordsInBlocksWriter", self.singer_tap.message_writer).write_block()
+
     def write_state(self) -> None:
-        """A STATE message with the tap's whole state (every record before it is out)."""
+        """A STATE message with the tap's whole state, and every record before it out.
+
+        The SDK writes no STATE equal to the last one, so the records are written out here.
+        """
         self.singer_tap.state_writer.write_state(self.singer_tap.state)
+        self.write_records_out()
 
     def stop_if_signalled(self) -> None:
         """After SIGTERM or SIGINT: the state reached as the last message, then stop.
@@ -295,7 +341,7 @@ class UsersnapStream(RESTStream[str | None]):
             remaining = max(until, self.run.gate.opens_at) - clock.monotonic()
             if remaining <= 0:
                 return
-            clock.sleep(min(remaining, 1.0) if isinstance(clock, SystemClock) else remaining)
+            clock.sleep(min(remaining, 1.0) if clock is time else remaining)
 
     def _wait_after(self, failure: BaseException, tries: dict[str, int]) -> float:
         if isinstance(failure, TokenRejectedError):
@@ -466,11 +512,17 @@ class UsersnapStream(RESTStream[str | None]):
             self.run.report.altered_item(self.describe_record(row), change)
         return self.fit_flattened(row)
 
+    @functools.cached_property
+    def flattened_levels(self) -> int:
+        """The levels the SDK's flattening makes columns of (0: ``flattening_enabled`` off)."""
+        stream_map = self.stream_maps[0]
+        options = stream_map.flattening_options
+        return options.max_level if stream_map.flattening_enabled and options else 0
+
     def fit_flattened(self, row: dict[str, t.Any]) -> dict[str, t.Any]:
         """With ``flattening_enabled``, the record fitted to the flattened columns."""
-        stream_map = self.stream_maps[0]
-        if stream_map.flattening_enabled and stream_map.flattening_options is not None:
-            fit_flattened(row, self.shape, stream_map.flattening_options.max_level)
+        if self.flattened_levels:
+            fit_flattened(row, self.shape, self.flattened_levels)
         return row
 
     def describe_record(self, record: dict[str, t.Any]) -> str:

@@ -38,13 +38,7 @@ from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 from singer_sdk.pagination import BaseAPIPaginator
 from typing_extensions import override
 
-from tap_usersnap.records import (
-    MAX_QUOTED,
-    body_needs_text_check,
-)
-
-if t.TYPE_CHECKING:
-    pass
+from tap_usersnap.records import MAX_QUOTED
 
 LOGGER = logging.getLogger("tap-usersnap")
 #: Seconds to wait for a connection.
@@ -65,6 +59,7 @@ MAX_BODY_DEPTH = 96
 TOO_DEEP = "[removed by tap-usersnap: nested too deep to store]"
 _TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 _API_KEY_IN_PATH = re.compile(r"(/projects/)[^/]+(/assignees)$")
+_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
 
 class UsersnapError(FatalAPIError):
@@ -114,25 +109,13 @@ def base_backoff_seconds() -> float:
 
 
 class Clock(t.Protocol):
-    """What retries need of time (tests pass one whose waits pass at once)."""
+    """What retries need of time: the ``time`` module (tests pass one whose waits pass at once)."""
 
     def monotonic(self) -> float:
         """Seconds on a clock that never goes back."""
 
     def sleep(self, seconds: float) -> None:
         """Wait ``seconds``."""
-
-
-class SystemClock:
-    """The real clock."""
-
-    def monotonic(self) -> float:
-        """``time.monotonic``."""
-        return time.monotonic()
-
-    def sleep(self, seconds: float) -> None:
-        """``time.sleep``."""
-        time.sleep(seconds)
 
 
 class RateLimitGate:
@@ -202,8 +185,8 @@ class DeadlineAdapter(HTTPAdapter):
     """Each whole answer within ``request_timeout``, and at most :data:`MAX_BODY_BYTES` long.
 
     ``requests`` times out each socket read, so a body sent a byte a second would never time
-    out: a timer shuts the socket at the deadline. The body is read in chunks as it
-    inflates, so a compressed bomb never fills memory.
+    out: the body is read one socket read at a time, each allowed only what is left until
+    the deadline. It is read in chunks as it inflates, so a compressed bomb never fills memory.
     """
 
     def __init__(self, total_seconds: float, max_body_bytes: int = MAX_BODY_BYTES) -> None:
@@ -217,20 +200,14 @@ class DeadlineAdapter(HTTPAdapter):
         deadline = time.monotonic() + self.total_seconds
         response = super().send(request, stream=True, **kwargs)
         sock = getattr(getattr(response.raw, "connection", None), "sock", None)
-        fired = threading.Event()
-
-        def shut() -> None:
-            fired.set()
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)  # type: ignore[union-attr]
-
-        timer = threading.Timer(max(0.0, deadline - time.monotonic()), shut)
-        timer.daemon = True
-        if sock is not None:
-            timer.start()
-        body = bytearray()
+        body, late = bytearray(), False
         try:
-            for chunk in response.raw.stream(64 * 1024, decode_content=True):
+            while not (late := time.monotonic() >= deadline):
+                if sock is not None:
+                    sock.settimeout(max(deadline - time.monotonic(), 0.001))
+                chunk = response.raw.read1(64 * 1024, decode_content=True)
+                if not chunk:
+                    break
                 body += chunk
                 if len(body) > self.max_body_bytes:
                     response.close()
@@ -243,14 +220,12 @@ class DeadlineAdapter(HTTPAdapter):
                     )
                     raise RetriableAPIError(msg, response)
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            if fired.is_set():
+            if isinstance(exc, urllib3.exceptions.TimeoutError | TimeoutError):
                 raise self._too_slow(request) from exc
             if isinstance(exc, urllib3.exceptions.DecodeError):
                 raise requests.exceptions.ContentDecodingError(exc, request=request) from exc
             raise requests.exceptions.ChunkedEncodingError(exc, request=request) from exc
-        finally:
-            timer.cancel()
-        if fired.is_set():
+        if late:
             raise self._too_slow(request)
         response.raw = io.BytesIO(bytes(body))  # read already, decompressed
         return response
@@ -310,12 +285,15 @@ def read_envelope(response: requests.Response) -> dict[str, t.Any]:
 
 
 def needs_text_check(response: requests.Response) -> bool:
-    """The page may hold a NUL or a lone surrogate: read leniently, or such an escape in it.
+    r"""The page may hold a NUL or a lone surrogate: read leniently, or a ``\u0000`` in it.
 
-    Msgspec's strict reading holds no lone surrogate, and a NUL only as an escape.
+    Msgspec's strict reading refuses a lone surrogate, and JSON sends a NUL only escaped (an
+    escaped backslash before ``u0000`` is text).
     """
     read_envelope(response)
-    return not response.__dict__["usersnap_strict"] or body_needs_text_check(response.content)
+    content = response.content
+    strict = response.__dict__["usersnap_strict"]
+    return not strict or (b"\\u0000" in content and _NUL_ESCAPE.search(content) is not None)
 
 
 def _decode(content: bytes, response: requests.Response) -> t.Any:
@@ -469,24 +447,18 @@ def describe_failure(exc: BaseException) -> str:
 class CursorPaginator(BaseAPIPaginator[str | None]):
     """``data.next.after`` while ``data.has_more``; a repeated cursor ends the read.
 
-    Where ``next`` is missing, the id of the page's last item is the cursor (the API's own
-    convention); ``fallback_key`` None means the endpoint has no cursor at all (the spec's
-    ``GET /projects``): the read ends at the first page and :attr:`cut_short` says so.
+    Where ``next`` is missing, the ``fallback_key`` of the page's last item is the cursor
+    (the API's own convention).
     """
 
-    def __init__(self, records_key: str, fallback_key: str | None) -> None:
+    def __init__(self, records_key: str, fallback_key: str) -> None:
         super().__init__(None)
         self._records_key, self._fallback_key = records_key, fallback_key
         self._seen: set[str] = set()
-        self.cut_short = False
 
     @override
     def has_more(self, response: requests.Response) -> bool:
-        more = bool(envelope_data(response).get("has_more"))
-        if more and self._fallback_key is None:
-            self.cut_short = True
-            return False
-        return more
+        return bool(envelope_data(response).get("has_more"))
 
     @override
     def continue_if_empty(self, response: requests.Response) -> bool:
@@ -500,7 +472,7 @@ class CursorPaginator(BaseAPIPaginator[str | None]):
     @override
     def get_next(self, response: requests.Response) -> str | None:
         cursor = self._next(response)
-        if cursor is None and self._fallback_key is not None:
+        if cursor is None:
             items = envelope_data(response).get(self._records_key) or []
             last = items[-1] if items else None
             cursor = last.get(self._fallback_key) if isinstance(last, dict) else None

@@ -98,15 +98,13 @@ _PYTHON_TYPES: dict[str, tuple[type, ...]] = {
     "array": (list,),
     "null": (type(None),),
 }
-_TEXT_ESCAPES = re.compile(rb"\\u(?:0000|[dD][89a-fA-F][0-9a-fA-F]{2})")
-_HIGH_SURROGATE = range(0xD800, 0xDC00)
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _INTEGER = re.compile(r"-?(?:0|[1-9][0-9]{0,17})")
 _NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 _DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class Shape:
     """What one schema node accepts: JSON types, timestamps, and the shapes of its parts."""
 
@@ -115,6 +113,8 @@ class Shape:
     timestamp: bool = False
     properties: dict[str, Shape] | None = None
     items: Shape | None = None
+    #: A value of one of :attr:`types` needs nothing more (no timestamp, no parts declared).
+    plain: bool = True
 
     @classmethod
     def of(cls, schema: dict[str, t.Any]) -> Shape:
@@ -122,36 +122,16 @@ class Shape:
         names = schema.get("type") or list(_PYTHON_TYPES)
         names = tuple([names] if isinstance(names, str) else names)
         properties = schema.get("properties")
+        items = schema.get("items")
+        timestamp = schema.get("format") == "date-time"
         return cls(
             types=frozenset(p for name in names for p in _PYTHON_TYPES.get(name, ())),
             names=names,
-            timestamp=schema.get("format") == "date-time",
+            timestamp=timestamp,
             properties={k: cls.of(v) for k, v in properties.items()} if properties else None,
-            items=cls.of(schema["items"]) if isinstance(schema.get("items"), dict) else None,
+            items=cls.of(items) if isinstance(items, dict) else None,
+            plain=not (timestamp or properties or isinstance(items, dict)),
         )
-
-
-def body_needs_text_check(body: bytes) -> bool:
-    """The raw JSON body may hold a NUL or a lone surrogate (JSON sends them only escaped).
-
-    A surrogate pair (an escaped emoji) needs no walk: only a NUL, a high half not followed
-    at once by a low half, or a low half on its own does.
-    """
-    paired_at = -1  # where the low half of the last high half must start
-    for escape in _TEXT_ESCAPES.finditer(body):
-        start = escape.start()
-        run = start
-        while run > 0 and body[run - 1] == 0x5C:  # noqa: PLR2004 - a backslash
-            run -= 1
-        if (start - run) % 2:  # ``\\u0000`` is text, not an escape
-            continue
-        if paired_at not in (-1, start):
-            return True
-        code, low_expected = int(escape[0][2:], 16), paired_at == start
-        if code == 0 or (code in _HIGH_SURROGATE) == low_expected:
-            return True
-        paired_at = escape.end() if code in _HIGH_SURROGATE else -1
-    return paired_at != -1
 
 
 def conform(record: dict[str, t.Any], shape: Shape, *, check_text: bool = True) -> list[str]:
@@ -169,8 +149,8 @@ def _conform(
 ) -> None:
     for key, value in record.items():
         shape = properties.get(key)
-        if shape is None:
-            continue  # not declared: any JSON value will do
+        if shape is None or (shape.plain and type(value) in shape.types):
+            continue  # not declared (any JSON value will do), or fine as it is
         if shape.timestamp and value is not None and not is_canonical(value):
             record[key] = _timestamp(value, f"{prefix}{key}", changes)
         elif type(value) not in shape.types:
@@ -319,18 +299,19 @@ def derived_fields(item: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
     texts: list[str] = []
     values: dict[str, bool | int | float | str] = {}
     for position, entry in enumerate(form_order(item.get("ordered_inputs"))):
-        if isinstance(entry.get("boolean_value"), bool):
-            value: bool | int | float | str = entry["boolean_value"]
-        elif isinstance(entry.get("text_value"), str):
-            if entry["text_value"].strip():
-                texts.append(entry["text_value"])
+        answer, text, raw = entry.get("boolean_value"), entry.get("text_value"), entry.get("value")
+        if type(answer) is bool:
+            value: bool | int | float | str = answer
+        elif type(text) is str:
+            if text.strip():
+                texts.append(text)
             continue
-        elif isinstance(entry.get("value"), str) and entry["value"] != "":
-            value = typed_value(entry["value"])
+        elif type(raw) is str and raw:
+            value = typed_value(raw)
         else:
             continue
         label = entry.get("label")
-        if not isinstance(label, str) or not label:
+        if type(label) is not str or not label:
             order = entry.get("order")
             label = f"input_{order if isinstance(order, int) else position}"
         key, number = label, 1
@@ -341,24 +322,27 @@ def derived_fields(item: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
     labels = item.get("labels")
     names = [
         label["name"]
-        for label in (labels if isinstance(labels, list) else [])
-        if isinstance(label, dict) and isinstance(label.get("name"), str) and label["name"]
+        for label in (labels if type(labels) is list else ())
+        if type(label) is dict and type(label.get("name")) is str and label["name"]
     ]
     return {"conversation": texts, "label_names": names, "input_values": values}
 
 
 def form_order(inputs: t.Any) -> list[dict[str, t.Any]]:
     """The inputs sorted by their ``order`` (stable; inputs without one last)."""
-    if not isinstance(inputs, list):
+    if type(inputs) is not list:
         return []
-    entries = [entry for entry in inputs if isinstance(entry, dict)]
-    orders = [entry.get("order") for entry in entries]
-    if all(isinstance(o, int) for o in orders) and orders == sorted(orders):  # type: ignore[type-var]
-        return entries
-    return sorted(
-        entries,
-        key=lambda e: (not isinstance(e.get("order"), int), e.get("order") or 0),
-    )
+    entries = [entry for entry in inputs if type(entry) is dict]
+    previous = None
+    for entry in entries:  # most forms come in order: no sort
+        order = entry.get("order")
+        if not isinstance(order, int) or (previous is not None and order < previous):
+            return sorted(
+                entries,
+                key=lambda e: (not isinstance(e.get("order"), int), e.get("order") or 0),
+            )
+        previous = order
+    return entries
 
 
 def typed_value(text: str) -> int | float | str:

@@ -14,7 +14,6 @@ from typing_extensions import override
 
 from tap_usersnap.base import Listing, UsersnapStream
 from tap_usersnap.client import (
-    CursorPaginator,
     ProjectRefusedError,
     UsersnapError,
     describe,
@@ -47,6 +46,11 @@ class FullTableStream(UsersnapStream):
             )
             self.use_table_version(self.version)
 
+    @override
+    def get_new_paginator(self) -> SinglePagePaginator:  # type: ignore[override]
+        """One page: the spec gives these endpoints no cursor."""
+        return SinglePagePaginator()
+
     def activate(self) -> None:
         """ACTIVATE_VERSION after the run's records; the version becomes the active one."""
         if self.version is not None and self.selected:
@@ -67,8 +71,8 @@ class ProjectsStream(FullTableStream):
     primary_keys = ("project_id",)
     records_key = "projects"
 
-    _paginator: CursorPaginator | None = None
     _listed_count: int | None = None
+    _cut_short = False
 
     @override
     def get_url_params(
@@ -77,14 +81,9 @@ class ProjectsStream(FullTableStream):
         return {}
 
     @override
-    def get_new_paginator(self) -> CursorPaginator:
-        self._paginator = super().get_new_paginator()
-        return self._paginator
-
-    @override
     def parse_response(self, response: requests.Response) -> t.Iterator[dict[str, t.Any]]:
-        count = envelope_data(response).get("count")
-        self._listed_count = count if type(count) is int else None
+        count, more = (envelope_data(response).get(k) for k in ("count", "has_more"))
+        self._listed_count, self._cut_short = count if type(count) is int else None, bool(more)
         yield from super().parse_response(response)
 
     def list_all(self) -> Listing:
@@ -110,7 +109,7 @@ class ProjectsStream(FullTableStream):
             for change in conform(project, self.shape):
                 self.run.report.altered_item(f"project {project['project_id']}", change)
             projects.append(project)
-        complete = not (self._paginator and self._paginator.cut_short)
+        complete = not self._cut_short
         if not complete:
             short = (
                 f"The Usersnap project listing (GET /projects) is not complete: it listed "
@@ -172,10 +171,6 @@ class ProjectAssigneesStream(FullTableStream):
         return f"{self.url_base}/projects/{api_key}/assignees"
 
     @override
-    def get_new_paginator(self) -> SinglePagePaginator:  # type: ignore[override]
-        return SinglePagePaginator()
-
-    @override
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
         """Every listed project's assignees, in the listing's order."""
         self.start_version()
@@ -190,7 +185,11 @@ class ProjectAssigneesStream(FullTableStream):
                 )
         workers = max(1, min(self.run.settings.concurrency, len(projects)))
         with concurrent.futures.ThreadPoolExecutor(workers, "assignees") as pool:
-            yield from (r for records in pool.map(self._assignees, projects) for r in records)
+            try:
+                yield from (r for records in pool.map(self._assignees, projects) for r in records)
+            except Exception:
+                self.write_records_out()  # the projects' before the failure
+                raise
 
     def _assignees(self, project: dict[str, t.Any]) -> list[dict[str, t.Any]]:
         label = project_label(project.get("name"), project["project_id"])

@@ -6,19 +6,18 @@ import functools
 import io
 import json
 import sys
+import time
 import typing as t
 
-from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.helpers.capabilities import PluginCapabilities
-from singer_sdk.singerlib import Metadata, RecordMessage
+from singer_sdk.singerlib import Metadata
 from typing_extensions import override
 
-from tap_usersnap.base import Run, UsersnapStream
+from tap_usersnap.base import RecordsInBlocksWriter, Run, UsersnapStream
 from tap_usersnap.client import (
     Clock,
     InterruptedRunError,
     ProjectRefusedError,
-    SystemClock,
     UsersnapError,
 )
 from tap_usersnap.deletes import scope_gaps
@@ -31,24 +30,8 @@ if t.TYPE_CHECKING:
     import click
     from singer_sdk.helpers.capabilities import CapabilitiesEnum
     from singer_sdk.singerlib import Catalog
-    from singer_sdk.singerlib.encoding.simple import Message
 
 AUTOMATIC = Metadata.InclusionType.AUTOMATIC
-
-
-class RecordsInBlocksWriter(MsgSpecWriter):
-    """The SDK's msgspec writer, flushing stdout only before a message that is no RECORD.
-
-    Records then reach the target in the blocks of stdout's buffer instead of a system call
-    each; a STATE (or any other message) flushes them first, so no STATE is ever seen before
-    the records it covers.
-    """
-
-    @override
-    def write_message(self, message: Message) -> None:
-        sys.stdout.buffer.write(self.format_message(message))
-        if not isinstance(message, RecordMessage):
-            sys.stdout.flush()
 
 
 class TapUsersnap(TapHooks):
@@ -64,7 +47,7 @@ class TapUsersnap(TapHooks):
     ]
 
     def __init__(self, *args: t.Any, clock: Clock | None = None, **kwargs: t.Any) -> None:
-        self.clock: Clock = clock or SystemClock()
+        self.clock: Clock = clock or time
         super().__init__(*args, **kwargs)
 
     @functools.cached_property
@@ -123,6 +106,7 @@ class TapUsersnap(TapHooks):
         ACTIVATE_VERSION for the full-table streams only when no project may be missing: a
         refused project's rows were not re-sent, so activating would retire them.
         """
+        t.cast("RecordsInBlocksWriter", self.message_writer).write_block()  # the last stream's
         run, report = self.run, self.run.report
         projects = t.cast("ProjectsStream", self.streams["projects"])
         assignees = t.cast("ProjectAssigneesStream", self.streams["project_assignees"])

@@ -22,7 +22,12 @@ import tap_usersnap
 SDK_VERSION = importlib.metadata.version("singer-sdk")
 PACKAGE = Path(tap_usersnap.__file__).parent
 #: Every private SDK member the tap uses: all in sdk_private.py.
-PRIVATE = {"_stream_version", "_increment_stream_state", "_validate_config", "_handle_termination"}
+PRIVATE = {
+    "_generate_record_messages",
+    "_increment_stream_state",
+    "_validate_config",
+    "_handle_termination",
+}
 
 
 def revisit(member: str, found: str) -> str:
@@ -63,9 +68,13 @@ def test_sdk_private_uses_at_most_the_four_members() -> None:
     assert used == PRIVATE, used
 
 
-def test_records_are_built_with_the_stream_version() -> None:
-    found = inspect.getsource(Stream._generate_record_messages)
-    assert "version=self._stream_version" in found, revisit("_generate_record_messages", found)
+def test_records_are_built_through_one_overridable_method() -> None:
+    found = inspect.getsource(Stream._write_record_message)
+    assert "self._generate_record_messages(record)" in found, revisit(
+        "_write_record_message", found
+    )
+    params = list(inspect.signature(Stream._generate_record_messages).parameters)
+    assert params == ["self", "record"], revisit("_generate_record_messages", str(params))
 
 
 def test_state_is_incremented_through_one_overridable_method() -> None:

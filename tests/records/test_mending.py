@@ -7,11 +7,12 @@ import logging
 import typing as t
 
 import pytest
+import requests
 from jsonschema import Draft7Validator
 
 from fake_usersnap.malformed import item_field, project_without_id
 from harness.singer_run import run_sync
-from tap_usersnap.records import body_needs_text_check
+from tap_usersnap.client import needs_text_check
 
 if t.TYPE_CHECKING:
     from fake_usersnap import FakeUsersnap
@@ -220,8 +221,9 @@ def test_emoji_pass_unchanged_and_unreported(
     ],
 )
 def test_only_a_nul_or_a_lone_surrogate_makes_a_page_walk_its_text(text: str, walk: bool) -> None:
-    body = json.dumps({"data": {"feedbacks": [{"note": text}]}}).encode()
-    assert body_needs_text_check(body) is walk
+    response = requests.Response()
+    response._content = json.dumps({"data": {"feedbacks": [{"note": text}]}}).encode()
+    assert needs_text_check(response) is walk
 
 
 def on_pages(fake: FakeUsersnap, project_id: str, transform: t.Callable[..., t.Any]) -> None:
