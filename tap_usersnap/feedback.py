@@ -43,6 +43,7 @@ from tap_usersnap.client import (
 from tap_usersnap.deletes import Sweeps, scope_gaps
 from tap_usersnap.records import (
     FUTURE_TOLERANCE,
+    clean_text,
     conform,
     cut_deep_custom_data,
     derived_fields,
@@ -182,8 +183,9 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
                     describe_item(item, project),
                     "its custom_data is nested too deep for any target to store; emitted as null",
                 )
-            for change in conform(item, self.shape, check_text=check_text):
-                self.run.report.altered_item(describe_item(item, project), change)
+            if check_text:  # before anything walks it; the rest of conforming, in _named
+                for change in clean_text(item):
+                    self.run.report.altered_item(describe_item(item, project), change)
             yield item
 
     def count(self, project_id: str, start: str | None, before: str | None = None) -> int:
@@ -357,7 +359,13 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
         return "drop"
 
     def _named(self, item: dict[str, t.Any], project: ProjectState) -> dict[str, t.Any]:
-        """The record: its project's current name, the derived fields, and any notes."""
+        """The record: conformed, its project's current name, the derived fields, any notes.
+
+        Conforming runs here, in the thread that emits, not in the reader's: a reader then
+        asks for its next page as soon as one arrives.
+        """
+        for change in conform(item, self.shape, check_text=False):
+            self.run.report.altered_item(describe_item(item, project.project_id), change)
         for key, what in (("created_at", "the bookmark"), ("updated_at", "the edit mark")):
             if (item.get(key) or "") > self._ceiling:
                 self.run.report.noted_item(
@@ -535,7 +543,14 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
             if SKIPPED in item or item["feedback_id"] in seen:
                 continue
             seen.add(item["feedback_id"])
-            changed = item.get("updated_at") or item["created_at"]
+            edited = item.get("updated_at")  # conformed later, when emitted
+            changed: str = (
+                edited
+                if is_canonical(edited)
+                else normalise_timestamp(edited)
+                if is_timestamp(edited)
+                else item["created_at"]
+            )
             if mark is None and changed <= self._ceiling:
                 mark = changed
             if first:

@@ -44,7 +44,7 @@ def format_timestamp(moment: dt.datetime) -> str:
     return utc.isoformat(timespec="microseconds") + "Z"
 
 
-def is_canonical(value: t.Any) -> bool:
+def is_canonical(value: t.Any) -> t.TypeGuard[str]:
     """Already in the bookmark format (Usersnap's own form): the common fast path."""
     return (
         type(value) is str
@@ -208,6 +208,13 @@ def _lossless(value: t.Any, shape: Shape) -> t.Any:  # noqa: PLR0911 - one retur
     if isinstance(value, dict | list) and "string" in names and not shape.timestamp:
         return json.dumps(value, ensure_ascii=False)
     return None
+
+
+def clean_text(record: dict[str, t.Any]) -> list[str]:
+    """Remove NUL and replace lone surrogates in ``record``; what was changed, by field."""
+    changes: list[str] = []
+    _clean_text(record, changes)
+    return changes
 
 
 def _clean_text(record: dict[str, t.Any], changes: list[str]) -> None:
