@@ -75,12 +75,6 @@ class ProjectsStream(FullTableStream):
     _cut_short = False
 
     @override
-    def get_url_params(
-        self, context: Context | None, next_page_token: str | None
-    ) -> dict[str, t.Any]:
-        return {}
-
-    @override
     def parse_response(self, response: requests.Response) -> t.Iterator[dict[str, t.Any]]:
         count, more = (envelope_data(response).get(k) for k in ("count", "has_more"))
         self._listed_count, self._cut_short = count if type(count) is int else None, bool(more)
