@@ -344,12 +344,18 @@ def form_order(inputs: t.Any) -> list[dict[str, t.Any]]:
     for entry in entries:  # most forms come in order: no sort
         order = entry.get("order")
         if not isinstance(order, int) or (previous is not None and order < previous):
-            return sorted(
-                entries,
-                key=lambda e: (not isinstance(e.get("order"), int), e.get("order") or 0),
-            )
+            return sorted(entries, key=_order_key)
         previous = order
     return entries
+
+
+def _order_key(entry: dict[str, t.Any]) -> tuple[bool, int | float]:
+    """Numbers (digits as text too) first, by value; any other ``order`` after them."""
+    order = entry.get("order")
+    if type(order) is str and order.strip().lstrip("-").isdigit():
+        order = int(order)
+    number = type(order) in (int, float)
+    return (not number, order if number else 0)
 
 
 def typed_value(text: str) -> int | float | str:

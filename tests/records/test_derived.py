@@ -237,3 +237,30 @@ def test_flattening_gives_one_column_per_derived_field_and_keeps_custom_data_who
     assert json.loads(record["conversation"]) == ["hi"]
     assert json.loads(record["label_names"]) == ["Bug"]
     assert json.loads(record["input_values"]) == {"Rating": 5}
+
+
+def test_orders_of_any_type_never_fail_the_item_numbers_first() -> None:
+    inputs = [
+        text_input(None, "Later", "d"),
+        {**text_input(0, "Text order", "b"), "order": "1"},
+        {**text_input(0, "Float order", "a"), "order": 0.5},
+        {**text_input(0, "List order", "e"), "order": [3]},
+        text_input(2, "Two", "c"),
+    ]
+    derived = derived_fields({"ordered_inputs": inputs})
+    assert derived["conversation"] == ["a", "b", "c", "d", "e"]
+
+
+def test_an_item_whose_inputs_mix_order_types_is_delivered(empty_fake: FakeUsersnap) -> None:
+    project = empty_fake.add_project("Mixed orders")["project_id"]
+    odd = empty_fake.add_feedback(
+        project,
+        ordered_inputs=[
+            {**text_input(0, "A", "x"), "order": "1"},
+            {**text_input(2, "B", "y"), "order": 2.5},
+        ],
+    )
+    empty_fake.add_feedback(project)
+    result = run_sync(empty_fake.config(concurrency=1))
+    assert odd["feedback_id"] in {r["feedback_id"] for r in result.records("feedback")}
+    assert len(result.records("feedback")) == 2
