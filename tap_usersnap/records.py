@@ -353,9 +353,10 @@ def _order_key(entry: dict[str, t.Any]) -> tuple[bool, int | float]:
     """Numbers (digits as text too) first, by value; any other ``order`` after them."""
     order = entry.get("order")
     if type(order) is str and order.strip().lstrip("-").isdigit():
-        order = int(order)
-    number = type(order) in (int, float)
-    return (not number, order if number else 0)
+        return (False, int(order))
+    if type(order) is int or type(order) is float:
+        return (False, order)
+    return (True, 0)
 
 
 def typed_value(text: str) -> int | float | str:
