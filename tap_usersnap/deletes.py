@@ -240,7 +240,6 @@ class Sweeps:
             version = new_version(self.table_version, active)
             for project, outcome in fewer:
                 project.counted = outcome
-            state.pop(SWEEP_AGAIN, None)
             self._start_sweep(projects, version, now, reasons)
         return version
 
@@ -347,6 +346,7 @@ class Sweeps:
                     "retired; shards with capture_deletes must load into separate schemas"
                 )
         self.state[PENDING], self.state[SWEEP_STARTED] = version, now
+        self.state.pop(SWEEP_AGAIN, None)  # this sweep reads every item again
         for project in projects:
             project.reread = Reread()
             project.save()
