@@ -297,9 +297,9 @@ class Sweeps:
         """Each counted project's count now against the last run's, at the same cut.
 
         A project with more items is checked after its read (:meth:`late`). Returns those
-        with fewer, and
-        those with fewer beyond ``max_delete_percent`` (with the guard's words); a project
-        that cannot be counted is not checked this run (its new items still load).
+        with fewer, and those with fewer beyond ``max_delete_percent`` (with the guard's
+        words); a project that cannot be counted is not checked this run (its new items
+        still load).
         """
         counts = self.stream.each(
             [p for p in projects if p.counted is not None],

@@ -103,7 +103,6 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
     #: The projects whose new feedback is read apart from their re-read (the edit scan
     #: goes with the first read of a project).
     _reads_new: frozenset[str] = frozenset()
-    _sweeps: Sweeps
 
     @override
     def get_url(self, context: Context | None) -> str:
@@ -203,7 +202,7 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
     def post_process(
         self, row: dict[str, t.Any], context: Context | None = None
     ) -> dict[str, t.Any] | None:
-        """Stop on a signal; checks and conforming ran as each page arrived."""
+        """Stop on a signal; items were checked as each page arrived, conformed when taken."""
         self.stop_if_signalled()
         return self.fit_flattened(row)
 
@@ -213,8 +212,9 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
         settings, state, listing = self.run.settings, self.stream_state, self.run.listing
         full_table = self.replication_method == "FULL_TABLE"
         self._scope_start = self._pinned_scope(state)
+        saved = saved_partitions(state, self.logger)
         gaps = scope_gaps(
-            set(saved_partitions(state, self.logger)),
+            set(saved),
             listed=listing.ids(),
             complete=listing.complete,
             wanted=settings.project_ids,
@@ -224,6 +224,7 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
         ids += [p for p in gaps.answering if p not in ids]
         projects = load_projects(
             state,
+            saved,
             ids,
             listing.names(),
             scope_start=self._scope_start,
@@ -235,14 +236,14 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
         # keeps the STATE a run writes within the size of its records, however many projects.
         self.STATE_MSG_FREQUENCY = max(type(self).STATE_MSG_FREQUENCY, len(projects))
         self._ceiling = now_ceiling()
-        self._sweeps = Sweeps(
+        sweeps = Sweeps(
             self,
             settings,
             self.run.report,
             scope_start=self._scope_start,
             table_version=self.run.table_version,
         )
-        self.use_table_version(self._sweeps.plan(list(projects.values()), gaps, full_table))
+        self.use_table_version(sweeps.plan(list(projects.values()), gaps, full_table))
         for project in projects.values():
             self.logger.info(
                 "Reading project %s from %s (edit mark %s)%s",
@@ -255,9 +256,9 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
         self._reads_new = frozenset(p.project_id for p, _ in reads)
         reads += [(p, REREAD) for p in projects.values() if p.reread is not None]
         yield from self._read_all(reads, scan=settings.capture_edits and not full_table)
-        late = self._sweeps.late(list(projects.values()))
+        late = sweeps.late(list(projects.values()))
         yield from self._read_all([(p, REREAD) for p in late], scan=False)
-        self.activate_version(self._sweeps.finish(list(projects.values())))
+        self.activate_version(sweeps.finish(list(projects.values())))
         self.write_state()
 
     def _read_all(

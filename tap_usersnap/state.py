@@ -130,8 +130,6 @@ class ProjectState:
     finished: set[str] = dataclasses.field(default_factory=set)
     #: How many items the project holds, once a long read asks (-1: it would not say).
     total: int | None = None
-    #: The ids read in this run (a repeat on a later page is emitted once).
-    seen: set[str] = dataclasses.field(default_factory=set)
 
     @functools.cached_property
     def partition(self) -> dict[str, t.Any]:
@@ -162,10 +160,8 @@ class ProjectState:
             and (self.reread is None or not self.reread.resume_point()[0])
         ):
             return  # nothing read yet: no partition
+        self.save_position()
         partition = self.partition
-        if self.bookmark is not None:
-            partition["replication_key"] = "created_at"
-            partition[BOOKMARK] = self.bookmark
         if self.name:
             partition[NAME] = self.name
         if self.counted is None:
@@ -176,8 +172,6 @@ class ProjectState:
         if self.reread is None:
             partition.pop(REREAD_FROM, None)
             partition.pop(REREAD_ROWS, None)
-        else:
-            partition[REREAD_FROM], partition[REREAD_ROWS] = self.reread.resume_point()
         if self.shortfall is None:
             partition.pop(SHORT, None)
         else:
@@ -223,7 +217,8 @@ class ProjectState:
         """
         assert self.reread is not None  # noqa: S101 - a re-read is read only then
         if created is not None and scope_start and created < scope_start:
-            self.outside += created[:19] < scope_start[:19]  # not its own second: told
+            if created[:19] < scope_start[:19]:  # the scope's own second comes back: untold
+                self.outside += 1
             return "drop"
         self.reread.advance(created)
         upto = self.new_read_to or ""
@@ -265,6 +260,7 @@ class StateError(UsersnapError):
 
 def load_projects(
     state: dict[str, t.Any],
+    saved: dict[str, dict[str, t.Any]],
     ids: list[str],
     names: dict[str, str],
     *,
@@ -275,9 +271,9 @@ def load_projects(
 ) -> dict[str, ProjectState]:
     """Every project's progress from state, checked; a project named twice merged.
 
-    ``names``: the listing's; ``partition_for``: a project's writable state partition.
+    ``saved``: :func:`saved_partitions` of ``state``; ``names``: the listing's;
+    ``partition_for``: a project's writable state partition.
     """
-    saved = saved_partitions(state, logger)
     legacy = None
     if state.get(BOOKMARK) and state.get("replication_key", "created_at") == "created_at":
         legacy = timestamp_from_state(state[BOOKMARK], "the feedback stream", BOOKMARK)
@@ -303,7 +299,13 @@ def load_projects(
         if full_table:
             bookmark = None
         count, cut = entry.get(COUNT), entry.get(COUNTED_BEFORE)
-        counted = type(count) is int and isinstance(cut, str) and len(cut) == 19  # noqa: PLR2004
+        counted = (
+            not full_table
+            and type(count) is int
+            and isinstance(cut, str)
+            and len(cut) == 19  # noqa: PLR2004 - a whole second, as saved
+            and is_timestamp(cut)
+        )
         starts = [m for m in (bookmark, scope_start) if m]
         saved_name = entry.get(NAME) if isinstance(entry.get(NAME), str) else None
         name = names.get(pid) or saved_name or ""
@@ -314,8 +316,8 @@ def load_projects(
             edit_mark=timestamp_from_state(entry.get(EDIT_MARK), where, EDIT_MARK),
             start=max(starts) if starts else None,
             partition_for=functools.partial(partition_for, pid),
-            counted=count if counted and is_timestamp(cut) and not full_table else None,
-            counted_before=cut if counted and not full_table else None,
+            counted=count if counted else None,
+            counted_before=cut if counted else None,
         )
         if REREAD_FROM in entry and not full_table:
             position = timestamp_from_state(entry[REREAD_FROM], where, REREAD_FROM)
