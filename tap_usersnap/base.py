@@ -57,8 +57,15 @@ from tap_usersnap.client import (
     read_envelope,
     retry_after,
 )
-from tap_usersnap.records import MAX_QUOTED, Shape, conform, fit_flattened, schema_of
-from tap_usersnap.report import RunReport, project_label
+from tap_usersnap.records import (
+    MAX_QUOTED,
+    RunReport,
+    Shape,
+    conform,
+    fit_flattened,
+    project_label,
+    schema_of,
+)
 from tap_usersnap.sdk_private import OwnRecordMessages
 
 if t.TYPE_CHECKING:

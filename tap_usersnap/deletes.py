@@ -37,7 +37,7 @@ from tap_usersnap.state import NEW, REREAD, ProjectState, Reread, next_second
 if t.TYPE_CHECKING:
     import logging
 
-    from tap_usersnap.report import RunReport
+    from tap_usersnap.records import RunReport
     from tap_usersnap.settings import Settings
 
 #: Stream state keys: the version the rows carry, a sweep's not yet activated, when that

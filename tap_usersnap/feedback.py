@@ -57,14 +57,13 @@ from tap_usersnap.records import (
     whole_second,
 )
 from tap_usersnap.sdk_private import OwnBookmarks
-from tap_usersnap.settings import resolve_scope, setting_text
 from tap_usersnap.state import (
     NEW,
     REREAD,
     ProjectState,
     load_projects,
+    pinned_scope,
     saved_partitions,
-    timestamp_from_state,
 )
 
 if t.TYPE_CHECKING:
@@ -79,8 +78,6 @@ SKIPPED = "__usersnap_skipped__"
 ANOTHER_READER_AFTER_SECONDS = 0.02
 #: A read is stopped past its count plus this many pages: ``has_more`` never ends.
 RUNAWAY_PAGES = 10
-#: Stream state keys: the pinned lower bound (null: all history) and the setting it came from.
-SCOPE_START, SCOPE_SETTING = "scope_start", "scope_setting"
 EDITS, MARK, COUNT_KIND = "edits", "mark", "count"
 
 
@@ -211,7 +208,7 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
         """Every project's records; a project's bookmark moves once its records are out."""
         settings, state, listing = self.run.settings, self.stream_state, self.run.listing
         full_table = self.replication_method == "FULL_TABLE"
-        self._scope_start = self._pinned_scope(state)
+        self._scope_start = pinned_scope(state, settings, self.logger)
         saved = saved_partitions(state, self.logger)
         gaps = scope_gaps(
             set(saved),
@@ -612,28 +609,3 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
             self.logger.warning("Could not ask Usersnap about project %s: %s", project_id, error)
             return None
         return True
-
-    def _pinned_scope(self, state: dict[str, t.Any]) -> str | None:
-        """The lower bound pinned in state at the first run, else the setting's, pinned now.
-
-        Deletes count and re-read within it, so it must not move once rows are loaded: a
-        changed setting is warned about and applies after a full refresh.
-        """
-        settings = self.run.settings
-        setting = setting_text(settings)
-        if SCOPE_SETTING not in state:
-            scope = resolve_scope(settings, dt.datetime.now(dt.timezone.utc))
-            state[SCOPE_START], state[SCOPE_SETTING] = scope, setting
-            return scope
-        pinned = timestamp_from_state(state.get(SCOPE_START), "the feedback stream", SCOPE_START)
-        if state.get(SCOPE_SETTING) != setting:
-            self.logger.warning(
-                "The feedback scope setting changed from %s to %s: the tap keeps reading from "
-                "%s, as the first run did, so that no loaded row is retired. To apply the new "
-                "setting, run once with a full refresh (meltano run --full-refresh ..., or "
-                "clear the state)",
-                state.get(SCOPE_SETTING),
-                setting,
-                pinned or "the beginning of history",
-            )
-        return pinned

@@ -6,21 +6,17 @@ config, and every layer is given it instead of the raw config.
 
 from __future__ import annotations
 
-import calendar
 import contextlib
 import dataclasses
 import datetime as dt
 import logging
-import re
 import typing as t
 
 import jsonschema
 from singer_sdk import typing as th
 
 from tap_usersnap.records import (
-    format_timestamp,
     is_timestamp,
-    normalise_timestamp,
     parse_timestamp,
 )
 
@@ -273,28 +269,3 @@ def _read_numbers(config: dict[str, t.Any], properties: dict[str, t.Any]) -> Non
         if isinstance(value, str) and "number" in types:
             with contextlib.suppress(ValueError):  # else left for the schema check to name
                 config[name] = float(value)
-
-
-def setting_text(settings: Settings) -> str:
-    """The scope setting as the user wrote it: what a change is detected against."""
-    if settings.start_date:
-        return f"start_date {settings.start_date}"
-    if settings.backfill_window:
-        return f"backfill_window {' '.join(settings.backfill_window.split())}"
-    return "all history"
-
-
-def resolve_scope(settings: Settings, now: dt.datetime) -> str | None:
-    """The instant the scope setting names now, in the bookmark format (None: all history)."""
-    if settings.start_date:
-        return normalise_timestamp(settings.start_date)
-    window = re.match(BACKFILL_WINDOW_PATTERN, settings.backfill_window or "")
-    if window is None:
-        return None
-    amount, unit = int(window.group(1)), window.group(2).rstrip("s")
-    if unit == "month":
-        index = now.year * 12 + now.month - 1 - amount
-        year, month = divmod(index, 12)
-        day = min(now.day, calendar.monthrange(year, month + 1)[1])
-        return format_timestamp(now.replace(year=year, month=month + 1, day=day))
-    return format_timestamp(now - dt.timedelta(days=amount * (7 if unit == "week" else 1)))

@@ -1,14 +1,19 @@
 """Each project's progress in the Singer state: bookmark, edit mark, name, count, re-read.
 
+The stream's scope (``start_date`` or ``backfill_window``) is resolved once, at the first
+run, and pinned in the state (:func:`pinned_scope`): deletes count and re-read within it.
+
 State comes from outside (a file, Meltano's backend): every value is checked as it is
 loaded, and one that cannot be used stops the run with a line that names it.
 """
 
 from __future__ import annotations
 
+import calendar
 import dataclasses
 import datetime as dt
 import functools
+import re
 import typing as t
 
 from tap_usersnap.client import UsersnapError
@@ -18,11 +23,14 @@ from tap_usersnap.records import (
     is_timestamp,
     normalise_timestamp,
     parse_timestamp,
+    project_label,
 )
-from tap_usersnap.report import project_label
+from tap_usersnap.settings import BACKFILL_WINDOW_PATTERN
 
 if t.TYPE_CHECKING:
     import logging
+
+    from tap_usersnap.settings import Settings
 
 #: Partition state keys: the bookmark, the edit mark, the project's name, Usersnap's count
 #: of its items created before the cut ``COUNTED_BEFORE`` (a whole second, from the scope's
@@ -37,6 +45,8 @@ BOOKMARK, EDIT_MARK, NAME, COUNT, COUNTED_BEFORE, REREAD_FROM, REREAD_ROWS, SHOR
     "reread_rows",
     "reread_short",
 )
+#: Stream state keys: the pinned lower bound (null: all history) and the setting it came from.
+SCOPE_START, SCOPE_SETTING = "scope_start", "scope_setting"
 #: The two reads of a project: its new feedback, and its re-read.
 NEW, REREAD = "new", "reread"
 
@@ -355,3 +365,53 @@ def timestamp_from_state(value: t.Any, where: str, key: str) -> str | None:
         )
         raise StateError(msg)
     return normalise_timestamp(value)
+
+
+def pinned_scope(state: dict[str, t.Any], settings: Settings, logger: logging.Logger) -> str | None:
+    """The lower bound pinned in state at the first run, else the setting's, pinned now.
+
+    Deletes count and re-read within it, so it must not move once rows are loaded: a
+    changed setting is warned about and applies after a full refresh.
+    """
+    setting = setting_text(settings)
+    if SCOPE_SETTING not in state:
+        scope = resolve_scope(settings, dt.datetime.now(dt.timezone.utc))
+        state[SCOPE_START], state[SCOPE_SETTING] = scope, setting
+        return scope
+    pinned = timestamp_from_state(state.get(SCOPE_START), "the feedback stream", SCOPE_START)
+    if state.get(SCOPE_SETTING) != setting:
+        logger.warning(
+            "The feedback scope setting changed from %s to %s: the tap keeps reading from "
+            "%s, as the first run did, so that no loaded row is retired. To apply the new "
+            "setting, run once with a full refresh (meltano run --full-refresh ..., or "
+            "clear the state)",
+            state.get(SCOPE_SETTING),
+            setting,
+            pinned or "the beginning of history",
+        )
+    return pinned
+
+
+def setting_text(settings: Settings) -> str:
+    """The scope setting as the user wrote it: what a change is detected against."""
+    if settings.start_date:
+        return f"start_date {settings.start_date}"
+    if settings.backfill_window:
+        return f"backfill_window {' '.join(settings.backfill_window.split())}"
+    return "all history"
+
+
+def resolve_scope(settings: Settings, now: dt.datetime) -> str | None:
+    """The instant the scope setting names now, in the bookmark format (None: all history)."""
+    if settings.start_date:
+        return normalise_timestamp(settings.start_date)
+    window = re.match(BACKFILL_WINDOW_PATTERN, settings.backfill_window or "")
+    if window is None:
+        return None
+    amount, unit = int(window.group(1)), window.group(2).rstrip("s")
+    if unit == "month":
+        index = now.year * 12 + now.month - 1 - amount
+        year, month = divmod(index, 12)
+        day = min(now.day, calendar.monthrange(year, month + 1)[1])
+        return format_timestamp(now.replace(year=year, month=month + 1, day=day))
+    return format_timestamp(now - dt.timedelta(days=amount * (7 if unit == "week" else 1)))

@@ -20,8 +20,7 @@ from tap_usersnap.client import (
     envelope_data,
 )
 from tap_usersnap.deletes import ACTIVE, new_version, state_version
-from tap_usersnap.records import MAX_QUOTED, conform
-from tap_usersnap.report import project_label
+from tap_usersnap.records import MAX_QUOTED, conform, project_label
 
 if t.TYPE_CHECKING:
     import requests
