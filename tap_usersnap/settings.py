@@ -16,6 +16,7 @@ import jsonschema
 from singer_sdk import typing as th
 
 from tap_usersnap.records import (
+    MAX_QUOTED,
     is_timestamp,
     parse_timestamp,
 )
@@ -24,8 +25,9 @@ DEFAULT_API_URL = "https://platform.usersnap.com/v0.1"
 #: How far ahead a start_date may be (clocks and time zones differ) before it is refused.
 START_DATE_TOLERANCE = dt.timedelta(days=1)
 LOGGER = logging.getLogger("tap-usersnap")
-#: ``backfill_window``: a number of days, weeks or months.
-BACKFILL_WINDOW_PATTERN = r"^\s*([1-9][0-9]{0,4})\s*(day|days|week|weeks|month|months)\s*$"
+#: ``backfill_window``: a number of days, weeks or months, 1 to 9999 (9999 months still ends
+#: after the year 1, which a timestamp can hold).
+BACKFILL_WINDOW_PATTERN = r"^\s*([1-9][0-9]{0,3})\s*(day|days|week|weeks|month|months)\s*$"
 
 SETTINGS = th.PropertiesList(
     th.Property(
@@ -71,8 +73,9 @@ SETTINGS = th.PropertiesList(
         th.StringType(pattern=BACKFILL_WINDOW_PATTERN),
         title="Backfill window",
         description="Instead of start_date, how far back the first run reads: '7 days', "
-        "'30 days', '90 days', '6 months' (days, weeks or months). Resolved once, at the first "
-        "run, and kept in state, so later runs and deletes keep the same lower bound.",
+        "'30 days', '90 days', '6 months' (1 to 9999 days, weeks or months). Resolved once, "
+        "at the first run, and kept in state, so later runs and deletes keep the same lower "
+        "bound.",
     ),
     th.Property(
         "page_size",
@@ -201,7 +204,13 @@ def config_problems(config: dict[str, t.Any], schema: dict[str, t.Any]) -> list[
     for error in validator(schema, format_checker=checker).iter_errors(config):
         name = str(error.path[0]) if error.path else None
         where = "".join(f"[{part!r}]" for part in error.path)
-        if name is not None and properties.get(name, {}).get("secret"):
+        if name == "backfill_window" and error.validator == "pattern":
+            problems.append(
+                f"backfill_window {str(error.instance)[:MAX_QUOTED]!r} is not a number of days, "
+                "weeks or months, such as '30 days' or '6 months' (1 to 9999), in "
+                "config['backfill_window']"
+            )
+        elif name is not None and properties.get(name, {}).get("secret"):
             problems.append(
                 f"config{where} is invalid: it must satisfy '{error.validator}' "
                 f"({error.validator_value!r}); the value is not shown, as it is secret"
