@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import typing as t
+from urllib.parse import unquote
 
 from fake_usersnap.protocol import (
     API_PREFIX,
@@ -59,7 +60,8 @@ def check_request(
         if route_method != method:
             known = True
             continue
-        argument = found.group(1) if found.groups() else ""
+        # Routed on the raw path (an encoded ``/`` stays in its segment), then decoded.
+        argument = unquote(found.group(1)) if found.groups() else ""
         paging = fake.projects_paging
         if handler is not list_projects or paging is None or paging.cursor != "ignored":
             refuse_unknown_params(params, allowed)

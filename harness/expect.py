@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import typing as t
 
+import jsonschema
+
 if t.TYPE_CHECKING:
     import pytest
 
     from fake_usersnap import FakeUsersnap
+    from harness.singer_run import SyncResult
 
 
 def oldest_first(fake: FakeUsersnap, project_id: str) -> list[dict[str, t.Any]]:
@@ -38,3 +41,16 @@ def tries_of_filter_request(fake: FakeUsersnap, index: int) -> int:
     filters = fake.requests_to(r"POST .*/filter$")
     failing = filters[index]
     return sum(1 for r in filters if (r.path, r.params) == (failing.path, failing.params))
+
+
+def assert_every_record_validates(result: SyncResult) -> None:
+    """Each RECORD of every stream against the SCHEMA message the run emitted for it."""
+    schemas = {m["stream"]: m["schema"] for m in result.messages if m["type"] == "SCHEMA"}
+    checker = jsonschema.FormatChecker()
+    for message in result.messages:
+        if message["type"] == "RECORD":
+            validator = jsonschema.Draft202012Validator(
+                schemas[message["stream"]], format_checker=checker
+            )
+            errors = [(list(e.path), e.message) for e in validator.iter_errors(message["record"])]
+            assert errors == [], (message["stream"], errors)

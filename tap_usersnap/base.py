@@ -13,7 +13,6 @@ import dataclasses
 import functools
 import itertools
 import logging
-import re
 import sys
 import time
 import typing as t
@@ -54,6 +53,7 @@ from tap_usersnap.client import (
     envelope_data,
     loggable_path,
     new_session,
+    project_in_url,
     read_envelope,
     retry_after,
 )
@@ -216,9 +216,13 @@ class UsersnapStream(OwnRecordMessages, RESTStream[str | None]):
         #: The tap, whose public writers send STATE and ACTIVATE_VERSION.
         self.singer_tap = tap
         super().__init__(tap, schema=schema_of(self.name))
-        self.shape = Shape.of(self.schema)
         if not any(isinstance(f, ExplainedFailures) for f in self.logger.filters):
             self.logger.addFilter(ExplainedFailures())
+
+    @functools.cached_property
+    def shape(self) -> Shape:
+        """What records are conformed to: the catalog's schema if one was given, or the tap's."""
+        return Shape.of(self.effective_schema)
 
     @override
     def log_sync_costs(self) -> None:
@@ -412,8 +416,8 @@ class UsersnapStream(OwnRecordMessages, RESTStream[str | None]):
         request = getattr(failure, "request", None) or getattr(
             getattr(failure, "response", None), "request", None
         )
-        key = re.search(r"/projects/([^/?]+)/", getattr(request, "url", None) or "")
-        label = self.run.project_label(key[1]) if key else None
+        key = project_in_url(getattr(request, "url", None) or "")
+        label = self.run.project_label(key) if key else None
         return f" (project {label})" if label else ""
 
     @override
@@ -456,10 +460,10 @@ class UsersnapStream(OwnRecordMessages, RESTStream[str | None]):
             raise RetriableAPIError(msg, response)
         text = api_error_text(response) if status >= HTTPStatus.BAD_REQUEST else ""
         if "SITE_NOT_FOUND" in text or status in (HTTPStatus.FORBIDDEN, HTTPStatus.NOT_FOUND):
-            project = re.search(r"/projects/([^/]+)/feedbacks", urlsplit(response.url).path)
+            project = project_in_url(response.url, "feedbacks")
             if project:
                 msg = (
-                    f"Usersnap project {project[1]!r} does not exist or this JWT key cannot see "
+                    f"Usersnap project {project!r} does not exist or this JWT key cannot see "
                     f"it ({status} {text} on {where})"
                 )
                 raise ProjectRefusedError(msg, f"{status} {text}")

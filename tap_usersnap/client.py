@@ -25,7 +25,7 @@ import time
 import typing as t
 import uuid
 import warnings
-from urllib.parse import urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import jwt
 import msgspec
@@ -252,6 +252,25 @@ def new_session(api_url: str, request_timeout: float) -> requests.Session:
 def loggable_path(url: str) -> str:
     """A URL's path as logs may show it: no query, a project's api_key hidden."""
     return _API_KEY_IN_PATH.sub(r"\1{api_key}\2", urlsplit(url).path)
+
+
+def project_url(api_url: str, key: str, endpoint: str) -> str:
+    """``{api_url}/projects/{key}/{endpoint}``, the project id or api_key one path segment.
+
+    The key is data, percent-encoded whole: a ``/``, ``?``, ``#`` or ``..`` in it would
+    send the request to another path. ``.`` and ``..`` stay dot segments however they are
+    encoded (``requests`` decodes ``%2E``, then drops them), so they are refused unsent.
+    """
+    if key in {"", ".", ".."}:
+        answer = "not asked: an empty key, '.' and '..' name no URL path segment"
+        raise ProjectRefusedError(f"Usersnap cannot be asked about this project ({answer})", answer)
+    return f"{api_url}/projects/{quote(key, safe='')}/{endpoint}"
+
+
+def project_in_url(url: str, endpoint: str = "") -> str | None:
+    """The project id or api_key a request URL names before ``endpoint``, decoded."""
+    found = re.search(rf"/projects/([^/]+)/{re.escape(endpoint)}", urlsplit(url).path)
+    return unquote(found[1]) if found else None
 
 
 def describe(response: requests.Response) -> str:

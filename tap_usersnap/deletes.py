@@ -58,9 +58,27 @@ def new_version(now: int, active: int | None) -> int:
     return max(now, (active or 0) + 1)
 
 
-def state_version(value: t.Any) -> int | None:
-    """A table version from state, if it is one (state comes from outside)."""
-    return value if type(value) is int and value > 0 else None
+def state_version(
+    state: dict[str, t.Any], key: str, logger: logging.Logger, stream: str = "feedback"
+) -> int | None:
+    """The table version a stream's state keeps under ``key``; None if absent.
+
+    A value no target can store (not a whole number from 1 to 2**63 - 1; state comes
+    from outside) is dropped with a warning: rows keep loading, and the next version
+    is a new one.
+    """
+    value = state.get(key)
+    if value is None or (type(value) is int and 0 < value < 2**63):
+        return value
+    logger.warning(
+        "The state of the %s stream holds an unusable %s, %r, which is no table version: "
+        "dropped (a new version is taken where one is needed)",
+        stream,
+        key,
+        str(value)[:60],
+    )
+    del state[key]
+    return None
 
 
 @dataclasses.dataclass
@@ -202,7 +220,9 @@ class Sweeps:
         state, settings = self.state, self.settings
         fewer, guarded = self._compare_counts(projects)
         self.held = (*gaps.held, *(reason for _, _, reason in guarded))
-        active, pending = state_version(state.get(ACTIVE)), state_version(state.get(PENDING))
+        logger = self.stream.logger
+        active = state_version(state, ACTIVE, logger)
+        pending = state_version(state, PENDING, logger)
         if not settings.capture_deletes:
             for project, outcome in fewer:
                 project.counted = outcome
@@ -358,7 +378,8 @@ class Sweeps:
             return False
         if not is_timestamp(swept_at):
             return True
-        return parse_timestamp(now) - parse_timestamp(swept_at) >= dt.timedelta(days=days)
+        elapsed = parse_timestamp(now) - parse_timestamp(swept_at)
+        return not dt.timedelta(days=-1) < elapsed < dt.timedelta(days=days)  # or in the future
 
     def finish(self, projects: list[ProjectState]) -> int | None:
         """Each read project's count moved to its new cut; a sweep activated once complete.
@@ -378,7 +399,7 @@ class Sweeps:
                 self._check_reread(project, None if isinstance(outcome, Exception) else outcome)
             project.save()
         state = self.state
-        pending = state_version(state.get(PENDING))
+        pending = state_version(state, PENDING, self.stream.logger)
         if pending is None or not self.settings.capture_deletes:
             return None
         refused = [f"project {p} was refused" for p in self.report.refused_projects]

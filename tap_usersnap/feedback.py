@@ -38,6 +38,8 @@ from tap_usersnap.client import (
     describe,
     envelope_data,
     needs_text_check,
+    project_in_url,
+    project_url,
     read_envelope,
 )
 from tap_usersnap.deletes import Sweeps, scope_gaps
@@ -104,8 +106,8 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
     @override
     def get_url(self, context: Context | None) -> str:
         context = context or {}
-        url = f"{self.url_base}/projects/{context['project_id']}/feedbacks/filter"
-        return f"{url}/count" if context.get("kind") == COUNT_KIND else url
+        count = "/count" if context.get("kind") == COUNT_KIND else ""
+        return project_url(self.url_base, context["project_id"], f"feedbacks/filter{count}")
 
     @override
     def get_url_params(
@@ -157,7 +159,7 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
         if response.request.path_url.split("?")[0].endswith("/count"):
             yield envelope_data(response)
             return
-        project = response.request.path_url.split("/")[-3]
+        project = project_in_url(response.request.path_url) or ""
         check_text = needs_text_check(response)
         for item in read_envelope(response)["data"][self.records_key]:
             if not (

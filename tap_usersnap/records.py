@@ -2,7 +2,8 @@
 
 One conform step serves every stream (:func:`conform`): a value of the wrong type is
 converted where nothing is lost (``"12"`` to 12, ``"false"`` to false, a number to its text,
-an object to its JSON text) or else set to null; timestamps are normalised to one UTC form;
+an object to its JSON text) or else set to null, or left out when it is an array's element
+(an element's schema need not allow null); timestamps are normalised to one UTC form;
 NUL characters are removed and lone surrogates replaced by U+FFFD, in keys too (PostgreSQL
 text holds neither). Each change is one line naming the field, never the value.
 
@@ -127,6 +128,7 @@ class Shape:
     @classmethod
     def of(cls, schema: dict[str, t.Any]) -> Shape:
         """The shape of a JSON schema node (``type``, ``format``, ``properties``, ``items``)."""
+        schema = _folded(schema)
         names = schema.get("type") or list(_PYTHON_TYPES)
         names = tuple([names] if isinstance(names, str) else names)
         properties = schema.get("properties")
@@ -142,54 +144,135 @@ class Shape:
         )
 
 
+def _folded(schema: dict[str, t.Any]) -> dict[str, t.Any]:
+    """``schema`` with its ``allOf`` parts folded in, as a value must meet each of them.
+
+    A JSON array column declares its elements there (``labels``, ``ordered_inputs``).
+    """
+    parts = schema.get("allOf")
+    if type(parts) is not list:
+        return schema
+    folded = {key: value for key, value in schema.items() if key != "allOf"}
+    for part in (_folded(p) for p in parts if type(p) is dict):
+        if "type" in part:
+            names = [part["type"]] if isinstance(part["type"], str) else part["type"]
+            if "type" in folded:
+                mine = [folded["type"]] if isinstance(folded["type"], str) else folded["type"]
+                names = [name for name in mine if name in names]
+            folded["type"] = names
+        if "format" in part:
+            folded["format"] = part["format"]
+        if type(part.get("properties")) is dict:
+            properties = dict(folded.get("properties") or {})
+            for key, value in part["properties"].items():
+                properties[key] = (
+                    {"allOf": [properties[key], value]} if key in properties else value
+                )
+            folded["properties"] = properties
+        if type(part.get("items")) is dict:
+            mine = folded.get("items")
+            folded["items"] = (
+                {"allOf": [mine, part["items"]]} if type(mine) is dict else part["items"]
+            )
+    return folded
+
+
+#: An array element that cannot be kept, until its array is compacted.
+_LEFT_OUT: t.Any = object()
+
+
 def conform(record: dict[str, t.Any], shape: Shape, *, check_text: bool = True) -> list[str]:
     """Make ``record`` keep to ``shape`` in place; what was changed, one line per field."""
     changes: list[str] = []
     if shape.properties is not None:
-        _conform(record, shape.properties, "", changes)
+        _conform(record, shape.properties, changes)
     if check_text:
         _clean_text(record, changes)
     return changes
 
 
-def _conform(
-    record: dict[str, t.Any], properties: dict[str, Shape], prefix: str, changes: list[str]
-) -> None:
+def _conform(record: dict[str, t.Any], properties: dict[str, Shape], changes: list[str]) -> None:
     for key, value in record.items():
         shape = properties.get(key)
         if shape is None or (shape.plain and type(value) in shape.types):
             continue  # not declared (any JSON value will do), or fine as it is
         if shape.timestamp and value is not None and not is_canonical(value):
-            record[key] = _timestamp(value, f"{prefix}{key}", changes)
+            record[key] = _timestamp(value, key, changes)
         elif type(value) not in shape.types:
-            record[key] = _converted(value, shape, f"{prefix}{key}", changes)
-        elif shape.properties is not None and type(value) is dict:
-            _conform(value, shape.properties, f"{prefix}{key}.", changes)
-        elif shape.items is not None and type(value) is list:
-            for index, entry in enumerate(value):
-                if type(entry) not in shape.items.types:
-                    value[index] = _converted(entry, shape.items, f"{key}[{index}]", changes)
-                elif shape.items.properties is not None and type(entry) is dict:
-                    _conform(entry, shape.items.properties, f"{key}[{index}].", changes)
+            record[key] = _converted(value, shape, key, changes)
+        else:
+            start = len(changes)
+            if shape.properties is not None and type(value) is dict:
+                _conform(value, shape.properties, changes)
+                if len(changes) > start:
+                    _name_within(f"{key}.", changes, start)
+            elif shape.items is not None and type(value) is list:
+                _conform_items(value, shape.items, changes)
+                if len(changes) > start:
+                    _name_within(key, changes, start)
 
 
-def _timestamp(value: t.Any, field: str, changes: list[str]) -> str | None:
-    """An ISO 8601 string in the bookmark format; anything else null (a target would fail)."""
+def _conform_items(values: list[t.Any], shape: Shape, changes: list[str]) -> None:
+    """Like :func:`_conform`, for an array's elements; one that cannot be kept is left out."""
+    left_out = False
+    for index, value in enumerate(values):
+        if shape.plain and type(value) in shape.types:
+            continue
+        if shape.timestamp and value is not None and not is_canonical(value):
+            values[index] = _timestamp(value, f"[{index}]", changes, _LEFT_OUT)
+            left_out = left_out or values[index] is _LEFT_OUT
+        elif type(value) not in shape.types:
+            values[index] = _converted(value, shape, f"[{index}]", changes, _LEFT_OUT)
+            left_out = left_out or values[index] is _LEFT_OUT
+        else:
+            start = len(changes)
+            if shape.properties is not None and type(value) is dict:
+                _conform(value, shape.properties, changes)
+                if len(changes) > start:
+                    _name_within(f"[{index}].", changes, start)
+            elif shape.items is not None and type(value) is list:
+                _conform_items(value, shape.items, changes)
+                if len(changes) > start:
+                    _name_within(f"[{index}]", changes, start)
+    if left_out:
+        values[:] = [value for value in values if value is not _LEFT_OUT]
+
+
+def _name_within(parent: str, changes: list[str], start: int) -> None:
+    """Put ``parent`` before the fields of the changes from ``start`` on.
+
+    A change names its field from where it was found, and each level adds its own name on
+    the way out: a value that needs no change builds no path.
+    """
+    for number in range(start, len(changes)):
+        changes[number] = changes[number].replace("its ", f"its {parent}", 1)
+
+
+def _timestamp(value: t.Any, field: str, changes: list[str], lost: t.Any = None) -> t.Any:
+    """An ISO 8601 string in the bookmark format; anything else ``lost`` (a target would fail)."""
     if is_timestamp(value):
         return normalise_timestamp(value)
-    changes.append(f"its {field} is not a timestamp; emitted as null")
-    return None
+    changes.append(f"its {field} is not a timestamp; {_lost(lost)}")
+    return lost
 
 
-def _converted(value: t.Any, shape: Shape, field: str, changes: list[str]) -> t.Any:
-    """The value in a type the shape accepts, losing nothing; else None."""
+def _converted(
+    value: t.Any, shape: Shape, field: str, changes: list[str], lost: t.Any = None
+) -> t.Any:
+    """The value in a type the shape accepts, losing nothing; else ``lost`` (null or left out)."""
     new = _lossless(value, shape)
     kind = "null" if value is None else type(value).__name__
     if new is None:
-        changes.append(f"its {field} was a {kind}, not {' or '.join(shape.names)}: emitted as null")
-    else:
-        changes.append(f"its {field} was a {kind}: emitted as {type(new).__name__}")
+        names = " or ".join(shape.names)
+        changes.append(f"its {field} was a {kind}, not {names}: {_lost(lost)}")
+        return lost
+    changes.append(f"its {field} was a {kind}: emitted as {type(new).__name__}")
     return new
+
+
+def _lost(lost: t.Any) -> str:
+    """What became of a value that could not be kept."""
+    return "emitted as null" if lost is None else "left out"
 
 
 def _lossless(value: t.Any, shape: Shape) -> t.Any:  # noqa: PLR0911 - one return per conversion

@@ -10,7 +10,10 @@ import contextlib
 import dataclasses
 import datetime as dt
 import logging
+import math
+import re
 import typing as t
+from urllib.parse import urlsplit
 
 import jsonschema
 from singer_sdk import typing as th
@@ -22,6 +25,9 @@ from tap_usersnap.records import (
 )
 
 DEFAULT_API_URL = "https://platform.usersnap.com/v0.1"
+#: The words a boolean setting may be in the environment: the SDK reads the first four as
+#: true and any other word as false, a typo too.
+BOOLEAN_WORDS = ("true", "1", "yes", "on", "false", "0", "no", "off")
 #: How far ahead a start_date may be (clocks and time zones differ) before it is refused.
 START_DATE_TOLERANCE = dt.timedelta(days=1)
 LOGGER = logging.getLogger("tap-usersnap")
@@ -173,8 +179,8 @@ class Settings:
             return config.get(name, SETTINGS["properties"][name].get("default"))
 
         return cls(
-            jwt_id=str(config["jwt_id"]),
-            jwt_secret=str(config["jwt_secret"]),
+            jwt_id=str(config.get("jwt_id") or ""),  # --discover needs no credentials
+            jwt_secret=str(config.get("jwt_secret") or ""),
             api_url=str(setting("api_url")).rstrip("/"),
             project_ids=tuple(unique(setting("project_ids") or [])),
             start_date=setting("start_date") or None,
@@ -218,6 +224,12 @@ def config_problems(config: dict[str, t.Any], schema: dict[str, t.Any]) -> list[
         else:
             problems.append(f"{error.message} in config{where}" if where else error.message)
     problems += _start_date_problems(config.get("start_date"))
+    problems += _api_url_problems(config.get("api_url"))
+    problems += [
+        f"{name} is {value!r}, not a finite number, in config[{name!r}]"
+        for name, value in config.items()
+        if isinstance(value, float) and not math.isfinite(value)
+    ]
     if config.get("start_date") is not None and config.get("backfill_window"):
         problems.append(
             "start_date and backfill_window are both set; set one of them (each says where "
@@ -248,6 +260,49 @@ def _start_date_problems(start_date: t.Any) -> list[str]:
     return []
 
 
+def _api_url_problems(api_url: t.Any) -> list[str]:
+    """An api_url that no request could be sent to, or that carries a query or fragment."""
+    if not isinstance(api_url, str):
+        return []  # the schema check names it
+    try:
+        parts = urlsplit(api_url)
+        parts.port  # noqa: B018 - raises for a port out of range
+    except ValueError as exc:
+        return [f"api_url {api_url[:80]!r} is not a valid URL ({exc}) in config['api_url']"]
+    if parts.query or parts.fragment or "#" in api_url:
+        return [
+            f"api_url {api_url[:80]!r} holds a query or fragment; give the API's base URL "
+            "alone (such as https://platform.usersnap.com/v0.1) in config['api_url']"
+        ]
+    return []
+
+
+def environment_problems(
+    properties: dict[str, t.Any], prefix: str, environ: t.Mapping[str, str]
+) -> list[str]:
+    """Integer and boolean settings in the environment that would be misread.
+
+    The SDK reads them before any check: ``int("abc")`` fails with a traceback, and any
+    word but a true one reads as false.
+    """
+    problems = []
+    for name, spec in properties.items():
+        variable = prefix + name.upper().replace("-", "_")
+        text = environ.get(variable)
+        types = spec.get("type")
+        types = types if isinstance(types, list) else [types]
+        if text is None:
+            continue
+        if "integer" in types and not re.fullmatch(r"\s*[+-]?[0-9]+\s*", text):
+            problems.append(f"{variable} is {text[:MAX_QUOTED]!r}, not a whole number ({name})")
+        if "boolean" in types and text.strip().lower() not in BOOLEAN_WORDS:
+            problems.append(
+                f"{variable} is {text[:MAX_QUOTED]!r}; {name} takes one of "
+                f"{', '.join(BOOLEAN_WORDS)}"
+            )
+    return problems
+
+
 def _strip_credentials(config: dict[str, t.Any]) -> None:
     """Whitespace around jwt_id or jwt_secret (a newline from a file) is removed, with a warning.
 
@@ -255,7 +310,7 @@ def _strip_credentials(config: dict[str, t.Any]) -> None:
     """
     for name in ("jwt_id", "jwt_secret"):
         value = config.get(name)
-        if isinstance(value, str) and value.strip() and value.strip() != value:
+        if isinstance(value, str) and value.strip() != value:
             config[name] = value.strip()
             LOGGER.warning(
                 "The %s setting had leading or trailing whitespace (a newline from a file?); "

@@ -25,7 +25,7 @@ from tap_usersnap.records import (
     parse_timestamp,
     project_label,
 )
-from tap_usersnap.settings import BACKFILL_WINDOW_PATTERN
+from tap_usersnap.settings import BACKFILL_WINDOW_PATTERN, START_DATE_TOLERANCE
 
 if t.TYPE_CHECKING:
     import logging
@@ -53,9 +53,12 @@ NEW, REREAD = "new", "reread"
 
 def next_second(timestamp: str) -> str:
     """The whole second after ``timestamp``'s: a cut that includes the bookmark's second."""
-    return format_timestamp(
-        parse_timestamp(timestamp).replace(microsecond=0) + dt.timedelta(seconds=1)
-    )[:19]
+    moment = parse_timestamp(timestamp).replace(microsecond=0)
+    if moment.astimezone(dt.timezone.utc).replace(tzinfo=None) >= dt.datetime.max.replace(
+        microsecond=0
+    ):
+        return format_timestamp(moment)[:19]  # the last second there is (a state from outside)
+    return format_timestamp(moment + dt.timedelta(seconds=1))[:19]
 
 
 @dataclasses.dataclass
@@ -379,6 +382,13 @@ def pinned_scope(state: dict[str, t.Any], settings: Settings, logger: logging.Lo
         state[SCOPE_START], state[SCOPE_SETTING] = scope, setting
         return scope
     pinned = timestamp_from_state(state.get(SCOPE_START), "the feedback stream", SCOPE_START)
+    if pinned and parse_timestamp(pinned) > dt.datetime.now(dt.timezone.utc) + START_DATE_TOLERANCE:
+        msg = (
+            f"The state of the feedback stream holds a {SCOPE_START} in the future, {pinned}: "
+            "no feedback could be read, and every loaded row would look deleted. Correct it "
+            "or clear the state (meltano state clear <state id>)"
+        )
+        raise StateError(msg)
     if state.get(SCOPE_SETTING) != setting:
         logger.warning(
             "The feedback scope setting changed from %s to %s: the tap keeps reading from "
@@ -415,3 +425,31 @@ def resolve_scope(settings: Settings, now: dt.datetime) -> str | None:
         day = min(now.day, calendar.monthrange(year, month + 1)[1])
         return format_timestamp(now.replace(year=year, month=month + 1, day=day))
     return format_timestamp(now - dt.timedelta(days=amount * (7 if unit == "week" else 1)))
+
+
+def check_state_file(state: dict[str, t.Any], name: str) -> None:
+    """Raise :class:`StateError` naming the first part of a state file of the wrong shape.
+
+    Singer state is ``{"bookmarks": {stream: {..., "partitions": [{...}]}}}``; the SDK
+    would fail on anything else with a traceback.
+    """
+
+    def check(value: t.Any, kind: type, where: str) -> None:
+        if not isinstance(value, kind):
+            found = "null" if value is None else f"a {type(value).__name__}"
+            msg = (
+                f"The state file {name} is not Singer state: {where} is {found}, not "
+                f"{'a list' if kind is list else 'an object'}. Correct it or clear the state "
+                "(meltano state clear <state id>)"
+            )
+            raise StateError(msg)
+
+    bookmarks = state.get("bookmarks", {})
+    check(bookmarks, dict, "bookmarks")
+    for stream, entry in bookmarks.items():
+        check(entry, dict, f"bookmarks.{stream}")
+        check(entry.get("partitions", []), list, f"bookmarks.{stream}.partitions")
+        for number, partition in enumerate(entry.get("partitions", [])):
+            where = f"bookmarks.{stream}.partitions[{number}]"
+            check(partition, dict, where)
+            check(partition.get("context", {}), dict, f"{where}.context")

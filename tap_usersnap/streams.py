@@ -18,6 +18,7 @@ from tap_usersnap.client import (
     UsersnapError,
     describe,
     envelope_data,
+    project_url,
 )
 from tap_usersnap.deletes import ACTIVE, new_version, state_version
 from tap_usersnap.records import MAX_QUOTED, conform, project_label
@@ -41,7 +42,8 @@ class FullTableStream(UsersnapStream):
         """With ``capture_deletes``, RECORDs carry a version later than the active one."""
         if self.run.settings.capture_deletes and self.version is None:
             self.version = new_version(
-                self.run.table_version, state_version(self.stream_state.get(ACTIVE))
+                self.run.table_version,
+                state_version(self.stream_state, ACTIVE, self.logger, self.name),
             )
             self.use_table_version(self.version)
 
@@ -161,7 +163,7 @@ class ProjectAssigneesStream(FullTableStream):
         api_key = next(
             p["api_key"] for p in self.run.listing.projects if p["project_id"] == project_id
         )
-        return f"{self.url_base}/projects/{api_key}/assignees"
+        return project_url(self.url_base, api_key, "assignees")
 
     @override
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
@@ -193,13 +195,14 @@ class ProjectAssigneesStream(FullTableStream):
             self.incomplete = True
             self.run.report.refused_endpoint(f"the assignees of project {label}", error)
             return []
-        records = []
+        records, seen = [], set()
         for position, user in enumerate(users, start=1):
-            if not isinstance(user.get("user_id"), str) or not user["user_id"]:
-                self.run.report.skipped_item(
-                    f"assignee {position} of project {label}", "it has no user_id"
-                )
+            user_id = user.get("user_id")
+            if not isinstance(user_id, str) or not user_id or user_id in seen:
+                problem = "its user_id is listed twice" if user_id in seen else "it has no user_id"
+                self.run.report.skipped_item(f"assignee {position} of project {label}", problem)
                 continue
+            seen.add(user_id)
             user["project_id"] = project["project_id"]  # the key's other half
             records.append(user)
         if not records:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import functools
 import io
 import json
+import os
 import sys
 import time
 import typing as t
 
+from singer_sdk.exceptions import ConfigValidationError, MapExpressionError, StreamMapConfigError
 from singer_sdk.helpers.capabilities import PluginCapabilities
-from singer_sdk.singerlib import Metadata
+from singer_sdk.singerlib import Metadata, Schema, StreamMetadata
 from typing_extensions import override
 
 from tap_usersnap.base import RecordsInBlocksWriter, Run, UsersnapStream
@@ -22,8 +24,10 @@ from tap_usersnap.client import (
 )
 from tap_usersnap.deletes import scope_gaps
 from tap_usersnap.feedback import FeedbackStream
+from tap_usersnap.records import schema_of
 from tap_usersnap.sdk_private import TapHooks
-from tap_usersnap.settings import SETTINGS, Settings, config_problems
+from tap_usersnap.settings import SETTINGS, Settings, config_problems, environment_problems
+from tap_usersnap.state import check_state_file
 from tap_usersnap.streams import ProjectAssigneesStream, ProjectsStream
 
 if t.TYPE_CHECKING:
@@ -32,6 +36,8 @@ if t.TYPE_CHECKING:
     from singer_sdk.singerlib import Catalog
 
 AUTOMATIC = Metadata.InclusionType.AUTOMATIC
+#: What a stream_maps setting the SDK cannot use raises.
+MAP_ERRORS = (MapExpressionError, StreamMapConfigError)
 
 
 class TapUsersnap(TapHooks):
@@ -48,6 +54,14 @@ class TapUsersnap(TapHooks):
 
     def __init__(self, *args: t.Any, clock: Clock | None = None, **kwargs: t.Any) -> None:
         self.clock: Clock = clock or time
+        if kwargs.get("parse_env_config"):  # the SDK would misread these, or fail on them
+            problems = environment_problems(
+                SETTINGS["properties"], f"{self.name.upper().replace('-', '_')}_", os.environ
+            )
+            if problems:
+                raise ConfigValidationError(
+                    "Config validation failed", errors=problems, schema=SETTINGS
+                )
         super().__init__(*args, **kwargs)
 
     @functools.cached_property
@@ -66,11 +80,13 @@ class TapUsersnap(TapHooks):
     @property
     @override
     def input_catalog(self) -> Catalog | None:
-        """The catalog given, each stream's keys named in it and always selected.
+        """The catalog given, each stream's keys named, typed as the tap's and always selected.
 
-        A hand-written catalog may leave out the keys or deselect one; records without
-        their key cannot be loaded, nor bookmarked without ``created_at``. The SDK builds the
-        SCHEMA messages from this catalog, so the entry itself is corrected (idempotent).
+        A hand-written catalog may leave out the keys, retype or deselect one; records
+        without their key cannot be loaded, nor bookmarked without ``created_at``. An entry
+        without stream-level metadata is selected, as one without any metadata is. The SDK
+        builds the SCHEMA messages from this catalog, so the entry itself is corrected
+        (idempotent); the records are conformed to its schema (other types it names too).
         """
         catalog = super().input_catalog
         for name, keys, replication_key in (
@@ -81,8 +97,13 @@ class TapUsersnap(TapHooks):
             entry = catalog.get_stream(name) if catalog is not None else None
             if entry is None:
                 continue
-            entry.key_properties, entry.replication_key = keys, replication_key
+            entry.stream, entry.key_properties, entry.replication_key = name, keys, replication_key
+            if () not in entry.metadata:
+                entry.metadata[()] = StreamMetadata(selected=True)
+            own = schema_of(name)["properties"]
             for key in [*keys, *([replication_key] if replication_key else [])]:
+                entry.schema.properties = entry.schema.properties or {}
+                entry.schema.properties[key] = Schema.from_dict(own[key])
                 metadata = entry.metadata.get(("properties", key))
                 if metadata is None:
                     entry.metadata[("properties", key)] = Metadata(inclusion=AUTOMATIC)
@@ -92,7 +113,8 @@ class TapUsersnap(TapHooks):
 
     @override
     def config_errors(self, config: dict[str, t.Any]) -> list[str]:
-        """The settings' problems, none quoting a secret (see :mod:`tap_usersnap.settings`)."""
+        """The settings' problems, the SDK's built-in ones too, none quoting a secret."""
+        self.append_builtin_config(self.config_jsonschema)
         return config_problems(config, self.config_jsonschema)
 
     @override
@@ -147,6 +169,9 @@ class TapUsersnap(TapHooks):
         except InterruptedRunError as exc:
             cls.logger.error("%s", exc)  # noqa: TRY400 - one line, no traceback, on purpose
             sys.exit(128 + exc.signum)
+        except MAP_ERRORS as exc:
+            cls.logger.error("The stream_maps setting cannot be used: %s", exc)  # noqa: TRY400
+            sys.exit(1)
         except UsersnapError as exc:
             cls.logger.error("%s", exc)  # noqa: TRY400 - one line, no traceback, on purpose
             sys.exit(1)
@@ -157,9 +182,34 @@ class TapUsersnap(TapHooks):
         """``--test``: the SDK's connection check; a known failure is one line, exit 1."""
         try:
             super().cb_test(ctx, param, value)
-        except UsersnapError as exc:
-            cls.logger.error("Connection test failed: %s", exc)  # noqa: TRY400 - one line
+        except ConfigValidationError as exc:  # the SDK names the settings only in a sync
+            problems = [*exc.errors, "the config is not valid"]
+        except (UsersnapError, *MAP_ERRORS) as exc:
+            problems = [str(exc)]
+        else:
+            return
+        for problem in problems:
+            cls.logger.error("Connection test failed: %s", problem)
+        ctx.exit(1)
+
+    @classmethod
+    @override
+    def cb_config(cls, ctx: click.Context, param: click.Option, value: tuple[str, ...]) -> t.Any:
+        """``--config``: each file must hold a JSON object; else one line naming it, exit 1."""
+        for path in value:
+            try:
+                if path != "ENV":
+                    with open(path, encoding="utf-8") as file:
+                        _checked_json_file(file, "config")
+            except UsersnapError as exc:
+                problem = str(exc)
+            except (OSError, UnicodeDecodeError) as exc:
+                problem = f"The config file {path} cannot be read ({exc})"
+            else:
+                continue
+            cls.logger.error("%s", problem)
             ctx.exit(1)
+        return super().cb_config(ctx, param, value)
 
 
 def _checked_json_file(file: t.IO[str] | None, what: str) -> t.IO[str] | None:
@@ -169,14 +219,50 @@ def _checked_json_file(file: t.IO[str] | None, what: str) -> t.IO[str] | None:
     name = getattr(file, "name", what)
     text = file.read()
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=_no_constant)
     except ValueError as exc:
         msg = f"The {what} file {name} is not valid JSON ({exc})"
         raise UsersnapError(msg) from None
     if not isinstance(value, dict):
         msg = f"The {what} file {name} holds a {type(value).__name__}, not a JSON object"
         raise UsersnapError(msg)
+    if what == "state":
+        check_state_file(value, name)
+    if what == "catalog":
+        _check_catalog(value, name)
     return io.StringIO(text)
+
+
+def _check_catalog(catalog: dict[str, t.Any], name: str) -> None:
+    """A failure naming the first part of a catalog the SDK could not read."""
+    streams = catalog.get("streams")
+    problem = None if isinstance(streams, list) else "its streams is not a list"
+    for number, entry in enumerate(streams if isinstance(streams, list) else []):
+        where = f"its streams[{number}]"
+        if not isinstance(entry, dict):
+            problem = f"{where} is not an object"
+        elif not isinstance(entry.get("tap_stream_id"), str):
+            problem = f"{where} has no tap_stream_id"
+        elif not isinstance(entry.get("schema"), dict):
+            problem = f"{where}.schema is not an object"
+        elif not isinstance(entry.get("metadata", []), list) or not all(
+            isinstance(m, dict)
+            and isinstance(m.get("breadcrumb"), list)
+            and isinstance(m.get("metadata"), dict)
+            for m in entry.get("metadata", [])
+        ):
+            problem = f"{where}.metadata is not a list of {{breadcrumb, metadata}} objects"
+        if problem:
+            break
+    if problem:
+        msg = f"The catalog file {name} is not a Singer catalog: {problem}"
+        raise UsersnapError(msg)
+
+
+def _no_constant(name: str) -> t.NoReturn:
+    """JSON has no NaN nor Infinity; Python's reader would take them."""
+    msg = f"{name} is not a JSON value"
+    raise ValueError(msg)
 
 
 if __name__ == "__main__":

@@ -4,13 +4,15 @@ FULL_TABLE in the catalog reads everything again.
 
 from __future__ import annotations
 
+import json
 import logging
 import typing as t
+from pathlib import Path
 
 import pytest
 
-from harness.expect import messages_at
-from harness.singer_run import bookmarks, run_sync
+from harness.expect import assert_every_record_validates, error_lines, messages_at
+from harness.singer_run import bookmarks, run_cli, run_sync
 from tap_usersnap.tap import TapUsersnap
 
 if t.TYPE_CHECKING:
@@ -130,3 +132,94 @@ def test_full_table_in_the_catalog_reads_everything_again(
     assert all("query" not in r.body for r in fake.requests_to(FILTER))
     assert fake.filter_requests("updated_at") == []
     assert "Beginning sync of 'feedback' in full_table mode" in messages_at(caplog, logging.INFO)
+
+
+def discovered(fake: FakeUsersnap) -> dict[str, t.Any]:
+    return TapUsersnap(config=fake.config()).catalog_dict
+
+
+def entry_of(catalog: dict[str, t.Any], stream: str) -> dict[str, t.Any]:
+    return next(e for e in catalog["streams"] if e["tap_stream_id"] == stream)
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["no stream-level metadata", "empty metadata", "no metadata key"],
+)
+def test_an_entry_without_stream_metadata_is_read_whole(fake: FakeUsersnap, change: str) -> None:
+    """As an entry without any metadata is (the SDK's rule): no record loses its key."""
+    catalog = discovered(fake)
+    for entry in catalog["streams"]:
+        if change == "no stream-level metadata":
+            entry["metadata"] = [m for m in entry["metadata"] if m["breadcrumb"] != []]
+        elif change == "empty metadata":
+            entry["metadata"] = []
+        else:
+            del entry["metadata"]
+    plain = run_sync(fake.config())
+
+    result = run_sync(fake.config(), catalog=catalog)
+
+    for stream in ("projects", "feedback", "project_assignees"):
+        assert result.records(stream) == plain.records(stream), stream
+    assert_every_record_validates(result)
+
+
+def test_a_catalog_that_retypes_fields_gets_records_of_its_types_but_keeps_the_keys(
+    fake: FakeUsersnap,
+) -> None:
+    catalog = discovered(fake)
+    properties = entry_of(catalog, "feedback")["schema"]["properties"]
+    own = dict(properties)
+    properties["feedback_number"] = {"type": ["string", "null"]}
+    properties["created_at"] = {"type": "integer"}
+    del properties["feedback_id"]
+
+    result = run_sync(fake.config(), catalog=catalog)
+
+    assert_every_record_validates(result)
+    schema = result.schema("feedback")["schema"]["properties"]
+    assert schema["created_at"] == own["created_at"]
+    assert schema["feedback_id"] == own["feedback_id"]
+    records = result.records("feedback")
+    assert len(records) == len(fake.all_feedback_ids())
+    assert {type(r["feedback_number"]) for r in records} == {str}
+    assert set(bookmarks(result.final_state)) == set(fake.projects)
+
+
+def test_an_entry_naming_another_stream_alias_still_reads_its_stream(fake: FakeUsersnap) -> None:
+    catalog = discovered(fake)
+    entry_of(catalog, "feedback")["stream"] = "fb_alias"
+
+    result = run_sync(fake.config(), catalog=catalog)
+
+    assert sorted(result.ids()) == sorted(fake.all_feedback_ids())
+
+
+@pytest.mark.parametrize(
+    ("catalog", "problem"),
+    [
+        ({"streams": 5}, "its streams is not a list"),
+        ({"streams": [5]}, "its streams[0] is not an object"),
+        ({"streams": [{"schema": {}}]}, "its streams[0] has no tap_stream_id"),
+        ({"streams": [{"tap_stream_id": "feedback"}]}, "its streams[0].schema is not an object"),
+        (
+            {"streams": [{"tap_stream_id": "feedback", "schema": {}, "metadata": [1]}]},
+            "its streams[0].metadata is not a list of {breadcrumb, metadata} objects",
+        ),
+    ],
+)
+def test_a_catalog_file_of_the_wrong_shape_fails_in_one_line(
+    fake: FakeUsersnap, tmp_path: Path, catalog: dict[str, t.Any], problem: str
+) -> None:
+    path = tmp_path / "catalog.json"
+    path.write_text(json.dumps(catalog))
+
+    result = run_cli("--catalog", str(path), config=fake.config())
+
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    errors = error_lines(result.stderr)
+    assert len(errors) == 1, result.stderr
+    assert errors[0].endswith(f"The catalog file {path} is not a Singer catalog: {problem}")
+    assert fake.requests == []

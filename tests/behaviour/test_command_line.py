@@ -8,6 +8,7 @@ import secrets
 import pytest
 
 from fake_usersnap import FakeUsersnap
+from harness.expect import error_lines
 from harness.singer_run import bookmarks, run_cli
 
 
@@ -20,17 +21,72 @@ from harness.singer_run import bookmarks, run_cli
         ({"page_size": 101}, "page_size"),
         ({"start_date": "last tuesday"}, "start_date"),
         ({"api_url": "ftp://platform.usersnap.com/v0.1"}, "api_url"),
+        ({"api_url": "http://127.0.0.1:99999/v0.1"}, "api_url"),
+        ({"api_url": "http://[::1/v0.1"}, "api_url"),
+        ({"api_url": "https://platform.usersnap.com/v0.1?x=1"}, "api_url"),
         ({"project_ids": "abc"}, "project_ids"),
+        ({"request_timeout": "NaN"}, "request_timeout"),
+        ({"jwt_secret": "   "}, "jwt_secret"),
+        ({"backfill_window": "99999 months"}, "backfill_window"),
+        ({"stream_maps": "abc"}, "stream_maps"),
+        ({"flattening_enabled": True, "flattening_max_depth": "x"}, "flattening_max_depth"),
     ],
 )
+@pytest.mark.parametrize("test_mode", [False, True], ids=["sync", "--test"])
 def test_bad_setting_fails_before_any_request_naming_it(
-    fake: FakeUsersnap, overrides: dict, named: str
+    fake: FakeUsersnap, overrides: dict, named: str, test_mode: bool
 ) -> None:
     config = {k: v for k, v in {**fake.config(), **overrides}.items() if v is not None}
-    result = run_cli(config=config)
-    assert result.returncode != 0
+    result = run_cli(*(["--test"] if test_mode else []), config=config)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if "ERROR" in line]
     assert any(named in line for line in errors), result.stderr
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "named"),
+    [
+        ("PAGE_SIZE", "abc", "TAP_USERSNAP_PAGE_SIZE is 'abc', not a whole number (page_size)"),
+        (
+            "CONCURRENCY",
+            "1e1",
+            "TAP_USERSNAP_CONCURRENCY is '1e1', not a whole number (concurrency)",
+        ),
+        (
+            "CAPTURE_EDITS",
+            "ture",
+            "TAP_USERSNAP_CAPTURE_EDITS is 'ture'; capture_edits takes one of true, 1, yes, "
+            "on, false, 0, no, off",
+        ),
+    ],
+)
+def test_a_misspelt_setting_in_the_environment_is_named_before_any_request(
+    fake: FakeUsersnap, variable: str, value: str, named: str
+) -> None:
+    """The SDK would fail on a bad number with a traceback, and read a typo as false."""
+    env = {
+        "TAP_USERSNAP_JWT_ID": fake.jwt_id,
+        "TAP_USERSNAP_JWT_SECRET": fake.jwt_secret,
+        "TAP_USERSNAP_API_URL": fake.url,
+        f"TAP_USERSNAP_{variable}": value,
+    }
+    result = run_cli("--config", "ENV", env=env)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert any(line.endswith(named) for line in error_lines(result.stderr)), result.stderr
+    assert fake.requests == []
+
+
+def test_a_stream_map_that_cannot_be_parsed_fails_in_one_line(fake: FakeUsersnap) -> None:
+    config = fake.config(stream_maps={"feedback": {"doubled": "feedback_number *"}})
+    result = run_cli(config=config)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    errors = error_lines(result.stderr)
+    assert len(errors) == 1, result.stderr
+    assert "The stream_maps setting cannot be used: Failed to parse expression" in errors[0]
     assert fake.requests == []
 
 
@@ -76,8 +132,10 @@ def test_config_from_environment(fake: FakeUsersnap) -> None:
     assert len(result.ids("projects", "project_id")) == 1
 
 
-def test_discover_lists_both_streams_with_keys() -> None:
-    result = run_cli("--discover", config={"jwt_id": "x", "jwt_secret": "y"})
+@pytest.mark.parametrize("config", [{"jwt_id": "x", "jwt_secret": "y"}, None])
+def test_discover_lists_both_streams_with_keys(config: dict | None) -> None:
+    """Discovery needs no credentials: the streams are known without the API."""
+    result = run_cli("--discover", config=config)
     assert result.returncode == 0, result.stderr
     streams = {s["tap_stream_id"]: s for s in json.loads(result.stdout)["streams"]}
     assert set(streams) == {"projects", "feedback", "project_assignees"}

@@ -164,16 +164,17 @@ def test_a_stream_level_bookmark_of_an_older_layout_serves_every_project(
     ) in messages_at(scenario.caplog, logging.INFO)
 
 
-@pytest.mark.parametrize("option", ["--state", "--catalog"])
+@pytest.mark.parametrize("option", ["--state", "--catalog", "--config"])
 @pytest.mark.parametrize(
     ("content", "problem"),
     [
         ('{"bookmarks": {', r"is not valid JSON \(.+\)"),
         ("[1, 2]", "holds a list, not a JSON object"),
+        ('{"page_size": NaN}', r"is not valid JSON \(NaN is not a JSON value\)"),
     ],
-    ids=["not JSON", "a list"],
+    ids=["not JSON", "a list", "NaN"],
 )
-def test_a_state_or_catalog_file_that_is_not_a_json_object_fails_in_one_line(
+def test_a_state_catalog_or_config_file_that_is_not_a_json_object_fails_in_one_line(
     fake: FakeUsersnap, tmp_path: Path, option: str, content: str, problem: str
 ) -> None:
     path = tmp_path / f"{option[2:]}.json"
@@ -187,3 +188,108 @@ def test_a_state_or_catalog_file_that_is_not_a_json_object_fails_in_one_line(
     assert len(errors) == 1, result.stderr
     assert re.search(rf"\| The {option[2:]} file {re.escape(str(path))} {problem}$", errors[0])
     assert fake.requests == []
+
+
+@pytest.mark.parametrize(
+    ("state", "problem"),
+    [
+        ({"bookmarks": None}, "bookmarks is null, not an object"),
+        ({"bookmarks": {"feedback": None}}, "bookmarks.feedback is null, not an object"),
+        (
+            {"bookmarks": {"feedback": {"partitions": None}}},
+            "bookmarks.feedback.partitions is null, not a list",
+        ),
+        (
+            {"bookmarks": {"feedback": {"partitions": ["junk"]}}},
+            "bookmarks.feedback.partitions[0] is a str, not an object",
+        ),
+        (
+            {"bookmarks": {"feedback": {"partitions": [{"context": 5}]}}},
+            "bookmarks.feedback.partitions[0].context is a int, not an object",
+        ),
+    ],
+)
+def test_a_state_file_of_the_wrong_shape_fails_in_one_line_naming_the_part(
+    fake: FakeUsersnap, state: dict[str, t.Any], problem: str
+) -> None:
+    result = run_cli(config=fake.config(), state=state)
+
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    errors = error_lines(result.stderr)
+    assert len(errors) == 1, result.stderr
+    assert f"is not Singer state: {problem}. Correct it or clear the state" in errors[0]
+    assert fake.requests == []
+
+
+def test_a_scope_start_in_the_future_stops_the_run_before_any_row_is_retired(
+    fake: FakeUsersnap,
+) -> None:
+    """Read from there, every project would count nothing and every row would look deleted."""
+    state = run_sync(fake.config()).final_state
+    ahead = format_timestamp(dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=30))
+    state["bookmarks"]["feedback"]["scope_start"] = ahead
+    filters_before = len(fake.requests_to(FILTER))
+
+    result = run_sync(fake.config(), state, check=False)
+
+    assert isinstance(result.error, StateError)
+    assert str(result.error) == (
+        f"The state of the feedback stream holds a scope_start in the future, {ahead}: no "
+        "feedback could be read, and every loaded row would look deleted. Correct it or clear "
+        "the state (meltano state clear <state id>)"
+    )
+    assert not [m for m in result.messages if m["type"] == "ACTIVATE_VERSION"]
+    assert len(fake.requests_to(FILTER)) == filters_before
+
+
+def test_a_scope_start_hours_ahead_from_a_start_date_is_kept(fake: FakeUsersnap) -> None:
+    """A start_date a few hours ahead is accepted (clocks differ), so is its pinned scope."""
+    soon = format_timestamp(dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=3))
+    first = run_sync(fake.config(start_date=soon))
+    project_id = next(iter(fake.projects))
+    later = fake.add_feedback(
+        project_id,
+        created_at=format_timestamp(dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=4)),
+    )
+
+    second = run_sync(fake.config(start_date=soon), first.final_state)
+
+    assert second.ids() == [later["feedback_id"]]
+
+
+def test_a_bookmark_at_the_end_of_time_costs_only_its_own_project(fake: FakeUsersnap) -> None:
+    last, *others = fake.projects
+    end = "9999-12-31T23:59:59.999999Z"
+    state = feedback_state(
+        **{last: {"replication_key": "created_at", "replication_key_value": end}}
+    )
+
+    result = run_sync(fake.config(), state)
+
+    assert sorted(result.ids()) == sorted(
+        i["feedback_id"] for p in others for i in fake.feedback[p]
+    )
+    assert bookmarks(result.final_state)[last] == end
+
+
+@pytest.mark.parametrize("value", ["x", -1, 1.5, True, [1], 2**63])
+def test_an_unusable_table_version_is_dropped_with_a_warning_naming_it(
+    fake: FakeUsersnap, caplog: pytest.LogCaptureFixture, value: t.Any
+) -> None:
+    state = run_sync(fake.config()).final_state
+    state["bookmarks"]["feedback"]["table_version"] = value
+    new = fake.add_feedback(next(iter(fake.projects)))
+
+    with caplog.at_level(logging.WARNING):
+        result = run_sync(fake.config(), state)
+
+    assert new["feedback_id"] in result.ids()
+    assert (
+        "The state of the feedback stream holds an unusable table_version, "
+        f"{str(value)[:60]!r}, which is no table version: dropped (a new version is taken "
+        "where one is needed)"
+    ) in messages_at(caplog, logging.WARNING)
+    assert result.final_state["bookmarks"]["feedback"].get("table_version") != value
+    versions = [m.get("version") for m in result.messages if m["type"] == "RECORD"]
+    assert value not in versions
