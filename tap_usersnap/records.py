@@ -29,6 +29,8 @@ import time
 import typing as t
 from importlib import resources
 
+import jsonschema
+
 #: Bookmarks and emitted timestamps: UTC, microseconds, ``Z``; fixed width, so they compare
 #: correctly as strings.
 TIMESTAMP_EXAMPLE = "2024-03-01T12:00:00.000000Z"
@@ -90,6 +92,40 @@ def whole_second(value: str) -> str:
 def now_ceiling() -> str:
     """The latest instant a timestamp from outside may name now."""
     return format_timestamp(dt.datetime.now(dt.timezone.utc) + FUTURE_TOLERANCE)
+
+
+#: How a message names a JSON value's type, by its Python type and by its schema name.
+_KINDS: dict[t.Any, str] = {
+    type(None): "null",
+    bool: "a boolean",
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    list: "a list",
+    dict: "an object",
+    "array": "a list",
+    "object": "an object",
+    "string": "a string",
+}
+
+
+def shape_problem(document: t.Any, shape: dict[str, t.Any]) -> str | None:
+    """Where a JSON document from outside (a state, a catalog) departs from ``shape``.
+
+    ``streams[0].schema is a string, not an object``, or ``streams[0] has no schema``;
+    None if it keeps to it.
+    """
+    errors = jsonschema.Draft202012Validator(shape).iter_errors(document)
+    error = jsonschema.exceptions.best_match(errors)
+    if error is None:
+        return None
+    path = "".join(f"[{p}]" if type(p) is int else f".{p}" for p in error.absolute_path)
+    where = path.lstrip(".") or "the document"
+    if error.validator == "required":
+        missing = next(k for k in error.validator_value if k not in error.instance)
+        return f"{where} has no {missing}"
+    expected = _KINDS.get(error.validator_value, str(error.validator_value))
+    return f"{where} is {_KINDS.get(type(error.instance), 'another value')}, not {expected}"
 
 
 def schema_of(stream: str) -> dict[str, t.Any]:

@@ -24,6 +24,8 @@ from tap_usersnap.records import (
     normalise_timestamp,
     parse_timestamp,
     project_label,
+    schema_of,
+    shape_problem,
 )
 from tap_usersnap.settings import BACKFILL_WINDOW_PATTERN, START_DATE_TOLERANCE
 
@@ -430,26 +432,12 @@ def resolve_scope(settings: Settings, now: dt.datetime) -> str | None:
 def check_state_file(state: dict[str, t.Any], name: str) -> None:
     """Raise :class:`StateError` naming the first part of a state file of the wrong shape.
 
-    Singer state is ``{"bookmarks": {stream: {..., "partitions": [{...}]}}}``; the SDK
-    would fail on anything else with a traceback.
+    The SDK would fail on it with a traceback.
     """
-
-    def check(value: t.Any, kind: type, where: str) -> None:
-        if not isinstance(value, kind):
-            found = "null" if value is None else f"a {type(value).__name__}"
-            msg = (
-                f"The state file {name} is not Singer state: {where} is {found}, not "
-                f"{'a list' if kind is list else 'an object'}. Correct it or clear the state "
-                "(meltano state clear <state id>)"
-            )
-            raise StateError(msg)
-
-    bookmarks = state.get("bookmarks", {})
-    check(bookmarks, dict, "bookmarks")
-    for stream, entry in bookmarks.items():
-        check(entry, dict, f"bookmarks.{stream}")
-        check(entry.get("partitions", []), list, f"bookmarks.{stream}.partitions")
-        for number, partition in enumerate(entry.get("partitions", [])):
-            where = f"bookmarks.{stream}.partitions[{number}]"
-            check(partition, dict, where)
-            check(partition.get("context", {}), dict, f"{where}.context")
+    problem = shape_problem(state, schema_of("singer_state"))
+    if problem:
+        msg = (
+            f"The state file {name} is not Singer state: {problem}. Correct it or clear the "
+            "state (meltano state clear <state id>)"
+        )
+        raise StateError(msg)

@@ -24,7 +24,7 @@ from tap_usersnap.client import (
 )
 from tap_usersnap.deletes import scope_gaps
 from tap_usersnap.feedback import FeedbackStream
-from tap_usersnap.records import schema_of
+from tap_usersnap.records import schema_of, shape_problem
 from tap_usersnap.sdk_private import TapHooks
 from tap_usersnap.settings import SETTINGS, Settings, config_problems, environment_problems
 from tap_usersnap.state import check_state_file
@@ -235,25 +235,7 @@ def _checked_json_file(file: t.IO[str] | None, what: str) -> t.IO[str] | None:
 
 def _check_catalog(catalog: dict[str, t.Any], name: str) -> None:
     """A failure naming the first part of a catalog the SDK could not read."""
-    streams = catalog.get("streams")
-    problem = None if isinstance(streams, list) else "its streams is not a list"
-    for number, entry in enumerate(streams if isinstance(streams, list) else []):
-        where = f"its streams[{number}]"
-        if not isinstance(entry, dict):
-            problem = f"{where} is not an object"
-        elif not isinstance(entry.get("tap_stream_id"), str):
-            problem = f"{where} has no tap_stream_id"
-        elif not isinstance(entry.get("schema"), dict):
-            problem = f"{where}.schema is not an object"
-        elif not isinstance(entry.get("metadata", []), list) or not all(
-            isinstance(m, dict)
-            and isinstance(m.get("breadcrumb"), list)
-            and isinstance(m.get("metadata"), dict)
-            for m in entry.get("metadata", [])
-        ):
-            problem = f"{where}.metadata is not a list of {{breadcrumb, metadata}} objects"
-        if problem:
-            break
+    problem = shape_problem(catalog, schema_of("singer_catalog"))
     if problem:
         msg = f"The catalog file {name} is not a Singer catalog: {problem}"
         raise UsersnapError(msg)

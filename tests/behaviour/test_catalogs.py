@@ -199,13 +199,18 @@ def test_an_entry_naming_another_stream_alias_still_reads_its_stream(fake: FakeU
 @pytest.mark.parametrize(
     ("catalog", "problem"),
     [
-        ({"streams": 5}, "its streams is not a list"),
-        ({"streams": [5]}, "its streams[0] is not an object"),
-        ({"streams": [{"schema": {}}]}, "its streams[0] has no tap_stream_id"),
-        ({"streams": [{"tap_stream_id": "feedback"}]}, "its streams[0].schema is not an object"),
+        ({}, "the document has no streams"),
+        ({"streams": 5}, "streams is an integer, not a list"),
+        ({"streams": [5]}, "streams[0] is an integer, not an object"),
+        ({"streams": [{"schema": {}}]}, "streams[0] has no tap_stream_id"),
+        ({"streams": [{"tap_stream_id": "feedback"}]}, "streams[0] has no schema"),
         (
             {"streams": [{"tap_stream_id": "feedback", "schema": {}, "metadata": [1]}]},
-            "its streams[0].metadata is not a list of {breadcrumb, metadata} objects",
+            "streams[0].metadata[0] is an integer, not an object",
+        ),
+        (
+            {"streams": [{"tap_stream_id": "feedback", "schema": [], "metadata": []}]},
+            "streams[0].schema is a list, not an object",
         ),
     ],
 )

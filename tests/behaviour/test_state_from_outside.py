@@ -201,11 +201,11 @@ def test_a_state_catalog_or_config_file_that_is_not_a_json_object_fails_in_one_l
         ),
         (
             {"bookmarks": {"feedback": {"partitions": ["junk"]}}},
-            "bookmarks.feedback.partitions[0] is a str, not an object",
+            "bookmarks.feedback.partitions[0] is a string, not an object",
         ),
         (
             {"bookmarks": {"feedback": {"partitions": [{"context": 5}]}}},
-            "bookmarks.feedback.partitions[0].context is a int, not an object",
+            "bookmarks.feedback.partitions[0].context is an integer, not an object",
         ),
     ],
 )
