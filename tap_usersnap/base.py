@@ -34,6 +34,7 @@ from tap_usersnap.client import (
     MAX_RATE_LIMITED,
     MAX_RETRY_AFTER_SECONDS,
     MAX_TRIES,
+    MIN_RETRY_AFTER_SECONDS,
     Clock,
     CredentialsRejectedError,
     CursorPaginator,
@@ -368,16 +369,15 @@ class UsersnapStream(OwnRecordMessages, RESTStream[str | None]):
             self.run.authenticator.invalidate()
             return 0.0
         if isinstance(failure, RateLimitedError) and failure.retry_after is not None:
-            wait = min(failure.retry_after, MAX_RETRY_AFTER_SECONDS)
-            if failure.retry_after > wait:
-                self.logger.warning(
-                    "%s with Retry-After of %.0fs; capped at %.0fs",
-                    failure,
-                    failure.retry_after,
-                    wait,
+            if failure.retry_after > MAX_RETRY_AFTER_SECONDS:
+                msg = (
+                    f"{failure} with Retry-After of {failure.retry_after:.0f}s, more than the "
+                    f"{MAX_RETRY_AFTER_SECONDS:.0f}s the tap waits in a run; stopped, the next "
+                    "run resumes from the last STATE"
                 )
-            else:
-                self.logger.info("%s; waiting %.1fs as asked", failure, wait)
+                raise UsersnapError(msg) from failure
+            wait = max(failure.retry_after, MIN_RETRY_AFTER_SECONDS)
+            self.logger.info("%s; waiting %.1fs as asked", failure, wait)
             self.run.gate.close_for(wait)
             return 0.0
         kind = "rate_limited" if isinstance(failure, RateLimitedError) else "transient"

@@ -52,8 +52,10 @@ TOKEN_LIFETIME_SECONDS, REFRESH_MARGIN_SECONDS, CLOCK_SKEW_SECONDS = 300, 120, 3
 #: Tries for a transient failure (5xx, timeout, reset, unreadable body), the first backoff
 #: wait (doubling), and the most a 429 without a usable Retry-After is tolerated.
 MAX_TRIES, BASE_BACKOFF_SECONDS, MAX_BACKOFF_SECONDS, MAX_RATE_LIMITED = 6, 1.0, 60.0, 20
-#: The longest wait a ``Retry-After`` may impose at once.
-MAX_RETRY_AFTER_SECONDS = 300.0
+#: The shortest wait after a 429 (a ``Retry-After`` of 0 must not make a busy loop), and the
+#: longest one the run waits out: a longer one ends the run (the next resumes), rather than
+#: retrying before the server asked or waiting for days.
+MIN_RETRY_AFTER_SECONDS, MAX_RETRY_AFTER_SECONDS = 1.0, 3600.0
 #: Nesting deeper than this is cut when a body is too deep for any decoder to read.
 MAX_BODY_DEPTH = 96
 TOO_DEEP = "[removed by tap-usersnap: nested too deep to store]"
@@ -388,8 +390,8 @@ def retry_after(value: str | None) -> float | None:
         except (TypeError, ValueError):
             return None
         when = when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
-        seconds = (when - dt.datetime.now(dt.timezone.utc)).total_seconds()
-    return seconds if seconds > 0 else None  # nan > 0 is False
+        seconds = max((when - dt.datetime.now(dt.timezone.utc)).total_seconds(), 0.0)
+    return seconds if seconds >= 0 else None  # "0" and a date passed: now; nan >= 0 is False
 
 
 def clock_skew_hint(response: requests.Response, now: float | None = None) -> str | None:

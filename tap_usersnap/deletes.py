@@ -214,6 +214,12 @@ class Sweeps:
         self.scope_start, self.table_version = scope_start, table_version
         #: Why no deletion may be applied this run (known before the read).
         self.held: tuple[str, ...] = ()
+        #: The whole second the run began: a re-read that ends must have reached it.
+        self.started = format_timestamp(dt.datetime.now(dt.timezone.utc))[:19]
+        #: What Usersnap counts of each project whose re-read ended, created before the run.
+        self.before_run: dict[str, int] = {}
+        #: Re-reads short by the same number twice: the sweep ends without retiring a row.
+        self.given_up: list[str] = []
 
     def plan(self, projects: list[ProjectState], gaps: Gaps, full_table: bool) -> int | None:
         """Compare counts, pick re-reads: the version this run's records carry."""
@@ -402,6 +408,20 @@ class Sweeps:
         pending = state_version(state, PENDING, self.stream.logger)
         if pending is None or not self.settings.capture_deletes:
             return None
+        if self.given_up:
+            self.report.deletes_held(
+                "feedback",
+                f"{'; '.join(self.given_up)}: Usersnap lists fewer items than it counts, so "
+                "which are gone cannot be told; the sweep ends without retiring a row, and the "
+                "next one is due in sweep_days",
+            )
+            state.pop(PENDING)
+            state.pop(SWEEP_STARTED, None)
+            state[SWEPT_AT] = format_timestamp(dt.datetime.now(dt.timezone.utc))
+            for project in projects:
+                project.reread = None
+                project.save()
+            return None
         refused = [f"project {p} was refused" for p in self.report.refused_projects]
         unread = sweep_problems(projects)
         held = [*refused, *self.held]
@@ -429,6 +449,12 @@ class Sweeps:
 
     def _recount(self, project: ProjectState) -> int:
         """The project's count at its new cut, the second after its bookmark's."""
+        if project.reread is not None and REREAD in project.finished:
+            # A read that ended early (an empty page, has_more false too soon) would agree
+            # with a count up to its own end: what it must match is all before the run began.
+            self.before_run[project.project_id] = self.stream.count(
+                project.project_id, self.scope_start, self.started
+            )
         if project.bookmark is None:
             project.counted = project.counted_before = None
             return 0
@@ -454,39 +480,28 @@ class Sweeps:
     def _check_reread(self, project: ProjectState, expected: int | None) -> None:
         """A re-read that ended: done, unless it delivered fewer items than Usersnap counts.
 
-        ``expected``: the count up to the bookmark (None: the count failed). A re-read short
-        by the same number as the last one (within ``max_delete_percent``) is taken as
-        items Usersnap counts but never lists.
+        ``expected``: the count up to the bookmark (None: the count failed). Short once, it
+        starts again; short by the same number twice, the sweep ends without retiring a row
+        (which items are gone cannot be told).
         """
         reread = project.reread
         assert reread is not None  # noqa: S101 - called for a re-read only
+        if expected is not None:
+            expected = max(expected, self.before_run.get(project.project_id, 0))
         short = None if expected is None else expected - reread.delivered
-        if short is not None and (
-            short <= 0
-            or (
-                short == project.shortfall
-                and 100 * short <= self.settings.max_delete_percent * (expected or 0)
-            )
-        ):
-            if short > 0:
-                self.stream.logger.warning(
-                    "Usersnap counts %d more items of project %s than it lists, as at its last "
-                    "re-read: taken as items it counts but never lists",
-                    short,
-                    project.label,
-                )
+        if short is not None and short <= 0:
             project.reread = None
             return
-        self.report.deletes_held(
-            "feedback",
-            f"the re-read of project {project.project_id} delivered {reread.delivered} items "
-            + (
-                "and Usersnap could not count them"
-                if expected is None
-                else f"where Usersnap counts {expected}"
-            )
-            + "; it starts again next run",
+        why = f"the re-read of project {project.project_id} delivered {reread.delivered} items " + (
+            "and Usersnap could not count them"
+            if expected is None
+            else f"where Usersnap counts {expected}"
         )
+        if short is not None and short == project.shortfall:
+            self.given_up.append(f"{why}, as at its last re-read")
+            project.reread = None
+            return
+        self.report.deletes_held("feedback", f"{why}; it starts again next run")
         project.reread, project.shortfall = Reread(), short
 
 

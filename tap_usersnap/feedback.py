@@ -175,7 +175,6 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
                     yield {SKIPPED: normalise_timestamp(created) if is_timestamp(created) else None}
                     continue
             item["created_at"] = normalise_timestamp(item["created_at"])
-            item.setdefault("project_id", project)
             if item.get("custom_data") and cut_deep_custom_data(item):
                 self.run.report.altered_item(
                     describe_item(item, project),
@@ -364,6 +363,13 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
         Conforming runs here, in the thread that emits, not in the reader's: a reader then
         asks for its next page as soon as one arrives.
         """
+        if item.get("project_id") != project.project_id:  # the project it was read from
+            if item.get("project_id") is not None:
+                self.run.report.altered_item(
+                    describe_item(item, project.project_id),
+                    "its project_id is another project's: emitted as the project it was read from",
+                )
+            item["project_id"] = project.project_id
         for change in conform(item, self.shape, check_text=False):
             self.run.report.altered_item(describe_item(item, project.project_id), change)
         for key, what in (("created_at", "the bookmark"), ("updated_at", "the edit mark")):
@@ -602,11 +608,20 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
             )
 
     def project_exists(self, project_id: str) -> bool | None:
-        """Whether Usersnap still knows a project (its count answers); None: it won't say."""
+        """Whether Usersnap still knows a project (its count answers); None: it won't say.
+
+        Only the spec's SITE_NOT_FOUND says a project is gone; a 403 or a 404 may be a key
+        that lost access, and its rows stay.
+        """
         try:
             self.count(project_id, None)
-        except ProjectRefusedError:
-            return False
+        except ProjectRefusedError as error:
+            if "SITE_NOT_FOUND" in error.answer:
+                return False
+            self.logger.warning(
+                "Usersnap refused to say whether project %s exists: %s", project_id, error
+            )
+            return None
         except UsersnapError as error:
             self.logger.warning("Could not ask Usersnap about project %s: %s", project_id, error)
             return None

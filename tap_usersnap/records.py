@@ -56,13 +56,23 @@ def format_timestamp(moment: dt.datetime) -> str:
 
 
 def is_canonical(value: t.Any) -> t.TypeGuard[str]:
-    """Already in the bookmark format (Usersnap's own form): the common fast path."""
-    return (
+    """Already in the bookmark format (Usersnap's own form), and a real instant: the fast path.
+
+    ``2024-02-30T10:00:00.000000Z`` has the form but names no day: it must not pass.
+    """
+    if not (
         type(value) is str
         and len(value) == len(TIMESTAMP_EXAMPLE)
-        and value[19:20] == "."
+        and value[10] == "T"
+        and value[19] == "."
         and value[-1] == "Z"
-    )
+    ):
+        return False
+    try:
+        dt.datetime.fromisoformat(value[:-1])
+    except ValueError:
+        return False
+    return True
 
 
 def is_timestamp(value: t.Any) -> t.TypeGuard[str]:
@@ -231,8 +241,11 @@ def _conform(record: dict[str, t.Any], properties: dict[str, Shape], changes: li
     for key, value in record.items():
         shape = properties.get(key)
         if shape is None or (shape.plain and type(value) in shape.types):
-            continue  # not declared (any JSON value will do), or fine as it is
-        if shape.timestamp and value is not None and not is_canonical(value):
+            if type(value) is not int or shape is None or _fits_bigint(value, shape):
+                continue  # not declared (any JSON value will do), or fine as it is
+            changes.append(f"its {key} is beyond a 64-bit integer: emitted as null")
+            record[key] = None
+        elif shape.timestamp and value is not None and not is_canonical(value):
             record[key] = _timestamp(value, key, changes)
         elif type(value) not in shape.types:
             record[key] = _converted(value, shape, key, changes)
@@ -306,6 +319,11 @@ def _converted(
     return new
 
 
+def _fits_bigint(value: int, shape: Shape) -> bool:
+    """An integer column (PostgreSQL's bigint) holds it; a number column holds any."""
+    return -(2**63) <= value < 2**63 or "integer" not in shape.names
+
+
 def _lost(lost: t.Any) -> str:
     """What became of a value that could not be kept."""
     return "emitted as null" if lost is None else "left out"
@@ -327,7 +345,7 @@ def _lossless(value: t.Any, shape: Shape) -> t.Any:  # noqa: PLR0911 - one retur
             return "true" if value else "false"
         return int(value) if "integer" in names else None
     if isinstance(value, int | float):
-        if "integer" in names and float(value).is_integer():
+        if "integer" in names and float(value).is_integer() and _fits_bigint(int(value), shape):
             return int(value)
         if "boolean" in names and value in {0, 1}:
             return bool(value)
@@ -569,8 +587,8 @@ class RunReport:
             self.noted_items += 1
 
     def refused_project(self, project: str, project_id: str, error: Exception) -> None:
-        """A project Usersnap refuses: the others go on, the run fails at its end."""
-        self._logger.error("%s; skipping project %s, the other projects continue", error, project)
+        """A project Usersnap refuses: the others go on, the run fails at its end (one ERROR)."""
+        self._logger.warning("%s; skipping project %s, the other projects continue", error, project)
         with self._lock:
             self.refused_projects.setdefault(project_id, getattr(error, "answer", str(error)))
 

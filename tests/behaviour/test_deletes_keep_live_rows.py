@@ -155,6 +155,43 @@ def test_an_empty_page_in_the_re_read_retires_nothing_and_the_next_run_applies_i
     run.assert_live_rows_are_usersnaps()
 
 
+@pytest.mark.parametrize("fault", ["empty pages", "has_more false after the first page"])
+def test_a_full_refresh_whose_read_ends_early_retires_no_live_row(
+    fake: FakeUsersnap, caplog: pytest.LogCaptureFixture, fault: str
+) -> None:
+    """No bookmark yet: a count up to where the read stopped would agree with it."""
+    run = Run(fake)
+    run()
+    project = next(iter(fake.projects))
+
+    def ends_early(envelope: dict, request: t.Any) -> dict:
+        if request.params.get("limit") != "1":  # not the edit scan's one item
+            if fault == "empty pages":
+                envelope["data"]["feedbacks"] = []
+            envelope["data"]["has_more"] = False
+        return envelope
+
+    fake.inject(
+        "mangle", transform=ends_early, match=rf"/{project}/feedbacks/filter$", times=FOREVER
+    )
+    run.state = None  # a full refresh
+    with caplog.at_level(logging.WARNING):
+        refreshed = run()
+
+    assert refreshed.returncode == 0
+    assert "feedback" not in activated(refreshed)
+    run.assert_no_live_row_lost()
+    delivered = 0 if fault == "empty pages" else 5
+    assert (
+        "Deletions not applied to feedback, every row stays and the next run tries again: the "
+        f"re-read of project {project} delivered {delivered} items where Usersnap counts 12; it "
+        "starts again next run"
+    ) in warnings(caplog)
+    fake.clear_faults()
+    run()
+    run.assert_live_rows_are_usersnaps()
+
+
 def test_a_re_read_cut_short_retires_nothing(
     fake: FakeUsersnap, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -240,6 +277,36 @@ def test_a_project_left_out_of_the_listing_for_a_run_keeps_its_rows(
     run.assert_live_rows_are_usersnaps()
 
 
+@pytest.mark.parametrize("status", [403, 404])
+def test_a_project_missing_from_the_listing_and_refused_is_not_taken_for_deleted(
+    fake: FakeUsersnap, caplog: pytest.LogCaptureFixture, status: int
+) -> None:
+    """Only the spec's SITE_NOT_FOUND says a project is gone: a key that lost access to it
+    (403), or a 404 from anything on the way, keeps its rows."""
+    run = Run(fake)
+    run()
+    hidden = next(iter(fake.projects))
+
+    def leave_out(envelope: dict, request: t.Any) -> dict:
+        projects = envelope["data"]["projects"]
+        envelope["data"]["projects"] = [p for p in projects if p["project_id"] != hidden]
+        return envelope
+
+    fake.inject("mangle", transform=leave_out, match="GET /projects$", times=FOREVER)
+    fake.refuse_project(hidden, status)
+    with caplog.at_level(logging.WARNING):
+        second = run()
+
+    assert activated(second) == []
+    run.assert_no_live_row_lost()
+    for warehouse in run.warehouses:
+        assert hidden in warehouse.ids("projects", "project_id")
+    assert any(
+        w.startswith(f"Usersnap refused to say whether project {hidden} exists")
+        for w in warnings(caplog)
+    )
+
+
 @pytest.mark.parametrize(
     ("fault", "options"),
     [
@@ -308,7 +375,7 @@ def test_full_table_ends_every_run_with_activate_version(fake: FakeUsersnap) -> 
     fake.delete_feedback(items_of(fake, next(iter(fake.projects)))[3]["feedback_id"])
     second = run(catalog)
     assert "feedback" in activated(second)
-    assert len(fake.requests_to(COUNT)) == len(fake.projects)  # what proves it complete
+    assert len(fake.requests_to(COUNT)) == 2 * len(fake.projects)  # what proves it complete
     run.assert_live_rows_are_usersnaps()
 
 

@@ -12,7 +12,7 @@ import typing as t
 
 import pytest
 
-from harness.expect import messages_at, oldest_first, summary_line
+from harness.expect import assert_every_record_validates, messages_at, oldest_first, summary_line
 from harness.reliability import (
     BAD_INPUT,
     PAGE_SIZE,
@@ -90,6 +90,12 @@ SKIPPED_ITEMS = [
         set_field("created_at", "yesterday"),
         "its created_at 'yesterday' is not an ISO 8601 timestamp",
         id="created_at unparseable",
+    ),
+    pytest.param(
+        "created_at on 30 February, in the API's own form",
+        set_field("created_at", "2024-02-30T10:00:00.000000Z"),
+        "its created_at '2024-02-30T10:00:00.000000Z' is not an ISO 8601 timestamp",
+        id="created_at no day",
     ),
     pytest.param(
         "created_at a number",
@@ -217,3 +223,53 @@ def test_custom_data_nested_thousands_deep_is_emitted_as_null(
     ]
     if position == "newest":
         assert again.records("feedback")[0]["custom_data"] is None
+
+
+NUMBER_PAST_BIGINT = "its feedback_number is beyond a 64-bit integer: emitted as null"
+OTHER_PROJECT = "its project_id is another project's: emitted as the project it was read from"
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        (
+            "updated_at",
+            "2024-02-30T10:00:00.000000Z",
+            None,
+            "its updated_at is not a timestamp; emitted as null",
+        ),
+        ("feedback_number", 10**30, None, NUMBER_PAST_BIGINT),
+        ("project_id", None, "PROJECT", None),
+        ("project_id", "another-project", "PROJECT", OTHER_PROJECT),
+    ],
+    ids=["updated_at no day", "feedback_number past bigint", "project_id null", "project_id other"],
+)
+def test_a_value_no_warehouse_could_store_is_mended_by_name(
+    empty_fake: FakeUsersnap,
+    caplog: pytest.LogCaptureFixture,
+    case: tuple[str, t.Any, t.Any, str | None],
+) -> None:
+    field, value, emitted, change = case
+    fake = empty_fake
+    project_id = fake.add_project("Web shop")["project_id"]
+    items = [fake.add_feedback(project_id) for _ in range(3)]
+    fake.inject(
+        "mangle",
+        match=f"POST /projects/{project_id}/feedbacks/filter$",
+        times=FOREVER,
+        transform=corrupting(items[1]["feedback_id"], set_field(field, value)),
+    )
+
+    with caplog.at_level(logging.WARNING):
+        first = run_sync(fake.config())
+    second = run_sync(fake.config(), first.final_state)
+
+    assert first.ids() == [i["feedback_id"] for i in items]
+    record = first.records("feedback")[1]
+    assert record[field] == (project_id if emitted == "PROJECT" else emitted)
+    assert_every_record_validates(first)
+    changes = [m for m in messages_at(caplog, logging.WARNING) if m.startswith("Changed")]
+    number = f"#{record['feedback_number']} " if record["feedback_number"] is not None else ""
+    named = f"Changed feedback {number}(id {items[1]['feedback_id']})"
+    assert changes == ([f"{named} of project {project_id}: {change}"] if change else [])
+    assert second.error is None  # no bookmark or edit mark was made of the bad value

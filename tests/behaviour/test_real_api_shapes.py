@@ -150,7 +150,11 @@ def test_items_sharing_the_bookmarks_second_are_neither_lost_nor_sent_twice(
     assert third.ids() == [after["feedback_id"]]  # the item at the bookmark, as ever
     assert before["feedback_id"] not in second.ids() + third.ids()
     # Reads start at the bookmark's second; counts end at the next one (the newest included).
-    assert set(filter_values(fake)) == {"2024-03-01T10:07:30Z", "2024-03-01T10:07:31Z"}
+    # The first run's full read is also counted up to the second that run began.
+    values = set(filter_values(fake))
+    run_start = {v for v in values if v > "2025"}
+    assert values - run_start == {"2024-03-01T10:07:30Z", "2024-03-01T10:07:31Z"}
+    assert len(run_start) == 1
     # Counted the same way as the API counts (whole seconds): no deletion is suspected, so
     # no full re-read and nothing retired.
     assert "feedback" not in activations(second) + activations(third)

@@ -9,8 +9,8 @@ import logging
 import pytest
 
 from fake_usersnap import FakeUsersnap
-from harness.expect import messages_at, summary_line
-from harness.singer_run import bookmarks, run_sync
+from harness.expect import error_lines, messages_at, summary_line
+from harness.singer_run import bookmarks, run_cli, run_sync
 from tap_usersnap.client import UsersnapError
 
 FOREVER = 10**6
@@ -103,3 +103,21 @@ def test_a_retried_assignees_request_names_its_project(
     assert "/projects/{api_key}/assignees" in retry
     assert f"(project {project['name']!r} ({project['project_id']}))" in retry
     assert project["api_key"] not in retry
+
+
+def test_a_refused_project_ends_the_cli_run_with_one_error_line(fake: FakeUsersnap) -> None:
+    """Named as it happens (a WARNING), failed at the end (the one ERROR line)."""
+    refused, *others = fake.projects
+    fake.refuse_project(refused, 403)
+
+    result = run_cli(config=fake.config())
+
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    errors = error_lines(result.stderr)
+    assert len(errors) == 1, result.stderr
+    assert (
+        f"Skipped 1 Usersnap project(s) that Usersnap refused or does not know: '{refused}'"
+        in (errors[0])
+    )
+    assert set(result.ids()) == {i["feedback_id"] for p in others for i in fake.feedback[p]}

@@ -23,7 +23,12 @@ import pytest
 
 from harness.reliability import FaultScenario
 from harness.singer_run import run_sync
-from tap_usersnap.client import MAX_RATE_LIMITED, MAX_RETRY_AFTER_SECONDS, MAX_TRIES
+from tap_usersnap.client import (
+    MAX_RATE_LIMITED,
+    MAX_RETRY_AFTER_SECONDS,
+    MAX_TRIES,
+    UsersnapError,
+)
 
 if t.TYPE_CHECKING:
     from fake_usersnap import FakeUsersnap
@@ -65,10 +70,8 @@ def test_429_without_retry_after_backs_off(scenario: FaultScenario, sleeps: list
 @pytest.mark.parametrize(
     ("retry_after", "said"),
     [
-        ("0", "Retry-After '0' names no wait"),
         ("-5", "Retry-After '-5' names no wait"),
         ("nan", "Retry-After 'nan' names no wait"),
-        ("Sat, 01 Jan 2000 00:00:00 GMT", "Retry-After 'Sat, 01 Jan 2000 00:00:00 GMT' names"),
         ("soon", "Retry-After 'soon' names no wait"),
     ],
 )
@@ -87,16 +90,36 @@ def test_a_retry_after_that_names_no_wait_falls_back_to_the_backoff(
     assert "as asked" not in played.logs
 
 
-def test_absurd_retry_after_is_capped_with_a_clear_log_line(
+@pytest.mark.parametrize("retry_after", ["0", "Sat, 01 Jan 2000 00:00:00 GMT"])
+def test_a_retry_after_of_now_is_waited_a_second_however_often_it_comes(
+    scenario: FaultScenario, sleeps: list[float], retry_after: str
+) -> None:
+    """A wait of 0 is a wait: never a busy loop, and never the budget of a 429 without one."""
+    times = POLICY.max_rate_limited + 5
+    scenario.fake.inject(
+        "status", status=429, headers={"Retry-After": retry_after}, match=FILTER, times=times
+    )
+    played = scenario.play(f"429 x{times} with Retry-After: {retry_after}", group=RATE)
+    assert sleeps == [1.0] * times
+    assert played.logs.count("(429); waiting 1.0s as asked") == times
+
+
+def test_a_retry_after_longer_than_an_hour_ends_the_run_in_one_line_and_resumes(
     scenario: FaultScenario, sleeps: list[float]
 ) -> None:
+    """Retrying early would ignore the server; waiting a day would look like a hang."""
     scenario.fake.inject("status", status=429, headers={"Retry-After": "86400"}, match=FILTER)
-    played = scenario.play("429 with Retry-After: 86400 (a day)", group=RATE)
-    assert sleeps == [POLICY.max_retry_after_seconds]
-    warning = next(line for line in played.logs.splitlines() if "capped" in line)
-    assert "WARNING" in warning
-    assert "Retry-After of 86400s; capped at 300s" in warning
-    assert "/feedbacks/filter" in warning
+    scenario.play(
+        "429 with Retry-After: 86400 (a day)",
+        group=RATE,
+        fails=UsersnapError,
+        message=(
+            r"rate-limited POST .*/feedbacks/filter \(429\) with Retry-After of 86400s, more "
+            r"than the 3600s the tap waits in a run; stopped, the next run resumes from the "
+            r"last STATE"
+        ),
+    )
+    assert sleeps == []
 
 
 def test_a_burst_of_429s(scenario: FaultScenario, sleeps: list[float]) -> None:
