@@ -250,15 +250,7 @@ def _conform(record: dict[str, t.Any], properties: dict[str, Shape], changes: li
         elif type(value) not in shape.types:
             record[key] = _converted(value, shape, key, changes)
         else:
-            start = len(changes)
-            if shape.properties is not None and type(value) is dict:
-                _conform(value, shape.properties, changes)
-                if len(changes) > start:
-                    _name_within(f"{key}.", changes, start)
-            elif shape.items is not None and type(value) is list:
-                _conform_items(value, shape.items, changes)
-                if len(changes) > start:
-                    _name_within(key, changes, start)
+            _descend(value, shape, key, changes)
 
 
 def _conform_items(values: list[t.Any], shape: Shape, changes: list[str]) -> None:
@@ -274,17 +266,21 @@ def _conform_items(values: list[t.Any], shape: Shape, changes: list[str]) -> Non
             values[index] = _converted(value, shape, f"[{index}]", changes, _LEFT_OUT)
             left_out = left_out or values[index] is _LEFT_OUT
         else:
-            start = len(changes)
-            if shape.properties is not None and type(value) is dict:
-                _conform(value, shape.properties, changes)
-                if len(changes) > start:
-                    _name_within(f"[{index}].", changes, start)
-            elif shape.items is not None and type(value) is list:
-                _conform_items(value, shape.items, changes)
-                if len(changes) > start:
-                    _name_within(f"[{index}]", changes, start)
+            _descend(value, shape, f"[{index}]", changes)
     if left_out:
         values[:] = [value for value in values if value is not _LEFT_OUT]
+
+
+def _descend(value: t.Any, shape: Shape, name: str, changes: list[str]) -> None:
+    """Conform the parts of an object or an array of its declared type, named within ``name``."""
+    start = len(changes)
+    if shape.properties is not None and type(value) is dict:
+        _conform(value, shape.properties, changes)
+        name += "."
+    elif shape.items is not None and type(value) is list:
+        _conform_items(value, shape.items, changes)
+    if len(changes) > start:
+        _name_within(name, changes, start)
 
 
 def _name_within(parent: str, changes: list[str], start: int) -> None:
