@@ -174,7 +174,7 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
                     created = item.get("created_at") if isinstance(item, dict) else None
                     yield {SKIPPED: normalise_timestamp(created) if is_timestamp(created) else None}
                     continue
-            item["created_at"] = normalise_timestamp(item["created_at"])
+                item["created_at"] = normalise_timestamp(item["created_at"])  # a valid other form
             if item.get("custom_data") and cut_deep_custom_data(item):
                 self.run.report.altered_item(
                     describe_item(item, project),
