@@ -459,16 +459,17 @@ class UsersnapStream(OwnRecordMessages, RESTStream[str | None]):
             msg = f"Usersnap answered {status} to {where}: {api_error_text(response)}"
             raise RetriableAPIError(msg, response)
         text = api_error_text(response) if status >= HTTPStatus.BAD_REQUEST else ""
-        if "SITE_NOT_FOUND" in text or status in (HTTPStatus.FORBIDDEN, HTTPStatus.NOT_FOUND):
+        gone = "SITE_NOT_FOUND" in text
+        if gone or status in (HTTPStatus.FORBIDDEN, HTTPStatus.NOT_FOUND):
             project = project_in_url(response.url, "feedbacks")
             if project:
                 msg = (
                     f"Usersnap project {project!r} does not exist or this JWT key cannot see "
                     f"it ({status} {text} on {where})"
                 )
-                raise ProjectRefusedError(msg, f"{status} {text}")
+                raise ProjectRefusedError(msg, f"{status} {text}", gone=gone)
             raise ProjectRefusedError(
-                f"Usersnap refused {where} ({status} {text})", f"{status} {text}"
+                f"Usersnap refused {where} ({status} {text})", f"{status} {text}", gone=gone
             )
         if status >= HTTPStatus.BAD_REQUEST and "after" in parse_qs(
             urlsplit(response.request.url or "").query

@@ -75,10 +75,13 @@ class CredentialsRejectedError(UsersnapError):
 class ProjectRefusedError(UsersnapError):
     """Usersnap refuses one project (403, 404, SITE_NOT_FOUND): skipped by name."""
 
-    def __init__(self, message: str, answer: str = "") -> None:
+    def __init__(self, message: str, answer: str = "", *, gone: bool = False) -> None:
         super().__init__(message)
         #: The answer, as ``status errortype: msg``.
         self.answer = answer or message
+        #: Usersnap said the project does not exist (the spec's SITE_NOT_FOUND); a 403 or a
+        #: 404 may be a key that lost access.
+        self.gone = gone
 
 
 class CursorRejectedError(UsersnapError):

@@ -616,7 +616,7 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
         try:
             self.count(project_id, None)
         except ProjectRefusedError as error:
-            if "SITE_NOT_FOUND" in error.answer:
+            if error.gone:
                 return False
             self.logger.warning(
                 "Usersnap refused to say whether project %s exists: %s", project_id, error
