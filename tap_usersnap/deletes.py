@@ -401,7 +401,7 @@ class Sweeps:
                 self.stream.logger.warning(
                     "Could not count the feedback of project %s: %s", project.label, outcome
                 )
-            if project.reread is not None and REREAD in project.finished:
+            if project.reread_ended:
                 self._check_reread(project, None if isinstance(outcome, Exception) else outcome)
             project.save()
         state = self.state
@@ -449,7 +449,7 @@ class Sweeps:
 
     def _recount(self, project: ProjectState) -> int:
         """The project's count at its new cut, the second after its bookmark's."""
-        if project.reread is not None and REREAD in project.finished:
+        if project.reread_ended:
             # A read that ended early (an empty page, has_more false too soon) would agree
             # with a count up to its own end: what it must match is all before the run began.
             self.before_run[project.project_id] = self.stream.count(
@@ -463,12 +463,7 @@ class Sweeps:
             project.counted,
             project.counted_before,
         )
-        if (
-            counted is None
-            or before is None
-            or cut < before
-            or (project.reread is not None and REREAD in project.finished)
-        ):
+        if counted is None or before is None or cut < before or project.reread_ended:
             counted = self.stream.count(project.project_id, self.scope_start, cut)
         elif cut != before:  # at least the items delivered there, if some left meanwhile
             counted += max(

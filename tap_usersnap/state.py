@@ -216,6 +216,11 @@ class ProjectState:
             self.new_after_cut += 1
         self.advance(created)
 
+    @property
+    def reread_ended(self) -> bool:
+        """A re-read is pending and this run read it to its end."""
+        return self.reread is not None and REREAD in self.finished
+
     def reread_covers_new(self) -> bool:
         """The re-read passes the bookmark anyway: no read of new feedback before it."""
         reread = self.reread
