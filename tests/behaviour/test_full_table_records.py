@@ -48,13 +48,19 @@ def test_project_values_of_the_wrong_kind_are_conformed_and_named(
     assert not any("1709287200" in line or "\x00" in line for line in changes)
 
 
-def test_an_assignee_without_a_user_id_is_skipped_by_name_the_others_kept(
-    empty_fake: FakeUsersnap, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize(
+    ("second", "problem"),
+    [("no user_id", "it has no user_id"), ("the same user_id", "its user_id is listed twice")],
+)
+def test_an_assignee_without_a_usable_user_id_is_skipped_by_name_the_others_kept(
+    empty_fake: FakeUsersnap, caplog: pytest.LogCaptureFixture, second: str, problem: str
 ) -> None:
+    """Listed twice, two records with one key in one run: a target would keep either."""
     fake = empty_fake
     project = fake.add_project("Web shop")
     kept = fake.add_assignee(project["project_id"], first_name="Gr\x00ace")
-    fake.add_assignee(project["project_id"], user_id=None)
+    user_id = kept["user_id"] if second == "the same user_id" else None
+    fake.add_assignee(project["project_id"], user_id=user_id, first_name="Ada")
 
     with caplog.at_level(logging.WARNING):
         result = run_sync(fake.config())
@@ -64,30 +70,8 @@ def test_an_assignee_without_a_user_id_is_skipped_by_name_the_others_kept(
     ]
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert (
-        f"Skipped assignee 2 of project 'Web shop' ({project['project_id']}): it has no user_id"
-        in warnings
+        f"Skipped assignee 2 of project 'Web shop' ({project['project_id']}): {problem}" in warnings
     )
-
-
-def test_an_assignee_listed_twice_in_a_project_is_emitted_once(
-    empty_fake: FakeUsersnap, caplog: pytest.LogCaptureFixture
-) -> None:
-    """Two records with one key in one run: a target would keep either, silently."""
-    fake = empty_fake
-    project = fake.add_project("Web shop")
-    first = fake.add_assignee(project["project_id"], first_name="Grace")
-    fake.add_assignee(project["project_id"], user_id=first["user_id"], first_name="Ada")
-
-    with caplog.at_level(logging.WARNING):
-        result = run_sync(fake.config())
-
-    assert [(r["user_id"], r["first_name"]) for r in result.records("project_assignees")] == [
-        (first["user_id"], "Grace")
-    ]
-    assert (
-        f"Skipped assignee 2 of project 'Web shop' ({project['project_id']}): its user_id is "
-        "listed twice"
-    ) in [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
 
 
 def test_the_state_a_run_writes_stays_within_the_size_of_its_records(
