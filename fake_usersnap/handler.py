@@ -87,6 +87,9 @@ class QuietServer(ThreadingHTTPServer):
 class Handler(BaseHTTPRequestHandler):
     """Answers one connection's requests from the :class:`FakeUsersnap` it serves."""
 
+    #: When the answer to the request being handled may leave (see :meth:`_wait_latency`).
+    _answer_at = 0.0
+
     protocol_version = "HTTP/1.1"
     # Headers and body go out as two writes; with Nagle's algorithm on, each answer would
     # wait for the client's delayed ACK (about 40 ms).
@@ -126,6 +129,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _handle(self, method: str) -> None:
         fake = self.fake
+        self._answer_at = time.monotonic() + fake.latency_seconds
         split = urlsplit(self.path)
         path = split.path.removeprefix(API_PREFIX)
         params = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
@@ -149,8 +153,6 @@ class Handler(BaseHTTPRequestHandler):
         contract = fake.contract
         if contract is not None and len(raw_body) == length:  # not a client cut off mid-send
             contract.check(method, self.path, raw_body, headers)
-        if fake.latency_seconds:
-            time.sleep(fake.latency_seconds)
         fault = fake.take_fault(method, path)
         if fault is not None and self._serve_fault(fault, record):
             return
@@ -180,6 +182,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _serve_fault(self, fault: Fault, record: RecordedRequest) -> bool:  # noqa: PLR0911 - one per kind
         """Serve a fault; False means "then answer normally" (stall, call, mangle, trickle)."""
+        self._wait_latency()
         if fault.kind == "stall":
             time.sleep(fault.seconds)
             return False
@@ -228,6 +231,7 @@ class Handler(BaseHTTPRequestHandler):
         self, status: int, body: bytes, record: RecordedRequest, pace: float | None = None
     ) -> None:
         """Status line, headers, body; with ``pace``, the body one byte every ``pace`` s."""
+        self._wait_latency()
         record.status = status
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -237,6 +241,16 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
         else:
             self._trickle(body, pace, record)
+
+    def _wait_latency(self) -> None:
+        """Wait until ``latency_seconds`` after the request came: the answer's making included.
+
+        The latency stands for the API's whole time to answer, so the fake's own work on a
+        page (reading the store, encoding) adds no stall of its own on top of it.
+        """
+        left = self._answer_at - time.monotonic()
+        if left > 0:
+            time.sleep(left)
 
     def _send_gzip_bomb(self, inflates_to: int, record: RecordedRequest) -> None:
         """A 200 whose gzip body inflates to ``inflates_to`` bytes, until the client hangs up."""
