@@ -16,15 +16,11 @@ import typing as t
 from urllib.parse import urlsplit
 
 import jsonschema
-from singer_sdk import typing as th
 
-from tap_usersnap.records import (
-    MAX_QUOTED,
-    is_timestamp,
-    parse_timestamp,
-)
+from tap_usersnap.records import MAX_QUOTED, is_timestamp, parse_timestamp, schema_of
 
-DEFAULT_API_URL = "https://platform.usersnap.com/v0.1"
+#: The settings' JSON schema (titles, descriptions, defaults, limits), from its file.
+SETTINGS = schema_of("settings")
 #: The words a boolean setting may be in the environment: the SDK reads the first four as
 #: true and any other word as false, a typo too.
 BOOLEAN_WORDS = ("true", "1", "yes", "on", "false", "0", "no", "off")
@@ -33,120 +29,7 @@ START_DATE_TOLERANCE = dt.timedelta(days=1)
 LOGGER = logging.getLogger("tap-usersnap")
 #: ``backfill_window``: a number of days, weeks or months, 1 to 9999 (9999 months still ends
 #: after the year 1, which a timestamp can hold).
-BACKFILL_WINDOW_PATTERN = r"^\s*([1-9][0-9]{0,3})\s*(day|days|week|weeks|month|months)\s*$"
-
-SETTINGS = th.PropertiesList(
-    th.Property(
-        "jwt_id",
-        th.StringType(min_length=1),
-        required=True,
-        title="JWT ID",
-        description="The JWT ID of a Usersnap API key (Usersnap: Settings > API).",
-    ),
-    th.Property(
-        "jwt_secret",
-        th.StringType(min_length=1),
-        required=True,
-        secret=True,
-        title="JWT secret",
-        description="The JWT secret of the same key; the tap signs short-lived HS256 "
-        "tokens with it and never sends or logs it.",
-    ),
-    th.Property(
-        "api_url",
-        th.StringType(pattern=r"^https?://[^\s/]+"),
-        default=DEFAULT_API_URL,
-        title="API URL",
-        description="Base URL of the Usersnap REST API (http or https).",
-    ),
-    th.Property(
-        "project_ids",
-        th.ArrayType(th.StringType(min_length=1)),
-        title="Project IDs",
-        description="Only these projects (their project_id). Default: every project "
-        "the key can see.",
-    ),
-    th.Property(
-        "start_date",
-        th.DateTimeType,
-        title="Start date",
-        description="Only feedback created at or after this instant (ISO 8601). Fixed at "
-        "the first run (kept in state): a later change is reported and applies after a full "
-        "refresh. Default: all history.",
-    ),
-    th.Property(
-        "backfill_window",
-        th.StringType(pattern=BACKFILL_WINDOW_PATTERN),
-        title="Backfill window",
-        description="Instead of start_date, how far back the first run reads: '7 days', "
-        "'30 days', '90 days', '6 months' (1 to 9999 days, weeks or months). Resolved once, "
-        "at the first run, and kept in state, so later runs and deletes keep the same lower "
-        "bound.",
-    ),
-    th.Property(
-        "page_size",
-        th.IntegerType(minimum=1, maximum=100),
-        default=100,
-        title="Page size",
-        description="Items per request (the API's limit, 1 to 100).",
-    ),
-    th.Property(
-        "capture_edits",
-        th.BooleanType,
-        default=True,
-        title="Capture edits",
-        description="On incremental runs, also re-emit feedback edited since the last run "
-        "(status, priority, labels, assignee ...), found by a scan newest-edit-first that "
-        "stops at the last run's mark: usually one extra request per project.",
-    ),
-    th.Property(
-        "capture_deletes",
-        th.BooleanType,
-        default=True,
-        title="Capture deletes",
-        description="Make feedback, projects and assignees deleted in Usersnap leave the "
-        "warehouse (ACTIVATE_VERSION: soft-deleted with _sdc_deleted_at, or removed with the "
-        "target's hard_delete). Costs one count request per project per run (and one more "
-        "when it has new feedback); a deletion starts a sweep that reads every project again, "
-        "resumed across runs if cut short, new feedback first.",
-    ),
-    th.Property(
-        "max_delete_percent",
-        th.IntegerType(minimum=0, maximum=100),
-        default=50,
-        title="Largest share deleted at once (%)",
-        description="Deletions are held back (with a warning) when a project of 20 or more "
-        "items would lose more than this percentage of them in one run: more often a glitch "
-        "than a clean-up. Set 100 for one run to apply such a deletion on purpose.",
-    ),
-    th.Property(
-        "sweep_days",
-        th.IntegerType(minimum=0, maximum=365),
-        default=7,
-        title="Days between full sweeps",
-        description="With capture_deletes, every this many days one sweep reads every project "
-        "again in full, so the warehouse equals Usersnap whatever the counts say (a deletion "
-        "and a late item in one project between two runs cancel out in a count). Costs one "
-        "full read of the feedback per period; 0 turns the periodic sweep off.",
-    ),
-    th.Property(
-        "concurrency",
-        th.IntegerType(minimum=1, maximum=16),
-        default=4,
-        title="Concurrency",
-        description="How many projects are read at once (1 to 16), each with one request in "
-        "flight; each project's own pages are read in order. 1 reads one project after "
-        "another. A 429 pauses every request for its Retry-After.",
-    ),
-    th.Property(
-        "request_timeout",
-        th.NumberType(minimum=1, maximum=3600),
-        default=60,
-        title="Request timeout",
-        description="Seconds to wait for an answer before the try counts as failed and is "
-        "retried (1 to 3600; decimals allowed, such as 2.5).",
-    ),
-).to_dict()
+BACKFILL_WINDOW_PATTERN: str = SETTINGS["properties"]["backfill_window"]["pattern"]
 #: The tap's own settings, by name (the SDK adds its built-in ones to ``SETTINGS`` in place).
 TAP_SETTINGS: tuple[str, ...] = tuple(SETTINGS["properties"])
 

@@ -51,7 +51,7 @@ def test_complete_archives_pass(tmp_path: Path) -> None:
 
     result = check_dist(tmp_path)
 
-    assert len(SCHEMAS) == 5  # three streams, and the shapes of a state and a catalog file
+    assert len(SCHEMAS) == 6  # three streams, the settings, and the shapes of state and catalog
     assert result.returncode == 0, result.stderr
     assert f"hold all {len(SCHEMAS)} schemas and LICENSE" in result.stdout
 
