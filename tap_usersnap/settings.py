@@ -65,7 +65,7 @@ class Settings:
             jwt_id=str(config.get("jwt_id") or ""),  # --discover needs no credentials
             jwt_secret=str(config.get("jwt_secret") or ""),
             api_url=str(setting("api_url")).rstrip("/"),
-            project_ids=tuple(unique(setting("project_ids") or [])),
+            project_ids=tuple(dict.fromkeys(setting("project_ids") or [])),  # each read once
             start_date=setting("start_date") or None,
             backfill_window=setting("backfill_window") or None,
             page_size=int(setting("page_size")),
@@ -200,11 +200,6 @@ def _strip_credentials(config: dict[str, t.Any]) -> None:
                 "it was removed (the value is not shown)",
                 name,
             )
-
-
-def unique(values: t.Iterable[str]) -> list[str]:
-    """The values in their order, each once (a repeated project would be read twice)."""
-    return list(dict.fromkeys(values))
 
 
 def _read_numbers(config: dict[str, t.Any], properties: dict[str, t.Any]) -> None:
