@@ -1,19 +1,11 @@
 """The feedback stream: every project's new and edited feedback, a bookmark per project.
 
 Each project is read with ``POST /projects/{project_id}/feedbacks/filter``: with
-``capture_edits``, an edit scan first (newest change first, until it passes the project's
-edit mark; a first scan only takes the mark with a one-item request), then new feedback
-from the project's bookmark on (``created_at gte`` the bookmark's second, oldest first,
-cursor pages). Several projects are read at once (``concurrency``), each project's items in
-order; the bookmark of a project moves past an item once its RECORD is out, so every STATE
-is a safe resume point. An answer that ignores the filter, the order or the clock never
-moves a bookmark past items not yet delivered:
-
-- created before the scope's start: not emitted;
-- created before the bookmark's second (the API ignored the filter): emitted, not counted;
-  the repeats from the bookmark's own second are dropped silently;
-- created in the future (beyond a few minutes of clock skew): emitted, not bookmarked;
-- out of ``created_at`` order: emitted; the saved bookmark then waits for the read's end.
+``capture_edits`` an edit scan first, then new feedback from its bookmark on, oldest first.
+Several projects are read at once (``concurrency``), each in order. A project's bookmark
+moves past an item once its RECORD is out, so every STATE is a safe resume point, even when
+an answer ignores the filter, the order or the clock (:meth:`FeedbackStream._take`). See
+docs/state-and-deletes.md and docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -81,6 +73,8 @@ ANOTHER_READER_AFTER_SECONDS = 0.02
 #: A read is stopped past its count plus this many pages: ``has_more`` never ends.
 RUNAWAY_PAGES = 10
 EDITS, MARK, COUNT_KIND = "edits", "mark", "count"
+#: What a read hands the emitter: its project, the kind of event, and the item or value.
+Event = tuple[ProjectState, str, t.Any]
 
 
 class FeedbackStream(OwnBookmarks, UsersnapStream):
@@ -274,7 +268,11 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
             raise
 
     def _take(self, project: ProjectState, kind: str, value: t.Any) -> t.Iterator[dict[str, t.Any]]:
-        """One event of a project's read: its records out, then its bookmark or mark moved."""
+        """One event of a project's read: its records out, then its bookmark or mark moved.
+
+        An item created in the future is emitted, not bookmarked; one out of ``created_at``
+        order holds the saved bookmark back until the read's end.
+        """
         if kind == "end":
             self._end(project, *value)
             return
@@ -315,8 +313,26 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
             self.run.report.progress(project.label, project.read, project.counted)
 
     def _end(self, project: ProjectState, read: str, error: Exception | None) -> None:
-        """A read of a project ended: its state saved; a refusal skipped by name, else raised."""
-        self._tell_ignored_filter(project)
+        """A read ended: items sent against the filter told, then its state saved or its error.
+
+        A refused project is skipped by name; any other error is raised.
+        """
+        if project.outside:
+            self.run.report.skipped_item(
+                f"{project.outside} item(s) of project {project.project_id} created before the "
+                f"scope's start, {self._scope_start}",
+                "the API ignored the created_at filter",
+                count=project.outside,
+            )
+        if project.stale:
+            self.logger.warning(
+                "Usersnap answered %d item(s) of project %s created before %s, which the tap "
+                "did not ask for (it ignored the created_at filter): emitted again, not counted",
+                project.stale,
+                project.project_id,
+                project.start,
+            )
+        project.outside = project.stale = 0
         if isinstance(error, ProjectRefusedError):
             self.run.report.refused_project(project.label, project.project_id, error)
         elif error is not None:
@@ -384,49 +400,27 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
         item.update(derived_fields(item))
         return item
 
-    def _tell_ignored_filter(self, project: ProjectState) -> None:
-        """One warning per project for items the API sent though the filter excludes them."""
-        if project.outside:
-            self.run.report.skipped_item(
-                f"{project.outside} item(s) of project {project.project_id} created before the "
-                f"scope's start, {self._scope_start}",
-                "the API ignored the created_at filter",
-                count=project.outside,
-            )
-        if project.stale:
-            self.logger.warning(
-                "Usersnap answered %d item(s) of project %s created before %s, which the tap "
-                "did not ask for (it ignored the created_at filter): emitted again, not counted",
-                project.stale,
-                project.project_id,
-                project.start,
-            )
-        project.outside = project.stale = 0
-
-    def _interleave(
-        self, reads: list[tuple[ProjectState, str]], scan: bool
-    ) -> t.Iterator[tuple[ProjectState, str, t.Any]]:
-        """``(project, kind, value)`` of every read, up to ``concurrency`` at once.
+    def _interleave(self, reads: list[tuple[ProjectState, str]], scan: bool) -> t.Iterator[Event]:
+        """The events of every read (:meth:`_events`), up to ``concurrency`` reads at once.
 
         One reader starts; another whenever the emitter waits for a page longer than
         :data:`ANOTHER_READER_AFTER_SECONDS` (threads only cost time while the API is fast).
-        Each read's events keep their order; a read ends with ``end``: which read, and its
-        error or None. The queue between the readers and the emitter holds at most
-        two pages a reader, so memory stays flat however large a project is.
+        The queue between the readers and the emitter holds at most two pages a reader, so
+        memory stays flat however large a project is. With ``concurrency`` 1 the reads run
+        one after another in this thread: one request in flight at a time, counts included.
         """
-        workers = min(self.run.settings.concurrency, len(reads))
-        if self.run.settings.concurrency == 1:  # one request at a time, in this thread
-            yield from self._read_in_turn(reads, scan)
+        if self.run.settings.concurrency == 1:
+            for project, read in reads:
+                yield from self._events(project, read, scan)
             return
+        workers = min(self.run.settings.concurrency, len(reads))
         # Events go over in chunks of a page, so the queue's locks cost little per item.
         chunk_size = self.run.settings.page_size
-        arrived: queue.Queue[list[tuple[ProjectState, str, t.Any]]] = queue.Queue(
-            maxsize=2 * workers
-        )
+        arrived: queue.Queue[list[Event]] = queue.Queue(maxsize=2 * workers)
         pending = collections.deque(reads)
         stop, lock = threading.Event(), threading.Lock()
 
-        def put(chunk: list[tuple[ProjectState, str, t.Any]]) -> bool:
+        def put(chunk: list[Event]) -> bool:
             """Hand a chunk to the emitter; False once the run ended (the reader stops)."""
             while not stop.is_set():
                 with contextlib.suppress(queue.Full):
@@ -440,18 +434,15 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
                     if not pending:
                         return
                     project, read = pending.popleft()
-                chunk: list[tuple[ProjectState, str, t.Any]] = []
-                try:
-                    for kind, value in self._read(project, read, scan):
-                        chunk.append((project, kind, value))
-                        if len(chunk) >= chunk_size:
-                            if not put(chunk):
-                                return
-                            chunk = []
-                except Exception as error:  # the emitter decides what ends the run
-                    put([*chunk, (project, "end", (read, error))])
-                else:
-                    put([*chunk, (project, "end", (read, None))])
+                chunk: list[Event] = []
+                for event in self._events(project, read, scan):
+                    chunk.append(event)
+                    if len(chunk) >= chunk_size:
+                        if not put(chunk):
+                            return
+                        chunk = []
+                if chunk:
+                    put(chunk)
 
         readers = [
             threading.Thread(target=work, name=f"feedback-{n}", daemon=True) for n in range(workers)
@@ -474,19 +465,19 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
         finally:
             stop.set()
 
-    def _read_in_turn(
-        self, reads: list[tuple[ProjectState, str]], scan: bool
-    ) -> t.Iterator[tuple[ProjectState, str, t.Any]]:
-        """What :meth:`_interleave` yields, one read after another in this thread."""
-        for project, read in reads:
-            try:
-                yield from ((project, k, v) for k, v in self._read(project, read, scan))
-            except UsersnapError as error:
-                yield project, "end", (read, error)
-            else:
-                yield project, "end", (read, None)
+    def _events(self, project: ProjectState, read: str, scan: bool) -> t.Iterator[Event]:
+        """One read's events in order, then ``end``: the read, and its error or None.
 
-    def _read(self, project: ProjectState, read: str, scan: bool) -> t.Iterator[tuple[str, t.Any]]:
+        A reader never raises: the emitter decides what ends the run.
+        """
+        try:
+            yield from self._read(project, read, scan)
+        except Exception as error:
+            yield project, "end", (read, error)
+        else:
+            yield project, "end", (read, None)
+
+    def _read(self, project: ProjectState, read: str, scan: bool) -> t.Iterator[Event]:
         """One read's events: the edit scan's and new feedback, or the project's re-read.
 
         If the API refuses a page cursor (the item it names was deleted meanwhile), the
@@ -496,13 +487,13 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
             yield from self._scan_edits(project)
         context = {"project_id": project.project_id, "kind": NEW, "from": self._from(project, read)}
         try:
-            yield from ((read, item) for item in self._fresh(project, context))
+            yield from self._fresh(project, read, context)
         except CursorRejectedError as error:
             context["from"] = self._from(project, read)
             self.logger.warning(
                 "%s: reading project %s again from %s", error, project.project_id, context["from"]
             )
-            yield from ((read, item) for item in self._fresh(project, context))
+            yield from self._fresh(project, read, context)
 
     def _from(self, project: ProjectState, read: str) -> str | None:
         """Where a read of the project starts (or goes on) now."""
@@ -510,13 +501,14 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
             return project.reread.resume_point()[0] or self._scope_start
         return project.bookmark or project.start
 
-    def _fresh(self, project: ProjectState, context: dict[str, t.Any]) -> t.Iterator[t.Any]:
+    def _fresh(
+        self, project: ProjectState, read: str, context: dict[str, t.Any]
+    ) -> t.Iterator[Event]:
         """The read's items, less any the API already gave in it (on a later page).
 
         The last 1000 ids are remembered, so memory stays flat however large the project.
         """
-        order: collections.deque[str] = collections.deque()
-        recent: set[str] = set()
+        recent: collections.OrderedDict[str, None] = collections.OrderedDict()
         for item in self.request_records(context):
             key = None if SKIPPED in item else item["feedback_id"]
             if key in recent:
@@ -528,13 +520,12 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
                 )
                 continue
             if key is not None:
-                recent.add(key)
-                order.append(key)
-                if len(order) > 1000:  # noqa: PLR2004 - memory stays flat
-                    recent.discard(order.popleft())
-            yield item
+                recent[key] = None
+                if len(recent) > 1000:  # noqa: PLR2004 - memory stays flat
+                    recent.popitem(last=False)
+            yield project, read, item
 
-    def _scan_edits(self, project: ProjectState) -> t.Iterator[tuple[str, t.Any]]:
+    def _scan_edits(self, project: ProjectState) -> t.Iterator[Event]:
         """Items edited since the mark and created before the bookmark; then the new mark.
 
         The new mark is the newest ``updated_at`` when the scan began (never one in the
@@ -565,9 +556,9 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
             if changed < str(since):
                 break
             if item["created_at"] < str(before) and item["created_at"] >= (scope or ""):
-                yield EDITS, item
+                yield project, EDITS, item
         if mark or project.edit_mark:
-            yield MARK, mark or project.edit_mark
+            yield project, MARK, mark or project.edit_mark
 
     def _check_runaway(self, project: ProjectState) -> None:
         """Stop a read that goes on far beyond what the project holds (``has_more`` forever)."""
