@@ -214,7 +214,7 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
         )
         ids = list(settings.project_ids) or [p["project_id"] for p in listing.projects]
         ids += [p for p in gaps.answering if p not in ids]
-        projects = load_projects(
+        loaded = load_projects(
             state,
             saved,
             ids,
@@ -224,6 +224,7 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
             partition_for=lambda pid: self.get_context_state({"project_id": pid}),
             logger=self.logger,
         )
+        projects = list(loaded.values())
         # Each STATE holds every project's partition: one every max(100, projects) records
         # keeps the STATE a run writes within the size of its records, however many projects.
         self.STATE_MSG_FREQUENCY = max(type(self).STATE_MSG_FREQUENCY, len(projects))
@@ -235,8 +236,8 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
             scope_start=self._scope_start,
             table_version=self.run.table_version,
         )
-        self.use_table_version(sweeps.plan(list(projects.values()), gaps, full_table))
-        for project in projects.values():
+        self.use_table_version(sweeps.plan(projects, gaps, full_table))
+        for project in projects:
             self.logger.info(
                 "Reading project %s from %s (edit mark %s)%s",
                 project.label,
@@ -244,13 +245,13 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
                 project.edit_mark or "none",
                 "; it is read again in full" if project.reread else "",
             )
-        reads = [(p, NEW) for p in projects.values() if not p.reread_covers_new()]
+        reads = [(p, NEW) for p in projects if not p.reread_covers_new()]
         self._reads_new = frozenset(p.project_id for p, _ in reads)
-        reads += [(p, REREAD) for p in projects.values() if p.reread is not None]
+        reads += [(p, REREAD) for p in projects if p.reread is not None]
         yield from self._read_all(reads, scan=settings.capture_edits and not full_table)
-        late = sweeps.late(list(projects.values()))
+        late = sweeps.late(projects)
         yield from self._read_all([(p, REREAD) for p in late], scan=False)
-        self.activate_version(sweeps.finish(list(projects.values())))
+        self.activate_version(sweeps.finish(projects))
         self.write_state()
 
     def _read_all(
@@ -541,21 +542,16 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
                 continue
             seen.add(item["feedback_id"])
             edited = item.get("updated_at")  # conformed later, when emitted
-            changed: str = (
-                edited
-                if is_canonical(edited)
-                else normalise_timestamp(edited)
-                if is_timestamp(edited)
-                else item["created_at"]
-            )
-            if mark is None and changed <= self._ceiling:
-                mark = changed
+            if not is_canonical(edited):
+                edited = normalise_timestamp(edited) if is_timestamp(edited) else item["created_at"]
+            if mark is None and edited <= self._ceiling:
+                mark = edited
             if first:
                 mark = mark or format_timestamp(dt.datetime.now(dt.timezone.utc))
                 break
-            if changed < str(since):
+            if edited < str(since):
                 break
-            if item["created_at"] < str(before) and item["created_at"] >= (scope or ""):
+            if (scope or "") <= item["created_at"] < str(before):
                 yield project, EDITS, item
         if mark or project.edit_mark:
             yield project, MARK, mark or project.edit_mark

@@ -83,7 +83,6 @@ class ProjectsStream(FullTableStream):
 
     def list_all(self) -> Listing:
         """The run's listing: every project with an id, conformed, in scope."""
-        self._listed_count = None
         try:
             listed = list(self.request_records(None))
         except ProjectRefusedError as error:
@@ -109,16 +108,13 @@ class ProjectsStream(FullTableStream):
             short = (
                 f"The Usersnap project listing (GET /projects) is not complete: it listed "
                 f"{len(listed)} project(s) of a count of {self._listed_count or 'unknown'}, said "
-                "has_more, "
-                "and gives no way to the rest (the API documents no cursor for it); the listed "
-                "projects were synced, no deletion was applied"
+                "has_more, and gives no way to the rest (the API documents no cursor for it); "
+                "the listed projects were synced, no deletion was applied"
             )
             self.logger.warning("%s", short)
             self.run.report.failures.append(short)
         wanted = set(self.run.settings.project_ids)
-        if wanted:
-            projects = [p for p in projects if p["project_id"] in wanted]
-        return Listing(projects, complete)
+        return Listing([p for p in projects if not wanted or p["project_id"] in wanted], complete)
 
     @property
     def known_project_ids(self) -> set[str]:
