@@ -418,8 +418,7 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
         # Events go over in chunks of a page, so the queue's locks cost little per item.
         chunk_size = self.run.settings.page_size
         arrived: queue.Queue[list[Event]] = queue.Queue(maxsize=2 * workers)
-        pending = collections.deque(reads)
-        stop, lock = threading.Event(), threading.Lock()
+        pending, stop = collections.deque(reads), threading.Event()  # a deque pops thread-safely
 
         def put(chunk: list[Event]) -> bool:
             """Hand a chunk to the emitter; False once the run ended (the reader stops)."""
@@ -431,10 +430,10 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
 
         def work() -> None:
             while not stop.is_set():
-                with lock:
-                    if not pending:
-                        return
+                try:
                     project, read = pending.popleft()
+                except IndexError:  # every read has its reader
+                    return
                 chunk: list[Event] = []
                 for event in self._events(project, read, scan):
                     chunk.append(event)

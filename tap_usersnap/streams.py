@@ -103,8 +103,7 @@ class ProjectsStream(FullTableStream):
             for change in conform(project, self.shape):
                 self.run.report.altered_item(f"project {project['project_id']}", change)
             projects.append(project)
-        complete = not self._cut_short
-        if not complete:
+        if self._cut_short:
             short = (
                 f"The Usersnap project listing (GET /projects) is not complete: it listed "
                 f"{len(listed)} project(s) of a count of {self._listed_count or 'unknown'}, said "
@@ -114,7 +113,8 @@ class ProjectsStream(FullTableStream):
             self.logger.warning("%s", short)
             self.run.report.failures.append(short)
         wanted = set(self.run.settings.project_ids)
-        return Listing([p for p in projects if not wanted or p["project_id"] in wanted], complete)
+        in_scope = [p for p in projects if not wanted or p["project_id"] in wanted]
+        return Listing(in_scope, complete=not self._cut_short)
 
     @property
     def known_project_ids(self) -> set[str]:
@@ -132,8 +132,7 @@ class ProjectsStream(FullTableStream):
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
         """The shared listing (copies, so emitting never alters it)."""
         self.start_version()
-        for project in self.run.listing.projects:
-            yield dict(project)
+        yield from (dict(project) for project in self.run.listing.projects)
 
 
 class ProjectAssigneesStream(FullTableStream):
