@@ -1,28 +1,9 @@
 """Deletions and late arrivals reach the warehouse; a row that still exists never leaves it.
 
-Singer targets apply deletions with ACTIVATE_VERSION, per table: every row whose table
-version is older (target-postgres: or unset) is deleted or marked ``_sdc_deleted_at``. So
-every feedback RECORD carries a table version kept in state (``table_version``), and targets
-on the SDK's SQL sink (target-snowflake), which never retire an unset version, retire
-exactly what they should.
-
-**Detection.** Each run counts each project's items created before its saved cut (the
-second after its bookmark's) and compares the number with the same count of the last run:
-fewer means a deletion; more, a late arrival (an item that became visible after the run
-that passed its ``created_at``), unless the run's read took as many new items in the
-bookmark's second. Count is compared with count, never with items read, so a count that
-leaves out some items (demo feedback) costs nothing. A late arrival or a rename re-reads
-its project in the same run; a deletion, a project Usersnap confirms gone, or a sweep that
-is due (``sweep_days``) starts a **sweep**: every project re-read from the scope's start
-under a new, pending version.
-
-**Sweeps resume.** Each project's re-read position is in state; a run cut short goes on
-from there, after reading the project's new feedback first, so new feedback loads in every
-run. The pending version is activated when every project is re-read to its end, delivering
-at least what Usersnap counts; nothing refused; no known project missing unless Usersnap
-confirms it gone; the scope no narrower than the rows loaded. A project that would lose
-more than ``max_delete_percent`` of the items counted last run holds the sweep back. Held:
-one WARNING names the project and the numbers, every row stays, the next run tries again.
+Every feedback RECORD carries a table version kept in state; ACTIVATE_VERSION retires the
+rows of older versions. Counts find deletions and late items; a sweep re-reads every
+project under a new, pending version, activated only once complete. The whole design, its
+guards and costs: docs/state-and-deletes.md.
 """
 
 from __future__ import annotations
@@ -63,9 +44,7 @@ def state_version(
 ) -> int | None:
     """The table version a stream's state keeps under ``key``; None if absent.
 
-    A value no target can store (not a whole number from 1 to 2**63 - 1; state comes
-    from outside) is dropped with a warning: rows keep loading, and the next version
-    is a new one.
+    One no target can store (state comes from outside) is dropped with a warning.
     """
     value = state.get(key)
     if value is None or (type(value) is int and 0 < value < 2**63):
@@ -114,59 +93,27 @@ def scope_gaps(
     end); ``wanted``: ``project_ids``. A project missing from the listing is gone only when
     its own endpoint says it does not exist.
     """
-    held: list[str] = []
+    gaps = Gaps(gone=[], answering=[], held=[])
     left_out = sorted(known - set(wanted)) if wanted else []
     if left_out:
-        held.append(
+        gaps.held.append(
             f"project_ids leaves out {len(left_out)} project(s) whose rows the warehouse "
             f"holds ({', '.join(left_out)}); to retire them on purpose, run once with a "
             "full refresh (meltano run --full-refresh ...)"
         )
     if not complete:
-        held.append("the project listing stopped early, so a missing project may exist")
-        return Gaps([], [], held)
-    gone: list[str] = []
-    answering: list[str] = []
+        gaps.held.append("the project listing stopped early, so a missing project may exist")
+        return gaps
     for project_id in sorted(known - listed - set(left_out)):
         found = exists(project_id)
         if found is None:
-            held.append(
+            gaps.held.append(
                 f"project {project_id} is missing from the project listing, and Usersnap "
                 "did not say whether it exists"
             )
         else:
-            (answering if found else gone).append(project_id)
-    return Gaps(gone, answering, held)
-
-
-def compare_counts(project: ProjectState, now: int, max_delete_percent: int) -> str | None:
-    """What the project's count says since the last run; None: nothing to do.
-
-    ``"more"``: more items (new ones in the bookmark's second, or late ones); ``"deleted"``: fewer
-    (a sweep); ``"held: ..."``: fewer, but more than ``max_delete_percent`` of them.
-    """
-    saved = project.counted
-    if saved is None or now == saved:
-        return None
-    if now > saved:
-        return "more"
-    percent = 100 * (saved - now) / saved
-    if saved >= MIN_GUARDED_ITEMS and percent > max_delete_percent:
-        return (
-            f"held: project {project.project_id} would lose {saved - now} of its {saved} items "
-            f"({percent:.0f}%, more than max_delete_percent {max_delete_percent}%: set "
-            "max_delete_percent to 100 for one run if Usersnap really deleted them)"
-        )
-    return "deleted"
-
-
-def sweep_problems(projects: t.Iterable[ProjectState]) -> list[str]:
-    """Why a sweep's version may not be activated yet, project by project."""
-    return [
-        f"project {p.project_id} is not re-read to its end yet"
-        for p in projects
-        if p.reread is not None
-    ]
+            (gaps.answering if found else gaps.gone).append(project_id)
+    return gaps
 
 
 class FeedbackCounts(t.Protocol):
@@ -175,26 +122,21 @@ class FeedbackCounts(t.Protocol):
     @property
     def logger(self) -> logging.Logger:
         """The stream's logger."""
-        ...
 
     @property
     def stream_state(self) -> dict[str, t.Any]:
         """The stream's state, bookmarks and partitions."""
-        ...
 
     def count(self, project_id: str, start: str | None, before: str | None = None) -> int:
         """How many items the project holds created in ``[start, before)``."""
-        ...
 
     def each(
         self, projects: list[ProjectState], func: t.Callable[[ProjectState], int]
     ) -> dict[str, int | Exception]:
         """``func`` of each project, some at once; a failure is its value."""
-        ...
 
     def write_state(self) -> None:
         """Write a STATE message."""
-        ...
 
 
 class Sweeps:
@@ -224,11 +166,10 @@ class Sweeps:
     def plan(self, projects: list[ProjectState], gaps: Gaps, full_table: bool) -> int | None:
         """Compare counts, pick re-reads: the version this run's records carry."""
         state, settings = self.state, self.settings
-        fewer, guarded = self._compare_counts(projects)
-        self.held = (*gaps.held, *(reason for _, _, reason in guarded))
-        logger = self.stream.logger
-        active = state_version(state, ACTIVE, logger)
-        pending = state_version(state, PENDING, logger)
+        fewer, guarded, guards = self._compare_counts(projects)
+        self.held = (*gaps.held, *guards)
+        active = state_version(state, ACTIVE, self.stream.logger)
+        pending = state_version(state, PENDING, self.stream.logger)
         if not settings.capture_deletes:
             for project, outcome in fewer:
                 project.counted = outcome
@@ -243,7 +184,12 @@ class Sweeps:
             active is None and pending is None and not any(p.bookmark for p in projects)
         )
         state.setdefault(SWEPT_AT, now)
-        reasons = _why_sweep(gaps.gone, fewer + [(p, n) for p, n, _ in guarded])
+        reasons = [f"project {p} is gone (Usersnap says it does not exist)" for p in gaps.gone]
+        reasons += [
+            f"project {p.project_id} holds {n} items created before {p.counted_before}, "
+            f"{(p.counted or 0) - n} fewer than the last run counted"
+            for p, n in fewer + guarded
+        ]
         if pending is None and state.get(SWEEP_AGAIN):
             reasons.append("an item the last sweep had re-read was deleted during it")
         if not first_run and pending is None and self._sweep_due(state[SWEPT_AT], now):
@@ -306,8 +252,7 @@ class Sweeps:
     ) -> None:
         """A pending sweep goes on; a new project joins it.
 
-        A deletion the sweep may have passed already keeps the last count, so it is seen
-        again after the sweep.
+        A deletion in a project the sweep may have passed already calls for one more sweep.
         """
         for project, outcome in fewer:
             if project.reread != Reread():  # it may have passed the deleted item already
@@ -319,34 +264,40 @@ class Sweeps:
 
     def _compare_counts(
         self, projects: list[ProjectState]
-    ) -> tuple[list[tuple[ProjectState, int]], list[tuple[ProjectState, int, str]]]:
+    ) -> tuple[list[tuple[ProjectState, int]], list[tuple[ProjectState, int]], list[str]]:
         """Each counted project's count now against the last run's, at the same cut.
 
-        A project with more items is checked after its read (:meth:`late`). Returns those
-        with fewer, and those with fewer beyond ``max_delete_percent`` (with the guard's
-        words); a project that cannot be counted is not checked this run (its new items
-        still load).
+        Returns those with fewer items, those with fewer beyond ``max_delete_percent``, and
+        the guard's words for these. More items are checked after the read (:meth:`late`); a
+        project that cannot be counted is not checked this run.
         """
         counts = self.stream.each(
             [p for p in projects if p.counted is not None],
             lambda p: self.stream.count(p.project_id, self.scope_start, p.counted_before),
         )
-        fewer, guarded = [], []
+        fewer, guarded, guards = [], [], []
+        limit = self.settings.max_delete_percent
         for project in projects:
-            outcome = counts.get(project.project_id)
-            if isinstance(outcome, Exception):
-                self.report.detection_skipped(project.project_id, outcome)
+            now, saved = counts.get(project.project_id), project.counted
+            if isinstance(now, Exception):
+                self.report.detection_skipped(project.project_id, now)
                 continue
-            if outcome is None:
+            if now is None or saved is None or now == saved:
                 continue
-            verdict = compare_counts(project, outcome, self.settings.max_delete_percent)
-            if verdict == "more":
-                project.surplus = outcome - (project.counted or 0)
-            elif verdict == "deleted":
-                fewer.append((project, outcome))
-            elif verdict:
-                guarded.append((project, outcome, verdict.removeprefix("held: ")))
-        return fewer, guarded
+            if now > saved:
+                project.surplus = now - saved
+                continue
+            percent = 100 * (saved - now) / saved
+            if saved >= MIN_GUARDED_ITEMS and percent > limit:
+                guarded.append((project, now))
+                guards.append(
+                    f"project {project.project_id} would lose {saved - now} of its {saved} "
+                    f"items ({percent:.0f}%, more than max_delete_percent {limit}%: set "
+                    "max_delete_percent to 100 for one run if Usersnap really deleted them)"
+                )
+            else:
+                fewer.append((project, now))
+        return fewer, guarded, guards
 
     def _start_sweep(
         self,
@@ -423,7 +374,11 @@ class Sweeps:
                 project.save()
             return None
         refused = [f"project {p} was refused" for p in self.report.refused_projects]
-        unread = sweep_problems(projects)
+        unread = [
+            f"project {p.project_id} is not re-read to its end yet"
+            for p in projects
+            if p.reread is not None
+        ]
         held = [*refused, *self.held]
         what = "first read" if state.get(ACTIVE) == pending else "sweep"
         if unread and not held:
@@ -458,11 +413,8 @@ class Sweeps:
         if project.bookmark is None:
             project.counted = project.counted_before = None
             return 0
-        cut, counted, before = (
-            next_second(project.bookmark),
-            project.counted,
-            project.counted_before,
-        )
+        cut = next_second(project.bookmark)
+        counted, before = project.counted, project.counted_before
         if counted is None or before is None or cut < before or project.reread_ended:
             counted = self.stream.count(project.project_id, self.scope_start, cut)
         elif cut != before:  # at least the items delivered there, if some left meanwhile
@@ -498,12 +450,3 @@ class Sweeps:
             return
         self.report.deletes_held("feedback", f"{why}; it starts again next run")
         project.reread, project.shortfall = Reread(), short
-
-
-def _why_sweep(gone: list[str], fewer: list[tuple[ProjectState, int]]) -> list[str]:
-    """The deletions found: projects Usersnap confirms gone, projects counting fewer items."""
-    return [f"project {p} is gone (Usersnap says it does not exist)" for p in gone] + [
-        f"project {p.project_id} holds {n} items created before {p.counted_before}, "
-        f"{(p.counted or 0) - n} fewer than the last run counted"
-        for p, n in fewer
-    ]
