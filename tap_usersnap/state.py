@@ -1,15 +1,14 @@
 """Each project's progress in the Singer state: bookmark, edit mark, name, count, re-read.
 
-The stream's scope (``start_date`` or ``backfill_window``) is resolved once, at the first
-run, and pinned in the state (:func:`pinned_scope`): deletes count and re-read within it.
-
 State comes from outside (a file, Meltano's backend): every value is checked as it is
-loaded, and one that cannot be used stops the run with a line that names it.
+loaded, and one that cannot be used stops the run with a line that names it. What each key
+means: docs/state-and-deletes.md.
 """
 
 from __future__ import annotations
 
 import calendar
+import contextlib
 import dataclasses
 import datetime as dt
 import functools
@@ -55,12 +54,10 @@ NEW, REREAD = "new", "reread"
 
 def next_second(timestamp: str) -> str:
     """The whole second after ``timestamp``'s: a cut that includes the bookmark's second."""
-    moment = parse_timestamp(timestamp).replace(microsecond=0)
-    if moment.astimezone(dt.timezone.utc).replace(tzinfo=None) >= dt.datetime.max.replace(
-        microsecond=0
-    ):
-        return format_timestamp(moment)[:19]  # the last second there is (a state from outside)
-    return format_timestamp(moment + dt.timedelta(seconds=1))[:19]
+    moment = parse_timestamp(timestamp).astimezone(dt.timezone.utc).replace(microsecond=0)
+    with contextlib.suppress(OverflowError):  # the last second there is (a state from outside)
+        moment += dt.timedelta(seconds=1)
+    return format_timestamp(moment)[:19]
 
 
 @dataclasses.dataclass
@@ -124,7 +121,7 @@ class ProjectState:
     at_start: int = 0
     #: New items taken from ``counted_before`` on (what the next count must at least hold).
     new_after_cut: int = 0
-    #: Whether the state holds a partition for the project (a sweep marks it, even unread).
+    #: Whether the state held a partition for the project when the run began.
     has_partition: bool = False
     #: How many fewer items the last re-read delivered than Usersnap counted (None: none).
     shortfall: int | None = None
@@ -179,18 +176,14 @@ class ProjectState:
         partition = self.partition
         if self.name:
             partition[NAME] = self.name
-        if self.counted is None:
-            partition.pop(COUNT, None)
-            partition.pop(COUNTED_BEFORE, None)
-        else:
-            partition[COUNT], partition[COUNTED_BEFORE] = self.counted, self.counted_before
+        kept = {COUNT: self.counted, COUNTED_BEFORE: self.counted_before, SHORT: self.shortfall}
         if self.reread is None:
-            partition.pop(REREAD_FROM, None)
-            partition.pop(REREAD_ROWS, None)
-        if self.shortfall is None:
-            partition.pop(SHORT, None)
-        else:
-            partition[SHORT] = self.shortfall
+            kept |= {REREAD_FROM: None, REREAD_ROWS: None}
+        for key, value in kept.items():
+            if value is None:
+                partition.pop(key, None)
+            else:
+                partition[key] = value
 
     def save_position(self) -> None:
         """Write where the reads got to, after each item (:meth:`save` writes the rest)."""
@@ -326,18 +319,20 @@ def load_projects(
             and len(cut) == 19  # noqa: PLR2004 - a whole second, as saved
             and is_timestamp(cut)
         )
-        starts = [m for m in (bookmark, scope_start) if m]
         saved_name = entry.get(NAME) if isinstance(entry.get(NAME), str) else None
         name = names.get(pid) or saved_name or ""
+        short = entry.get(SHORT)
         project = ProjectState(
             project_id=pid,
             name=name,
             bookmark=bookmark,
             edit_mark=timestamp_from_state(entry.get(EDIT_MARK), where, EDIT_MARK),
-            start=max(starts) if starts else None,
+            start=max(bookmark or "", scope_start or "") or None,
             partition_for=functools.partial(partition_for, pid),
             counted=count if counted else None,
             counted_before=cut if counted else None,
+            has_partition=bool(entry),
+            shortfall=short if type(short) is int and short > 0 else None,
         )
         if REREAD_FROM in entry and not full_table:
             position = timestamp_from_state(entry[REREAD_FROM], where, REREAD_FROM)
@@ -353,9 +348,6 @@ def load_projects(
                 saved_name,
             )
             project.reread = Reread()
-        short = entry.get(SHORT)
-        project.has_partition = bool(entry)
-        project.shortfall = short if type(short) is int and short > 0 else None
         projects[pid] = project
     return projects
 
@@ -381,9 +373,14 @@ def pinned_scope(state: dict[str, t.Any], settings: Settings, logger: logging.Lo
     """The lower bound pinned in state at the first run, else the setting's, pinned now.
 
     Deletes count and re-read within it, so it must not move once rows are loaded: a
-    changed setting is warned about and applies after a full refresh.
+    changed setting (as the user wrote it) is warned about and applies after a full refresh.
     """
-    setting = setting_text(settings)
+    if settings.start_date:
+        setting = f"start_date {settings.start_date}"
+    elif settings.backfill_window:
+        setting = f"backfill_window {' '.join(settings.backfill_window.split())}"
+    else:
+        setting = "all history"
     if SCOPE_SETTING not in state:
         scope = resolve_scope(settings, dt.datetime.now(dt.timezone.utc))
         state[SCOPE_START], state[SCOPE_SETTING] = scope, setting
@@ -407,15 +404,6 @@ def pinned_scope(state: dict[str, t.Any], settings: Settings, logger: logging.Lo
             pinned or "the beginning of history",
         )
     return pinned
-
-
-def setting_text(settings: Settings) -> str:
-    """The scope setting as the user wrote it: what a change is detected against."""
-    if settings.start_date:
-        return f"start_date {settings.start_date}"
-    if settings.backfill_window:
-        return f"backfill_window {' '.join(settings.backfill_window.split())}"
-    return "all history"
 
 
 def resolve_scope(settings: Settings, now: dt.datetime) -> str | None:
