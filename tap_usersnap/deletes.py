@@ -165,12 +165,12 @@ class Sweeps:
 
     def plan(self, projects: list[ProjectState], gaps: Gaps, full_table: bool) -> int | None:
         """Compare counts, pick re-reads: the version this run's records carry."""
-        state, settings = self.state, self.settings
+        state = self.state
         fewer, guarded, guards = self._compare_counts(projects)
         self.held = (*gaps.held, *guards)
         active = state_version(state, ACTIVE, self.stream.logger)
         pending = state_version(state, PENDING, self.stream.logger)
-        if not settings.capture_deletes:
+        if not self.settings.capture_deletes:
             for project, outcome in fewer:
                 project.counted = outcome
             if pending is not None:  # without versions, a sweep under way means nothing
@@ -180,21 +180,10 @@ class Sweeps:
                     project.reread = None
             return None
         now = format_timestamp(dt.datetime.now(dt.timezone.utc))
+        state.setdefault(SWEPT_AT, now)
         first_run = full_table or (
             active is None and pending is None and not any(p.bookmark for p in projects)
         )
-        state.setdefault(SWEPT_AT, now)
-        reasons = [f"project {p} is gone (Usersnap says it does not exist)" for p in gaps.gone]
-        reasons += [
-            f"project {p.project_id} holds {n} items created before {p.counted_before}, "
-            f"{(p.counted or 0) - n} fewer than the last run counted"
-            for p, n in fewer + guarded
-        ]
-        if pending is None and state.get(SWEEP_AGAIN):
-            reasons.append("an item the last sweep had re-read was deleted during it")
-        if not first_run and pending is None and self._sweep_due(state[SWEPT_AT], now):
-            reasons.append(f"the last full sweep began at {state[SWEPT_AT]}")
-        version: int | None = pending or active
         if first_run or (pending is not None and SWEEP_STARTED not in state):
             # A first read, a full refresh, or a read begun by an older tap: all from the
             # start, under a new version (rows of the old one may be gone from Usersnap).
@@ -202,9 +191,21 @@ class Sweeps:
             if active is None:
                 state[ACTIVE] = version
             self._start_sweep(projects, version, now)
-        elif pending is not None:
+            return version
+        if pending is not None:
             self._continue_sweep(projects, fewer)
-        elif reasons and self.held:
+            return pending
+        reasons = [f"project {p} is gone (Usersnap says it does not exist)" for p in gaps.gone]
+        reasons += [
+            f"project {p.project_id} holds {n} items created before {p.counted_before}, "
+            f"{(p.counted or 0) - n} fewer than the last run counted"
+            for p, n in fewer + guarded
+        ]
+        if state.get(SWEEP_AGAIN):
+            reasons.append("an item the last sweep had re-read was deleted during it")
+        if self._sweep_due(state[SWEPT_AT], now):
+            reasons.append(f"the last full sweep began at {state[SWEPT_AT]}")
+        if reasons and self.held:
             self.report.deletes_held(
                 "feedback", f"{'; '.join(reasons)}; but {'; '.join(self.held)}"
             )
@@ -213,7 +214,8 @@ class Sweeps:
             for project, outcome in fewer:
                 project.counted = outcome
             self._start_sweep(projects, version, now, reasons)
-        return version
+            return version
+        return active
 
     def late(self, projects: list[ProjectState]) -> list[ProjectState]:
         """The projects whose count rose by more than the new items their read took there.
@@ -381,17 +383,17 @@ class Sweeps:
         ]
         held = [*refused, *self.held]
         what = "first read" if state.get(ACTIVE) == pending else "sweep"
-        if unread and not held:
+        if held:
+            self.report.deletes_held(
+                "feedback", f"the {what} is not complete: {'; '.join(held + unread)}"
+            )
+            return None
+        if unread:
             self.stream.logger.info(
                 "The %s under table version %d goes on next run: %s",
                 what,
                 pending,
                 "; ".join(unread),
-            )
-            return None
-        if held or unread:
-            self.report.deletes_held(
-                "feedback", f"the {what} is not complete: {'; '.join(held + unread)}"
             )
             return None
         state[ACTIVE], state[SWEPT_AT] = pending, state.pop(SWEEP_STARTED, None)
