@@ -131,8 +131,7 @@ class ProjectState:
     read: int = 0
     #: Entries received without a usable ``created_at``, or created in the future.
     unbookmarked: int = 0
-    #: Items the API sent though the filter excludes them: before the scope, or before
-    #: the project's start (each told once, at the project's end).
+    #: Items the API sent though its filter excludes them: before the scope, or the start.
     outside: int = 0
     stale: int = 0
     #: Newest ``created_at`` taken; False once the API answered out of order.
@@ -282,10 +281,9 @@ def load_projects(
     partition_for: t.Callable[[str], dict[str, t.Any]],
     logger: logging.Logger,
 ) -> dict[str, ProjectState]:
-    """Every project's progress from state, checked; a project named twice merged.
+    """Every project's progress from state, checked.
 
-    ``saved``: :func:`saved_partitions` of ``state``; ``names``: the listing's;
-    ``partition_for``: a project's writable state partition.
+    ``saved``: :func:`saved_partitions` of ``state``; ``names``: the listing's.
     """
     legacy = None
     if state.get(BOOKMARK) and state.get("replication_key", "created_at") == "created_at":
