@@ -233,24 +233,21 @@ def conform(record: dict[str, t.Any], shape: Shape, *, check_text: bool = True) 
     if shape.properties is not None:
         _conform(record, shape.properties, changes)
     if check_text:
-        _clean_text(record, changes)
+        changes += clean_text(record)
     return changes
 
 
 def _conform(record: dict[str, t.Any], properties: dict[str, Shape], changes: list[str]) -> None:
     for key, value in record.items():
         shape = properties.get(key)
-        if shape is None or (shape.plain and type(value) in shape.types):
-            if type(value) is not int or shape is None or _fits_bigint(value, shape):
-                continue  # not declared (any JSON value will do), or fine as it is
-            changes.append(f"its {key} is beyond a 64-bit integer: emitted as null")
-            record[key] = None
-        elif shape.timestamp and value is not None and not is_canonical(value):
-            record[key] = _timestamp(value, key, changes)
-        elif type(value) not in shape.types:
-            record[key] = _converted(value, shape, key, changes)
-        else:
-            _descend(value, shape, key, changes)
+        if shape is None:
+            continue  # not declared: any JSON value will do
+        if shape.plain and type(value) in shape.types:
+            if type(value) is int and not _fits_bigint(value, shape):
+                changes.append(f"its {key} is beyond a 64-bit integer: emitted as null")
+                record[key] = None
+        elif not (shape.timestamp and is_canonical(value)):
+            record[key] = _mended(value, shape, key, changes, None)
 
 
 def _conform_items(values: list[t.Any], shape: Shape, changes: list[str]) -> None:
@@ -259,70 +256,50 @@ def _conform_items(values: list[t.Any], shape: Shape, changes: list[str]) -> Non
     for index, value in enumerate(values):
         if shape.plain and type(value) in shape.types:
             continue
-        if shape.timestamp and value is not None and not is_canonical(value):
-            values[index] = _timestamp(value, f"[{index}]", changes, _LEFT_OUT)
-            left_out = left_out or values[index] is _LEFT_OUT
-        elif type(value) not in shape.types:
-            values[index] = _converted(value, shape, f"[{index}]", changes, _LEFT_OUT)
-            left_out = left_out or values[index] is _LEFT_OUT
-        else:
-            _descend(value, shape, f"[{index}]", changes)
+        if not (shape.timestamp and is_canonical(value)):
+            values[index] = new = _mended(value, shape, f"[{index}]", changes, _LEFT_OUT)
+            left_out = left_out or new is _LEFT_OUT
     if left_out:
         values[:] = [value for value in values if value is not _LEFT_OUT]
 
 
-def _descend(value: t.Any, shape: Shape, name: str, changes: list[str]) -> None:
-    """Conform the parts of an object or an array of its declared type, named within ``name``."""
-    start = len(changes)
-    if shape.properties is not None and type(value) is dict:
-        _conform(value, shape.properties, changes)
-        name += "."
-    elif shape.items is not None and type(value) is list:
-        _conform_items(value, shape.items, changes)
-    if len(changes) > start:
-        _name_within(name, changes, start)
+def _mended(value: t.Any, shape: Shape, field: str, changes: list[str], lost: t.Any) -> t.Any:
+    """``value`` as ``shape`` takes it (not a canonical timestamp); else ``lost``.
 
-
-def _name_within(parent: str, changes: list[str], start: int) -> None:
-    """Put ``parent`` before the fields of the changes from ``start`` on.
-
-    A change names its field from where it was found, and each level adds its own name on
-    the way out: a value that needs no change builds no path.
+    A timestamp is normalised, another type converted if nothing is lost (a target would
+    fail on it as it is), an object's or array's parts conformed in turn.
     """
-    for number in range(start, len(changes)):
-        changes[number] = changes[number].replace("its ", f"its {parent}", 1)
-
-
-def _timestamp(value: t.Any, field: str, changes: list[str], lost: t.Any = None) -> t.Any:
-    """An ISO 8601 string in the bookmark format; anything else ``lost`` (a target would fail)."""
-    if is_timestamp(value):
-        return normalise_timestamp(value)
-    changes.append(f"its {field} is not a timestamp; {_lost(lost)}")
+    if shape.timestamp and value is not None:
+        if is_timestamp(value):
+            return normalise_timestamp(value)
+        problem = "is not a timestamp;"
+    elif type(value) in shape.types:
+        start = len(changes)
+        if shape.properties is not None and type(value) is dict:
+            _conform(value, shape.properties, changes)
+            field += "."
+        elif shape.items is not None and type(value) is list:
+            _conform_items(value, shape.items, changes)
+        # A change names its field from where it was found; each level adds its own name
+        # on the way out, so a value that needs no change builds no path.
+        if len(changes) > start:
+            for number in range(start, len(changes)):
+                changes[number] = changes[number].replace("its ", f"its {field}", 1)
+        return value
+    else:
+        kind = "null" if value is None else type(value).__name__
+        new = _lossless(value, shape)
+        if new is not None:
+            changes.append(f"its {field} was a {kind}: emitted as {type(new).__name__}")
+            return new
+        problem = f"was a {kind}, not {' or '.join(shape.names)}:"
+    changes.append(f"its {field} {problem} {'emitted as null' if lost is None else 'left out'}")
     return lost
-
-
-def _converted(
-    value: t.Any, shape: Shape, field: str, changes: list[str], lost: t.Any = None
-) -> t.Any:
-    """The value in a type the shape accepts, losing nothing; else ``lost`` (null or left out)."""
-    new = _lossless(value, shape)
-    kind = "null" if value is None else type(value).__name__
-    if new is None:
-        names = " or ".join(shape.names)
-        changes.append(f"its {field} was a {kind}, not {names}: {_lost(lost)}")
-        return lost
-    changes.append(f"its {field} was a {kind}: emitted as {type(new).__name__}")
-    return new
 
 
 def _fits_bigint(value: int, shape: Shape) -> bool:
     """An integer column (PostgreSQL's bigint) holds it; a number column holds any."""
     return -(2**63) <= value < 2**63 or "integer" not in shape.names
-
-
-def _lost(lost: t.Any) -> str:
-    """What became of a value that could not be kept."""
-    return "emitted as null" if lost is None else "left out"
 
 
 def _lossless(value: t.Any, shape: Shape) -> t.Any:  # noqa: PLR0911 - one return per conversion
@@ -352,14 +329,10 @@ def _lossless(value: t.Any, shape: Shape) -> t.Any:  # noqa: PLR0911 - one retur
 
 
 def clean_text(record: dict[str, t.Any]) -> list[str]:
-    """Remove NUL and replace lone surrogates in ``record``; what was changed, by field."""
-    changes: list[str] = []
-    _clean_text(record, changes)
-    return changes
+    """Remove NUL and replace lone surrogates in every string and key (without recursion).
 
-
-def _clean_text(record: dict[str, t.Any], changes: list[str]) -> None:
-    """Remove NUL and replace lone surrogates in every string and key, without recursion."""
+    What was changed, one line per top-level field.
+    """
     fields: set[str] = set()
     stack: list[tuple[t.Any, str]] = [(record, "")]
     while stack:
@@ -376,7 +349,7 @@ def _clean_text(record: dict[str, t.Any], changes: list[str]) -> None:
                 fields.add(name)
             elif type(child) in (dict, list):
                 stack.append((child, name))
-    changes += [
+    return [
         f"its {name} held a NUL character or a lone surrogate: removed or replaced by U+FFFD"
         for name in sorted(fields)
     ]
