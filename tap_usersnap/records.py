@@ -49,10 +49,10 @@ def parse_timestamp(value: str) -> dt.datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
 
 
-def format_timestamp(moment: dt.datetime) -> str:
+def format_timestamp(moment: dt.datetime, timespec: str = "microseconds") -> str:
     """A datetime in the bookmark format (the year in 4 digits, which ``strftime`` drops)."""
     utc = moment.astimezone(dt.timezone.utc).replace(tzinfo=None)
-    return utc.isoformat(timespec="microseconds") + "Z"
+    return utc.isoformat(timespec=timespec) + "Z"
 
 
 def is_canonical(value: t.Any) -> t.TypeGuard[str]:
@@ -95,8 +95,7 @@ def normalise_timestamp(value: str) -> str:
 
 def whole_second(value: str) -> str:
     """The instant floored to its second, as the API's filter takes it (``…T10:00:00Z``)."""
-    utc = parse_timestamp(value).astimezone(dt.timezone.utc).replace(tzinfo=None)
-    return utc.isoformat(timespec="seconds") + "Z"
+    return format_timestamp(parse_timestamp(value), "seconds")
 
 
 def now_ceiling() -> str:
@@ -104,19 +103,18 @@ def now_ceiling() -> str:
     return format_timestamp(dt.datetime.now(dt.timezone.utc) + FUTURE_TOLERANCE)
 
 
-#: How a message names a JSON value's type, by its Python type and by its schema name.
-_KINDS: dict[t.Any, str] = {
-    type(None): "null",
-    bool: "a boolean",
-    int: "an integer",
-    float: "a number",
-    str: "a string",
-    list: "a list",
-    dict: "an object",
-    "array": "a list",
-    "object": "an object",
-    "string": "a string",
+#: Each JSON type: the Python types of its values, and how a message names it.
+_JSON_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "string": ((str,), "a string"),
+    "integer": ((int,), "an integer"),
+    "number": ((float, int), "a number"),
+    "boolean": ((bool,), "a boolean"),
+    "object": ((dict,), "an object"),
+    "array": ((list,), "a list"),
+    "null": ((type(None),), "null"),
 }
+#: How a message names a JSON value by its Python type (an int is an integer).
+_KINDS = {types[0]: kind for types, kind in _JSON_TYPES.values()}
 
 
 def shape_problem(document: t.Any, shape: dict[str, t.Any]) -> str | None:
@@ -134,7 +132,8 @@ def shape_problem(document: t.Any, shape: dict[str, t.Any]) -> str | None:
     if error.validator == "required":
         missing = next(k for k in error.validator_value if k not in error.instance)
         return f"{where} has no {missing}"
-    expected = _KINDS.get(error.validator_value, str(error.validator_value))
+    expected = error.validator_value
+    expected = _JSON_TYPES[expected][1] if expected in _JSON_TYPES else str(expected)
     return f"{where} is {_KINDS.get(type(error.instance), 'another value')}, not {expected}"
 
 
@@ -144,15 +143,6 @@ def schema_of(stream: str) -> dict[str, t.Any]:
     return t.cast("dict[str, t.Any]", json.loads(text))
 
 
-_PYTHON_TYPES: dict[str, tuple[type, ...]] = {
-    "string": (str,),
-    "integer": (int,),
-    "number": (int, float),
-    "boolean": (bool,),
-    "object": (dict,),
-    "array": (list,),
-    "null": (type(None),),
-}
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _INTEGER = re.compile(r"-?(?:0|[1-9][0-9]{0,17})")
 _NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
@@ -175,13 +165,14 @@ class Shape:
     def of(cls, schema: dict[str, t.Any]) -> Shape:
         """The shape of a JSON schema node (``type``, ``format``, ``properties``, ``items``)."""
         schema = _folded(schema)
-        names = schema.get("type") or list(_PYTHON_TYPES)
-        names = tuple([names] if isinstance(names, str) else names)
+        names = tuple(_listed(schema.get("type") or list(_JSON_TYPES)))
         properties = schema.get("properties")
         items = schema.get("items")
         timestamp = schema.get("format") == "date-time"
         return cls(
-            types=frozenset(p for name in names for p in _PYTHON_TYPES.get(name, ())),
+            types=frozenset(
+                p for name in names if name in _JSON_TYPES for p in _JSON_TYPES[name][0]
+            ),
             names=names,
             timestamp=timestamp,
             properties={k: cls.of(v) for k, v in properties.items()} if properties else None,
@@ -201,26 +192,29 @@ def _folded(schema: dict[str, t.Any]) -> dict[str, t.Any]:
     folded = {key: value for key, value in schema.items() if key != "allOf"}
     for part in (_folded(p) for p in parts if type(p) is dict):
         if "type" in part:
-            names = [part["type"]] if isinstance(part["type"], str) else part["type"]
-            if "type" in folded:
-                mine = [folded["type"]] if isinstance(folded["type"], str) else folded["type"]
-                names = [name for name in mine if name in names]
-            folded["type"] = names
+            names = _listed(part["type"])
+            mine = _listed(folded.get("type", names))
+            folded["type"] = [name for name in mine if name in names]
         if "format" in part:
             folded["format"] = part["format"]
         if type(part.get("properties")) is dict:
             properties = dict(folded.get("properties") or {})
             for key, value in part["properties"].items():
-                properties[key] = (
-                    {"allOf": [properties[key], value]} if key in properties else value
-                )
+                properties[key] = _both(properties.get(key), value)
             folded["properties"] = properties
         if type(part.get("items")) is dict:
-            mine = folded.get("items")
-            folded["items"] = (
-                {"allOf": [mine, part["items"]]} if type(mine) is dict else part["items"]
-            )
+            folded["items"] = _both(folded.get("items"), part["items"])
     return folded
+
+
+def _listed(names: t.Any) -> t.Any:
+    """A schema's ``type``: one name, or a list of them, as a list."""
+    return [names] if isinstance(names, str) else names
+
+
+def _both(mine: t.Any, theirs: dict[str, t.Any]) -> dict[str, t.Any]:
+    """A schema a value meets when it meets both (``mine`` may be absent)."""
+    return theirs if mine is None else {"allOf": [mine, theirs]}
 
 
 #: An array element that cannot be kept, until its array is compacted.
@@ -375,7 +369,7 @@ def unusable_reason(item: t.Any) -> str | None:
         if created_at is None:
             return "its created_at is missing or null"
         return f"its created_at is a {type(created_at).__name__}, not a timestamp"
-    if is_canonical(created_at) or is_timestamp(created_at):
+    if is_timestamp(created_at):
         return None
     return f"its created_at {created_at[:MAX_QUOTED]!r} is not an ISO 8601 timestamp"
 
