@@ -19,6 +19,7 @@ listing also fails the run, after everything else was delivered.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime as dt
 import json
@@ -518,36 +519,35 @@ class RunReport:
     def __init__(self, logger: logging.Logger) -> None:
         self._logger = logger
         self._lock = threading.Lock()
-        self.skipped_items = 0
-        self.altered_items = 0
-        self.noted_items = 0
+        #: How many of each kind of warning (``skipped``, ``altered``, ...) the run gave.
+        self._counts: collections.Counter[str] = collections.Counter()
+        #: The projects and streams named by each kind of warning that lists them.
+        self._names: collections.defaultdict[str, list[str]] = collections.defaultdict(list)
         #: Each refused project's id, with the answer (the run fails at its end).
         self.refused_projects: dict[str, str] = {}
-        #: Endpoints a run can do without that were refused (assignees).
-        self.refused: list[str] = []
-        self.held_deletes: list[str] = []
-        self.unchecked: list[str] = []
         #: Why the run must fail at its end although every other project was delivered.
         self.failures: list[str] = []
         self._next_progress = time.monotonic() + PROGRESS_SECONDS
 
+    def _warn(self, kind: str, message: str, *args: object, count: int = 1, name: str = "") -> None:
+        """Log a warning now and count it (and ``name``) under ``kind`` for the summary."""
+        self._logger.warning(message, *args)
+        with self._lock:
+            self._counts[kind] += count
+            if name:
+                self._names[kind].append(name)
+
     def skipped_item(self, what: str, problem: str, count: int = 1) -> None:
         """An item (or ``count``) that cannot be loaded: skipped, the others go on."""
-        self._logger.warning("Skipped %s: %s", what, problem)
-        with self._lock:
-            self.skipped_items += count
+        self._warn("skipped", "Skipped %s: %s", what, problem, count=count)
 
     def altered_item(self, what: str, change: str) -> None:
         """A record emitted with a value replaced."""
-        self._logger.warning("Changed %s: %s", what, change)
-        with self._lock:
-            self.altered_items += 1
+        self._warn("altered", "Changed %s: %s", what, change)
 
     def noted_item(self, what: str, problem: str) -> None:
         """A record emitted as it came, with something the run had to work around."""
-        self._logger.warning("Noted %s: %s", what, problem)
-        with self._lock:
-            self.noted_items += 1
+        self._warn("noted", "Noted %s: %s", what, problem)
 
     def refused_project(self, project: str, project_id: str, error: Exception) -> None:
         """A project Usersnap refuses: the others go on, the run fails at its end (one ERROR)."""
@@ -557,30 +557,28 @@ class RunReport:
 
     def refused_endpoint(self, what: str, error: Exception) -> None:
         """An endpoint the run can do without was refused: skipped, the run goes on."""
-        self._logger.warning("%s; skipped %s, the rest of the run continues", error, what)
-        with self._lock:
-            self.refused.append(what)
+        self._warn("refused", "%s; skipped %s, the rest of the run continues", error, what)
 
     def detection_skipped(self, project: str, error: Exception) -> None:
         """A project's deletion count failed: not checked this run, its new items still load."""
-        self._logger.warning(
+        self._warn(
+            "unchecked",
             "Deletion detection skipped for project %s this run (its new feedback still "
             "loads; the next run counts again): %s",
             project,
             error,
+            name=project,
         )
-        with self._lock:
-            self.unchecked.append(project)
 
     def deletes_held(self, what: str, why: str) -> None:
         """No ACTIVATE_VERSION for ``what``: every row stays, the next run tries again."""
-        self._logger.warning(
+        self._warn(
+            "held",
             "Deletions not applied to %s, every row stays and the next run tries again: %s",
             what,
             why,
+            name=what,
         )
-        with self._lock:
-            self.held_deletes.append(what)
 
     def progress(self, project: str, read: int, expected: int | None) -> None:
         """A project's items read so far; one line every :data:`PROGRESS_SECONDS` at most."""
@@ -593,31 +591,32 @@ class RunReport:
 
     def finish(self) -> str | None:
         """Log the summary; why the run fails at its end (a refused project), if it must."""
-        if self.skipped_items or self.altered_items or self.refused:
+        counts, unchecked = self._counts, self._names["unchecked"]
+        if counts["skipped"] or counts["altered"] or counts["refused"]:
             self._logger.warning(
                 "Run summary: %d item(s) skipped, %d emitted with a value replaced, %d "
                 "endpoint(s) refused; each is named in a warning above",
-                self.skipped_items,
-                self.altered_items,
-                len(self.refused),
+                counts["skipped"],
+                counts["altered"],
+                counts["refused"],
             )
-        if self.noted_items:
+        if counts["noted"]:
             self._logger.warning(
                 "Run summary: %d feedback item(s) emitted with a warning (named above)",
-                self.noted_items,
+                counts["noted"],
             )
-        if self.unchecked:
+        if unchecked:
             self._logger.warning(
                 "Run summary: deletions not checked this run for %d project(s) (their count "
                 "failed: %s); the next run checks again",
-                len(self.unchecked),
-                ", ".join(self.unchecked),
+                len(unchecked),
+                ", ".join(unchecked),
             )
-        if self.held_deletes:
+        if self._names["held"]:
             self._logger.warning(
                 "Run summary: deletions held back for %s (a warning above says why); "
                 "nothing was removed from them",
-                ", ".join(dict.fromkeys(self.held_deletes)),
+                ", ".join(dict.fromkeys(self._names["held"])),
             )
         failures = list(self.failures)
         if self.refused_projects:
