@@ -1,20 +1,9 @@
 """Every record keeps to its SCHEMA and stores in PostgreSQL, whatever the API sent.
 
-One conform step serves every stream (:func:`conform`): a value of the wrong type is
-converted where nothing is lost (``"12"`` to 12, ``"false"`` to false, a number to its text,
-an object to its JSON text) or else set to null, or left out when it is an array's element
-(an element's schema need not allow null); timestamps are normalised to one UTC form;
-NUL characters are removed and lone surrogates replaced by U+FFFD, in keys too (PostgreSQL
-text holds neither). Each change is one line naming the field, never the value.
-
-Feedback also gets analysis-ready fields derived from the conformed values
-(:func:`derived_fields`), and an item that can be neither keyed nor bookmarked is
-skipped by name (:func:`unusable_reason`).
-
-Nothing is skipped or changed silently (:class:`RunReport`): each skipped or altered item,
-refused project and held-back deletion is logged when it happens (naming it, never its
-content) and counted; the run ends with a summary. A refused project or a partial project
-listing also fails the run, after everything else was delivered.
+One conform step serves every stream (:func:`conform`); feedback also gets derived fields
+(docs/derived-fields.md). Nothing is skipped or changed silently: :class:`RunReport` logs
+each skipped or altered thing by name (never its content), counts it and ends the run with
+a summary. docs/architecture.md shows where each step runs.
 """
 
 from __future__ import annotations
@@ -223,7 +212,13 @@ _LEFT_OUT: t.Any = object()
 
 
 def conform(record: dict[str, t.Any], shape: Shape, *, check_text: bool = True) -> list[str]:
-    """Make ``record`` keep to ``shape`` in place; what was changed, one line per field."""
+    """Make ``record`` keep to ``shape`` in place; the changes, a line per field, no value.
+
+    A value of the wrong type is converted where nothing is lost (``"12"`` to 12, ``"false"``
+    to false, a number or an object to its JSON text), else set to null, or left out of its
+    array (an element's schema need not allow null); timestamps get the bookmark format; NUL
+    and lone surrogates, which PostgreSQL text cannot hold, are cleaned (:func:`clean_text`).
+    """
     changes: list[str] = []
     if shape.properties is not None:
         _conform(record, shape.properties, changes)
@@ -308,19 +303,14 @@ def _lossless(value: t.Any, shape: Shape) -> t.Any:  # noqa: PLR0911 - one retur
         if "boolean" in names and text.lower() in {"true", "false"}:
             return text.lower() == "true"
         return None
-    if type(value) is bool:
-        if "string" in names and not shape.timestamp:
-            return "true" if value else "false"
-        return int(value) if "integer" in names else None
-    if isinstance(value, int | float):
+    if type(value) in (int, float):
         if "integer" in names and float(value).is_integer() and _fits_bigint(int(value), shape):
             return int(value)
         if "boolean" in names and value in {0, 1}:
             return bool(value)
-        return json.dumps(value) if "string" in names and not shape.timestamp else None
-    if isinstance(value, dict | list) and "string" in names and not shape.timestamp:
-        return json.dumps(value, ensure_ascii=False)
-    return None
+    if value is not None and "string" in names and not shape.timestamp:
+        return json.dumps(value, ensure_ascii=False)  # a boolean, number, object or array
+    return int(value) if type(value) is bool and "integer" in names else None
 
 
 def clean_text(record: dict[str, t.Any]) -> list[str]:
@@ -497,9 +487,7 @@ def fit_flattened(record: dict[str, t.Any], shape: Shape, levels: int) -> None:
         if child.properties is None or key not in record:
             continue
         if record[key] is None:
-            record[key] = {}
-            for name in child.properties:
-                record[key][name] = None
+            record[key] = dict.fromkeys(child.properties)
         if isinstance(record[key], dict):
             fit_flattened(record[key], child, levels - 1)
 
