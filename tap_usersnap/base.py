@@ -14,6 +14,7 @@ import functools
 import itertools
 import logging
 import sys
+import threading
 import time
 import typing as t
 from http import HTTPStatus
@@ -30,7 +31,6 @@ from typing_extensions import override
 
 from tap_usersnap.client import (
     CONNECT_TIMEOUT_SECONDS,
-    MAX_BACKOFF_SECONDS,
     MAX_RATE_LIMITED,
     MAX_RETRY_AFTER_SECONDS,
     MAX_TRIES,
@@ -43,12 +43,10 @@ from tap_usersnap.client import (
     JWTAuthenticator,
     ProjectRefusedError,
     RateLimitedError,
-    RateLimitGate,
     TokenRejectedError,
     UsersnapError,
     api_error_text,
-    base_backoff_seconds,
-    clock_skew_hint,
+    backoff_seconds,
     describe,
     describe_failure,
     envelope_data,
@@ -56,7 +54,6 @@ from tap_usersnap.client import (
     new_session,
     project_in_url,
     read_envelope,
-    retry_after,
 )
 from tap_usersnap.records import (
     MAX_QUOTED,
@@ -104,7 +101,6 @@ class Run:
     report: RunReport
     authenticator: JWTAuthenticator
     session: requests.Session
-    gate: RateLimitGate
     #: The table version of this run's new reads (milliseconds since 1970; grows per run).
     table_version: int = dataclasses.field(default_factory=lambda: int(time.time() * 1000))
     #: Set when SIGTERM or SIGINT arrives: the run stops at the next record.
@@ -113,7 +109,15 @@ class Run:
     list_projects: t.Callable[[], Listing] | None = None
     #: What the tap does once every stream has synced (the tap sets it).
     after_sync: t.Callable[[], None] | None = None
+    #: When requests may be sent again after a 429 (on the run's clock; see :meth:`close_for`).
+    opens_at: float = 0.0
     _listing: Listing | None = None
+    _gate: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+
+    def close_for(self, seconds: float) -> None:
+        """Let no request of the run through for ``seconds`` from now (never a shorter pause)."""
+        with self._gate:
+            self.opens_at = max(self.opens_at, self.clock.monotonic() + seconds)
 
     def project_label(self, key: str) -> str | None:
         """The name and id of the listed project whose id or api_key is ``key``, if listed."""
@@ -139,7 +143,6 @@ class Run:
             RunReport(logger),
             JWTAuthenticator(settings.jwt_id, settings.jwt_secret),
             new_session(settings.api_url, settings.request_timeout),
-            RateLimitGate(clock),
         )
 
 
@@ -350,7 +353,7 @@ class UsersnapStream(OwnRecordMessages, RESTStream[str | None]):
         while True:
             if self.run.stop_signal is not None:
                 raise InterruptedRunError(self.run.stop_signal)
-            remaining = max(until, self.run.gate.opens_at) - clock.monotonic()
+            remaining = max(until, self.run.opens_at) - clock.monotonic()
             if remaining <= 0:
                 return
             clock.sleep(min(remaining, 1.0) if clock is time else remaining)
@@ -378,36 +381,29 @@ class UsersnapStream(OwnRecordMessages, RESTStream[str | None]):
                 raise UsersnapError(msg) from failure
             wait = max(failure.retry_after, MIN_RETRY_AFTER_SECONDS)
             self.logger.info("%s; waiting %.1fs as asked", failure, wait)
-            self.run.gate.close_for(wait)
+            self.run.close_for(wait)
             return 0.0
-        kind = "rate_limited" if isinstance(failure, RateLimitedError) else "transient"
-        tries[kind] += 1
-        limit = MAX_RATE_LIMITED if kind == "rate_limited" else MAX_TRIES - 1
-        if tries[kind] > limit:
-            msg = (
-                f"{failure}: gave up after {tries[kind]} rate-limited tries"
-                if kind == "rate_limited"
-                else f"{describe_failure(failure)}; gave up after {tries[kind]} tries"
-            )
-            raise UsersnapError(msg) from failure
-        wait = min(base_backoff_seconds() * 2 ** (tries[kind] - 1), MAX_BACKOFF_SECONDS)
         if isinstance(failure, RateLimitedError):
-            response = failure.response
-            said = response.headers.get("Retry-After") if response is not None else None
-            self.logger.info(
-                "%s; waiting %.1fs, the backoff (%s)",
-                failure,
-                wait,
-                f"Retry-After {said[:40]!r} names no wait" if said else "no Retry-After",
-            )
+            tries["rate_limited"] += 1
+            if tries["rate_limited"] > MAX_RATE_LIMITED:
+                msg = f"{failure}: gave up after {tries['rate_limited']} rate-limited tries"
+                raise UsersnapError(msg) from failure
+            wait, said = backoff_seconds(tries["rate_limited"]), failure.said
+            named = f"Retry-After {said[:40]!r} names no wait" if said else "no Retry-After"
+            self.logger.info("%s; waiting %.1fs, the backoff (%s)", failure, wait, named)
             return wait
+        tries["transient"] += 1
+        if tries["transient"] >= MAX_TRIES:
+            msg = f"{describe_failure(failure)}; gave up after {tries['transient']} tries"
+            raise UsersnapError(msg) from failure
+        wait = backoff_seconds(tries["transient"])
         self.logger.warning(
             "%s%s; retrying in %.1fs (try %d of %d)",
             describe_failure(failure),
             self._project_of(failure),
             wait,
-            tries[kind] + 1,
-            limit + 1,
+            tries["transient"] + 1,
+            MAX_TRIES,
         )
         return wait
 
@@ -449,56 +445,46 @@ class UsersnapStream(OwnRecordMessages, RESTStream[str | None]):
                 )
                 raise UsersnapError(msg)
         if status == HTTPStatus.UNAUTHORIZED:
-            raise TokenRejectedError(
-                f"Usersnap answered 401 to {where}", response, clock_skew_hint(response)
-            )
+            raise TokenRejectedError(f"Usersnap answered 401 to {where}", response)
         if status == HTTPStatus.TOO_MANY_REQUESTS:
-            wait = retry_after(response.headers.get("Retry-After"))
-            raise RateLimitedError(f"Usersnap rate-limited {where} (429)", response, wait)
+            raise RateLimitedError(f"Usersnap rate-limited {where} (429)", response)
         if status >= HTTPStatus.INTERNAL_SERVER_ERROR or status == HTTPStatus.REQUEST_TIMEOUT:
             msg = f"Usersnap answered {status} to {where}: {api_error_text(response)}"
             raise RetriableAPIError(msg, response)
-        text = api_error_text(response) if status >= HTTPStatus.BAD_REQUEST else ""
-        gone = "SITE_NOT_FOUND" in text
-        if gone or status in (HTTPStatus.FORBIDDEN, HTTPStatus.NOT_FOUND):
+        if status < HTTPStatus.BAD_REQUEST:
+            if read_envelope(response).get("status") is False:
+                msg = f"Usersnap answered {where} with status false: {api_error_text(response)}"
+                raise UsersnapError(msg)
+            self.check_page(response)
+            return
+        answer = f"{status} {api_error_text(response)}"
+        if status in (HTTPStatus.FORBIDDEN, HTTPStatus.NOT_FOUND) or "SITE_NOT_FOUND" in answer:
             project = project_in_url(response.url, "feedbacks")
-            if project:
-                msg = (
-                    f"Usersnap project {project!r} does not exist or this JWT key cannot see "
-                    f"it ({status} {text} on {where})"
-                )
-                raise ProjectRefusedError(msg, f"{status} {text}", gone=gone)
-            raise ProjectRefusedError(
-                f"Usersnap refused {where} ({status} {text})", f"{status} {text}", gone=gone
-            )
-        if status >= HTTPStatus.BAD_REQUEST and "after" in parse_qs(
-            urlsplit(response.request.url or "").query
-        ):
             msg = (
-                f"Usersnap rejected the page cursor of {where} ({status} {text}); the item it "
-                "names was probably deleted meanwhile"
+                f"Usersnap project {project!r} does not exist or this JWT key cannot see it "
+                f"({answer} on {where})"
+                if project
+                else f"Usersnap refused {where} ({answer})"
+            )
+            raise ProjectRefusedError(msg, answer, gone="SITE_NOT_FOUND" in answer)
+        if "after" in parse_qs(urlsplit(response.request.url or "").query):
+            msg = (
+                f"Usersnap rejected the page cursor of {where} ({answer}); the item it names "
+                "was probably deleted meanwhile"
             )
             raise CursorRejectedError(msg)
-        if status >= HTTPStatus.BAD_REQUEST:
-            raise UsersnapError(f"Usersnap rejected {where} ({status} {text})")
-        if read_envelope(response).get("status") is False:
-            msg = f"Usersnap answered {where} with status false: {api_error_text(response)}"
-            raise UsersnapError(msg)
-        self.check_page(response)
+        raise UsersnapError(f"Usersnap rejected {where} ({answer})")
 
     def check_page(self, response: requests.Response) -> None:
         """A 200 without ``data.<records_key>`` as a list is a failed try, never "no items"."""
         data = read_envelope(response).get("data")
         items = data.get(self.records_key) if isinstance(data, dict) else None
         if not isinstance(items, list):
-            found = (
-                "no data object"
-                if not isinstance(data, dict)
-                else ("nothing" if items is None else f"a {type(items).__name__}")
-            )
+            found = "nothing" if items is None else f"a {type(items).__name__}"
             msg = (
                 f"Usersnap answered {describe(response)} with a malformed page: expected "
-                f"data.{self.records_key} to be a list, found {found}"
+                f"data.{self.records_key} to be a list, found "
+                f"{found if isinstance(data, dict) else 'no data object'}"
             )
             raise RetriableAPIError(msg, response)
 
@@ -539,8 +525,7 @@ class UsersnapStream(OwnRecordMessages, RESTStream[str | None]):
 
     def describe_record(self, record: dict[str, t.Any]) -> str:
         """How a record is named in a warning (never by its content)."""
-        key = self.primary_keys[0] if self.primary_keys else None
-        value = record.get(key) if key else None
+        value = record.get(self.primary_keys[0]) if self.primary_keys else None
         return (
             f"{self.name} record {str(value)[:MAX_QUOTED]!r}" if value else f"a {self.name} record"
         )

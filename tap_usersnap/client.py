@@ -93,24 +93,25 @@ class PaginationError(UsersnapError):
 
 
 class RateLimitedError(RetriableAPIError):
-    """A 429: wait what ``Retry-After`` says (None: it names no wait), then try again."""
+    """A 429: wait what ``Retry-After`` says (``retry_after`` None: it names no wait), retry."""
 
-    def __init__(self, message: str, response: requests.Response, wait: float | None) -> None:
+    def __init__(self, message: str, response: requests.Response) -> None:
         super().__init__(message, response)
-        self.retry_after = wait
+        self.said = response.headers.get("Retry-After")
+        self.retry_after = retry_after(self.said)
 
 
 class TokenRejectedError(RetriableAPIError):
     """A 401: re-sign the token once and try again; ``hint`` names a likelier cause."""
 
-    def __init__(self, message: str, response: requests.Response, hint: str | None) -> None:
+    def __init__(self, message: str, response: requests.Response) -> None:
         super().__init__(message, response)
-        self.hint = hint
+        self.hint = clock_skew_hint(response)
 
 
-def base_backoff_seconds() -> float:
-    """The first backoff wait (read when used, so a test can shorten it)."""
-    return BASE_BACKOFF_SECONDS
+def backoff_seconds(tries: int) -> float:
+    """The backoff after failed try ``tries`` (the constants read when used: tests shorten it)."""
+    return min(BASE_BACKOFF_SECONDS * 2 ** (tries - 1), MAX_BACKOFF_SECONDS)
 
 
 class Clock(t.Protocol):
@@ -121,25 +122,6 @@ class Clock(t.Protocol):
 
     def sleep(self, seconds: float) -> None:
         """Wait ``seconds``."""
-
-
-class RateLimitGate:
-    """Shared by every request of a run: after a 429, all wait out its Retry-After."""
-
-    def __init__(self, clock: Clock) -> None:
-        self._clock = clock
-        self._opens_at = 0.0
-        self._lock = threading.Lock()
-
-    def close_for(self, seconds: float) -> None:
-        """Let no request through for ``seconds`` from now (never shortening a pause)."""
-        with self._lock:
-            self._opens_at = max(self._opens_at, self._clock.monotonic() + seconds)
-
-    @property
-    def opens_at(self) -> float:
-        """When requests may be sent again (on the run's clock)."""
-        return self._opens_at
 
 
 class JWTAuthenticator(APIAuthenticatorBase):
@@ -194,9 +176,9 @@ class DeadlineAdapter(HTTPAdapter):
     the deadline. It is read in chunks as it inflates, so a compressed bomb never fills memory.
     """
 
-    def __init__(self, total_seconds: float, max_body_bytes: int = MAX_BODY_BYTES) -> None:
+    def __init__(self, total_seconds: float) -> None:
         super().__init__(pool_maxsize=16)
-        self.total_seconds, self.max_body_bytes = total_seconds, max_body_bytes
+        self.total_seconds = total_seconds
 
     @override
     def send(  # type: ignore[override]
@@ -205,35 +187,32 @@ class DeadlineAdapter(HTTPAdapter):
         deadline = time.monotonic() + self.total_seconds
         response = super().send(request, stream=True, **kwargs)
         sock = getattr(getattr(response.raw, "connection", None), "sock", None)
-        body, late = bytearray(), False
-        try:
-            while not (late := time.monotonic() >= deadline):
+        body = bytearray()
+        while (left := deadline - time.monotonic()) > 0:
+            try:
                 if sock is not None:
-                    sock.settimeout(max(deadline - time.monotonic(), 0.001))
+                    sock.settimeout(left)
                 chunk = response.raw.read1(64 * 1024, decode_content=True)
-                if not chunk:
-                    break
-                body += chunk
-                if len(body) > self.max_body_bytes:
-                    response.close()
-                    encoding = response.headers.get("Content-Encoding")
-                    inflated = f" once decompressed ({encoding[:20]})" if encoding else ""
-                    msg = (
-                        f"Usersnap's answer to {describe(response)} is larger than "
-                        f"{self.max_body_bytes / 2**20:g} MB{inflated}, the most the tap reads "
-                        "of one answer"
-                    )
-                    raise RetriableAPIError(msg, response)
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            if isinstance(exc, urllib3.exceptions.TimeoutError | TimeoutError):
+            except (urllib3.exceptions.TimeoutError, TimeoutError) as exc:
                 raise self._too_slow(request) from exc
-            if isinstance(exc, urllib3.exceptions.DecodeError):
+            except urllib3.exceptions.DecodeError as exc:
                 raise requests.exceptions.ContentDecodingError(exc, request=request) from exc
-            raise requests.exceptions.ChunkedEncodingError(exc, request=request) from exc
-        if late:
-            raise self._too_slow(request)
-        response.raw = io.BytesIO(bytes(body))  # read already, decompressed
-        return response
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                raise requests.exceptions.ChunkedEncodingError(exc, request=request) from exc
+            if not chunk:
+                response.raw = io.BytesIO(bytes(body))  # read already, decompressed
+                return response
+            body += chunk
+            if len(body) > MAX_BODY_BYTES:
+                response.close()
+                encoding = response.headers.get("Content-Encoding")
+                inflated = f" once decompressed ({encoding[:20]})" if encoding else ""
+                msg = (
+                    f"Usersnap's answer to {describe(response)} is larger than "
+                    f"{MAX_BODY_BYTES / 2**20:g} MB{inflated}, the most the tap reads of one answer"
+                )
+                raise RetriableAPIError(msg, response)
+        raise self._too_slow(request)
 
     def _too_slow(self, request: requests.PreparedRequest) -> requests.exceptions.ReadTimeout:
         msg = (
@@ -303,8 +282,7 @@ def read_envelope(response: requests.Response) -> dict[str, t.Any]:
             f"is not a JSON object ({kind[:40]}, {len(response.content)} bytes)"
         )
         raise RetriableAPIError(msg, response)
-    response.__dict__["usersnap_envelope"] = envelope
-    response.__dict__["usersnap_strict"] = strict
+    response.__dict__.update(usersnap_envelope=envelope, usersnap_strict=strict)
     return envelope
 
 
@@ -381,30 +359,33 @@ def api_error_text(response: requests.Response) -> str:
     return f"{errortype}: {message}" if message else errortype
 
 
+def _http_date(value: str) -> float | None:
+    """An HTTP date in seconds since 1970 (UTC if it names no zone); None if it is none."""
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)).timestamp()
+
+
 def retry_after(value: str | None) -> float | None:
     """Seconds a ``Retry-After`` asks to wait (seconds or an HTTP date); None: no wait named."""
     if not value:
         return None
     try:
-        seconds = float(value.strip())
+        seconds = float(value)
     except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value.strip())
-        except (TypeError, ValueError):
+        when = _http_date(value)
+        if when is None:
             return None
-        when = when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
-        seconds = max((when - dt.datetime.now(dt.timezone.utc)).total_seconds(), 0.0)
+        seconds = max(when - time.time(), 0.0)
     return seconds if seconds >= 0 else None  # "0" and a date passed: now; nan >= 0 is False
 
 
-def clock_skew_hint(response: requests.Response, now: float | None = None) -> str | None:
+def clock_skew_hint(response: requests.Response) -> str | None:
     """Why a token looks invalid when the server's ``Date`` is far from this machine's clock."""
-    try:
-        server = email.utils.parsedate_to_datetime(response.headers.get("Date") or "")
-    except (TypeError, ValueError):
-        return None
-    server = server if server.tzinfo else server.replace(tzinfo=dt.timezone.utc)
-    skew = server.timestamp() - (time.time() if now is None else now)
+    server = _http_date(response.headers.get("Date") or "")
+    skew = 0.0 if server is None else server - time.time()
     if abs(skew) <= CLOCK_SKEW_SECONDS:
         return None
     side, looks = ("behind", "issued in the future") if skew < 0 else ("ahead of", "expired")
@@ -488,16 +469,13 @@ class CursorPaginator(BaseAPIPaginator[str | None]):
     def continue_if_empty(self, response: requests.Response) -> bool:
         return self.has_more(response)
 
-    def _next(self, response: requests.Response) -> str | None:
-        following = envelope_data(response).get("next")
-        cursor = following.get("after") if isinstance(following, dict) else None
-        return cursor if isinstance(cursor, str) and cursor else None
-
     @override
     def get_next(self, response: requests.Response) -> str | None:
-        cursor = self._next(response)
-        if cursor is None:
-            items = envelope_data(response).get(self._records_key) or []
+        data = envelope_data(response)
+        following = data.get("next")
+        cursor = following.get("after") if isinstance(following, dict) else None
+        if not isinstance(cursor, str) or not cursor:
+            items = data.get(self._records_key) or []
             last = items[-1] if items else None
             cursor = last.get(self._fallback_key) if isinstance(last, dict) else None
         if not isinstance(cursor, str) or not cursor:
