@@ -119,12 +119,16 @@ class Run:
         with self._gate:
             self.opens_at = max(self.opens_at, self.clock.monotonic() + seconds)
 
-    def project_label(self, key: str) -> str | None:
-        """The name and id of the listed project whose id or api_key is ``key``, if listed."""
-        for project in self._listing.projects if self._listing else []:
+    def project_of(self, failure: BaseException) -> str:
+        """`` (project 'name' (id))`` of a failed request's project, if the listing has it."""
+        request = getattr(failure, "request", None) or getattr(
+            getattr(failure, "response", None), "request", None
+        )
+        key = project_in_url(getattr(request, "url", None) or "")
+        for project in self._listing.projects if key and self._listing else []:
             if key in (project["project_id"], project.get("api_key")):
-                return project_label(project.get("name"), project["project_id"])
-        return None
+                return f" (project {project_label(project.get('name'), project['project_id'])})"
+        return ""
 
     @property
     def listing(self) -> Listing:
@@ -400,21 +404,12 @@ class UsersnapStream(OwnRecordMessages, RESTStream[str | None]):
         self.logger.warning(
             "%s%s; retrying in %.1fs (try %d of %d)",
             describe_failure(failure),
-            self._project_of(failure),
+            self.run.project_of(failure),
             wait,
             tries["transient"] + 1,
             MAX_TRIES,
         )
         return wait
-
-    def _project_of(self, failure: BaseException) -> str:
-        """`` (project 'name' (id))`` of a failed request's project, if the listing has it."""
-        request = getattr(failure, "request", None) or getattr(
-            getattr(failure, "response", None), "request", None
-        )
-        key = project_in_url(getattr(request, "url", None) or "")
-        label = self.run.project_label(key) if key else None
-        return f" (project {label})" if label else ""
 
     @override
     def backoff_max_tries(self) -> int:

@@ -320,8 +320,8 @@ def _decode(content: bytes, response: requests.Response) -> t.Any:
     return None
 
 
-def cut_deep_values(content: bytes, max_depth: int = MAX_BODY_DEPTH) -> bytes:
-    """The body with every value nested deeper than ``max_depth`` replaced by :data:`TOO_DEEP`.
+def cut_deep_values(content: bytes) -> bytes:
+    """The body with every value nested deeper than :data:`MAX_BODY_DEPTH` made :data:`TOO_DEEP`.
 
     Only for bodies no decoder can take (a visitor's custom_data thousands deep); it reads
     token by token, without recursion.
@@ -332,11 +332,11 @@ def cut_deep_values(content: bytes, max_depth: int = MAX_BODY_DEPTH) -> bytes:
         char = token.group()[:1]
         if char in b"[{":
             depth += 1
-            if depth == max_depth + 1 and cut_from < 0:
+            if depth == MAX_BODY_DEPTH + 1 and cut_from < 0:
                 cut_from = token.start()
         elif char in b"]}":
             depth -= 1
-            if depth == max_depth and cut_from >= 0:
+            if depth == MAX_BODY_DEPTH and cut_from >= 0:
                 out += content[kept_to:cut_from] + msgspec.json.encode(TOO_DEEP)
                 kept_to, cut_from = token.end(), -1
     return bytes(out + content[kept_to:])
@@ -431,13 +431,11 @@ def describe_failure(exc: BaseException) -> str:
     ):
         said = exc.args[0] if exc.args and isinstance(exc.args[0], str) else "(request_timeout)"
         return f"Usersnap did not answer in time{'' if said.startswith('(') else ':'} {said}"
-    causes: list[BaseException] = []
-    stack: list[BaseException] = [exc]
-    while stack and len(causes) < 50:  # noqa: PLR2004 - what wraps what, bounded
-        current = stack.pop(0)
-        causes.append(current)
+    causes = [exc]
+    for current in causes:  # what wraps what, breadth first: the list grows as it is read
         nested = [getattr(current, "reason", None), current.__cause__, current.__context__]
-        stack += [n for n in [*nested, *current.args] if isinstance(n, BaseException)]
+        causes += [n for n in [*nested, *current.args] if isinstance(n, BaseException)]
+        del causes[50:]  # bounded
     if any(isinstance(c, OSError) and c.errno == errno.ECONNREFUSED for c in causes):
         causes.append(ConnectionRefusedError())
     cause = next(
