@@ -428,10 +428,11 @@ class UsersnapStream(OwnRecordMessages, RESTStream[str | None]):
     def validate_response(self, response: requests.Response) -> None:
         """Raise what an answer stands for: a retry, a one-line failure, or nothing (a page)."""
         status, where = response.status_code, describe(response)
-        if status == HTTPStatus.UNAUTHORIZED and response.history:
-            first, hops = response.history[0], [r.url for r in response.history] + [response.url]
+        if status == HTTPStatus.UNAUTHORIZED:
+            hops = [r.url for r in response.history] + [response.url]
             strips = requests.sessions.SessionRedirectMixin().should_strip_auth
             if any(strips(a, b) for a, b in itertools.pairwise(hops)):
+                first = response.history[0]
                 msg = (
                     f"Usersnap's answer to {describe(first)} came from another host: "
                     f"{_origin(first.url)} redirected it to {_origin(response.url)}, which "
@@ -439,7 +440,6 @@ class UsersnapStream(OwnRecordMessages, RESTStream[str | None]):
                     "api_url to the URL the redirect names if that is the API"
                 )
                 raise UsersnapError(msg)
-        if status == HTTPStatus.UNAUTHORIZED:
             raise TokenRejectedError(f"Usersnap answered 401 to {where}", response)
         if status == HTTPStatus.TOO_MANY_REQUESTS:
             raise RateLimitedError(f"Usersnap rate-limited {where} (429)", response)
