@@ -166,15 +166,11 @@ class TapUsersnap(TapHooks):
             for name in ("state", "catalog"):
                 kwargs[name] = _checked_json_file(kwargs.get(name), name)
             super().invoke(*args, **kwargs)
-        except InterruptedRunError as exc:
-            cls.logger.error("%s", exc)  # noqa: TRY400 - one line, no traceback, on purpose
-            sys.exit(128 + exc.signum)
-        except MAP_ERRORS as exc:
-            cls.logger.error("The stream_maps setting cannot be used: %s", exc)  # noqa: TRY400
-            sys.exit(1)
-        except UsersnapError as exc:
-            cls.logger.error("%s", exc)  # noqa: TRY400 - one line, no traceback, on purpose
-            sys.exit(1)
+        except (UsersnapError, *MAP_ERRORS) as exc:
+            mapping = not isinstance(exc, UsersnapError)
+            cause = "The stream_maps setting cannot be used: " if mapping else ""
+            cls.logger.error("%s%s", cause, exc)  # noqa: TRY400 - one line, no traceback
+            sys.exit(128 + exc.signum if isinstance(exc, InterruptedRunError) else 1)
 
     @classmethod
     @override
@@ -228,17 +224,10 @@ def _checked_json_file(file: t.IO[str] | None, what: str) -> t.IO[str] | None:
         raise UsersnapError(msg)
     if what == "state":
         check_state_file(value, name)
-    if what == "catalog":
-        _check_catalog(value, name)
-    return io.StringIO(text)
-
-
-def _check_catalog(catalog: dict[str, t.Any], name: str) -> None:
-    """A failure naming the first part of a catalog the SDK could not read."""
-    problem = shape_problem(catalog, schema_of("singer_catalog"))
-    if problem:
+    if what == "catalog" and (problem := shape_problem(value, schema_of("singer_catalog"))):
         msg = f"The catalog file {name} is not a Singer catalog: {problem}"
         raise UsersnapError(msg)
+    return io.StringIO(text)
 
 
 def _no_constant(name: str) -> t.NoReturn:
