@@ -9,6 +9,7 @@ waits that honour ``Retry-After`` whenever a 429 comes
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import functools
 import itertools
@@ -72,6 +73,10 @@ if t.TYPE_CHECKING:
     from singer_sdk.singerlib.encoding.simple import Message
 
     from tap_usersnap.settings import Settings
+
+
+_T = t.TypeVar("_T")
+_R = t.TypeVar("_R")
 
 
 @dataclasses.dataclass
@@ -254,6 +259,12 @@ class UsersnapStream(OwnRecordMessages, RESTStream[str | None]):
             if not isinstance(stream_map, RemoveRecordTransform):
                 message = ActivateVersionMessage(stream=stream_map.stream_alias, version=version)
                 self.singer_tap.write_message(message)
+
+    def at_once(self, func: t.Callable[[_T], _R], items: list[_T]) -> t.Iterator[_R]:
+        """``func`` of each item, in order, up to ``concurrency`` at once (a request each)."""
+        workers = max(1, min(self.run.settings.concurrency, len(items)))
+        with concurrent.futures.ThreadPoolExecutor(workers, self.name) as pool:
+            yield from pool.map(func, items)
 
     def write_records_out(self) -> None:
         """The RECORDs held in the writer's block out now (a failure may end the run next)."""

@@ -12,12 +12,14 @@ import dataclasses
 import datetime as dt
 import typing as t
 
+from tap_usersnap.client import CredentialsRejectedError, UsersnapError
 from tap_usersnap.records import format_timestamp, is_timestamp, parse_timestamp
 from tap_usersnap.state import NEW, REREAD, ProjectState, Reread, next_second
 
 if t.TYPE_CHECKING:
     import logging
 
+    from tap_usersnap.base import UsersnapStream
     from tap_usersnap.records import RunReport
     from tap_usersnap.settings import Settings
 
@@ -116,42 +118,20 @@ def scope_gaps(
     return gaps
 
 
-class FeedbackCounts(t.Protocol):
-    """What a sweep needs of the feedback stream: its state, counts and logger."""
-
-    @property
-    def logger(self) -> logging.Logger:
-        """The stream's logger."""
-
-    @property
-    def stream_state(self) -> dict[str, t.Any]:
-        """The stream's state, bookmarks and partitions."""
-
-    def count(self, project_id: str, start: str | None, before: str | None = None) -> int:
-        """How many items the project holds created in ``[start, before)``."""
-
-    def each(
-        self, projects: list[ProjectState], func: t.Callable[[ProjectState], int]
-    ) -> dict[str, int | Exception]:
-        """``func`` of each project, some at once; a failure is its value."""
-
-    def write_state(self) -> None:
-        """Write a STATE message."""
-
-
 class Sweeps:
     """One run's count checks of the feedback stream, its re-reads, sweeps and versions."""
 
     def __init__(
         self,
-        stream: FeedbackCounts,
+        stream: UsersnapStream,
+        count: t.Callable[[str, str | None, str | None], int],
         settings: Settings,
         report: RunReport,
         *,
         scope_start: str | None,
         table_version: int,
     ) -> None:
-        self.stream, self.settings, self.report = stream, settings, report
+        self.stream, self.count, self.settings, self.report = stream, count, settings, report
         self.state = stream.stream_state
         self.scope_start, self.table_version = scope_start, table_version
         #: Why no deletion may be applied this run (known before the read).
@@ -162,6 +142,22 @@ class Sweeps:
         self.before_run: dict[str, int] = {}
         #: Re-reads short by the same number twice: the sweep ends without retiring a row.
         self.given_up: list[str] = []
+
+    def _each(
+        self, projects: list[ProjectState], func: t.Callable[[ProjectState], int]
+    ) -> dict[str, int | Exception]:
+        """``func`` of each project, some at once; a failure is its value, but bad credentials."""
+
+        def outcome(project: ProjectState) -> int | Exception:
+            try:
+                return func(project)
+            except CredentialsRejectedError:
+                raise
+            except UsersnapError as error:
+                return error
+
+        outcomes = self.stream.at_once(outcome, projects)
+        return dict(zip([p.project_id for p in projects], outcomes, strict=True))
 
     def plan(self, projects: list[ProjectState], gaps: Gaps, full_table: bool) -> int | None:
         """Compare counts, pick re-reads: the version this run's records carry."""
@@ -273,9 +269,9 @@ class Sweeps:
         the guard's words for these. More items are checked after the read (:meth:`late`); a
         project that cannot be counted is not checked this run.
         """
-        counts = self.stream.each(
+        counts = self._each(
             [p for p in projects if p.counted is not None],
-            lambda p: self.stream.count(p.project_id, self.scope_start, p.counted_before),
+            lambda p: self.count(p.project_id, self.scope_start, p.counted_before),
         )
         fewer, guarded, guards = [], [], []
         limit = self.settings.max_delete_percent
@@ -347,7 +343,7 @@ class Sweeps:
         apart, so a deletion among the older items during this run shows at the next.
         """
         read = [p for p in projects if p.finished]
-        counts = self.stream.each(read, self._recount)
+        counts = self._each(read, self._recount)
         for project in read:
             outcome = counts[project.project_id]
             if isinstance(outcome, Exception):
@@ -409,7 +405,7 @@ class Sweeps:
         if project.reread_ended:
             # A read that ended early (an empty page, has_more false too soon) would agree
             # with a count up to its own end: what it must match is all before the run began.
-            self.before_run[project.project_id] = self.stream.count(
+            self.before_run[project.project_id] = self.count(
                 project.project_id, self.scope_start, self.started
             )
         if project.bookmark is None:
@@ -418,11 +414,9 @@ class Sweeps:
         cut = next_second(project.bookmark)
         counted, before = project.counted, project.counted_before
         if counted is None or before is None or cut < before or project.reread_ended:
-            counted = self.stream.count(project.project_id, self.scope_start, cut)
+            counted = self.count(project.project_id, self.scope_start, cut)
         elif cut != before:  # at least the items delivered there, if some left meanwhile
-            counted += max(
-                self.stream.count(project.project_id, before, cut), project.new_after_cut
-            )
+            counted += max(self.count(project.project_id, before, cut), project.new_after_cut)
         project.counted, project.counted_before = counted, cut  # kept as they were on a failure
         return counted
 

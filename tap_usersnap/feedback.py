@@ -11,7 +11,6 @@ docs/state-and-deletes.md and docs/architecture.md.
 from __future__ import annotations
 
 import collections
-import concurrent.futures
 import contextlib
 import datetime as dt
 import queue
@@ -22,7 +21,6 @@ from typing_extensions import override
 
 from tap_usersnap.base import UsersnapStream
 from tap_usersnap.client import (
-    CredentialsRejectedError,
     CursorRejectedError,
     PaginationError,
     ProjectRefusedError,
@@ -231,6 +229,7 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
         self._ceiling = now_ceiling()
         sweeps = Sweeps(
             self,
+            self.count,
             settings,
             self.run.report,
             scope_start=self._scope_start,
@@ -573,25 +572,6 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
                 "state keeps the last bookmark reached, so the next run goes on from there)"
             )
             raise PaginationError(msg)
-
-    def each(
-        self, projects: list[ProjectState], func: t.Callable[[ProjectState], int]
-    ) -> dict[str, int | Exception]:
-        """``func`` of each project (a request each, up to ``concurrency`` at once)."""
-
-        def outcome(project: ProjectState) -> int | Exception:
-            try:
-                return func(project)
-            except CredentialsRejectedError:
-                raise
-            except UsersnapError as error:
-                return error
-
-        workers = max(1, min(self.run.settings.concurrency, len(projects)))
-        with concurrent.futures.ThreadPoolExecutor(workers, "count") as pool:
-            return dict(
-                zip([p.project_id for p in projects], pool.map(outcome, projects), strict=True)
-            )
 
     def project_exists(self, project_id: str) -> bool | None:
         """Whether Usersnap still knows a project (its count answers); None: it won't say.

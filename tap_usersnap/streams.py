@@ -6,7 +6,6 @@ version, activated at the run's end unless a project may be missing (see the tap
 
 from __future__ import annotations
 
-import concurrent.futures
 import typing as t
 
 from singer_sdk.pagination import SinglePagePaginator
@@ -173,13 +172,12 @@ class ProjectAssigneesStream(FullTableStream):
                     "Project %s has no api_key: no assignees to read",
                     project_label(project.get("name"), project["project_id"]),
                 )
-        workers = max(1, min(self.run.settings.concurrency, len(projects)))
-        with concurrent.futures.ThreadPoolExecutor(workers, "assignees") as pool:
-            try:
-                yield from (r for records in pool.map(self._assignees, projects) for r in records)
-            except Exception:
-                self.write_records_out()  # the projects' before the failure
-                raise
+        try:
+            for records in self.at_once(self._assignees, projects):
+                yield from records
+        except Exception:
+            self.write_records_out()  # the projects' before the failure
+            raise
 
     def _assignees(self, project: dict[str, t.Any]) -> list[dict[str, t.Any]]:
         label = project_label(project.get("name"), project["project_id"])
