@@ -158,7 +158,7 @@ class Shape:
         names = tuple(_listed(schema.get("type") or list(_JSON_TYPES)))
         properties = schema.get("properties")
         items = schema.get("items")
-        timestamp = schema.get("format") == "date-time"
+        timestamp = schema.get("format") == "date-time" and "string" in names  # else moot
         return cls(
             types=frozenset(
                 p for name in names if name in _JSON_TYPES for p in _JSON_TYPES[name][0]

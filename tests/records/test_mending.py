@@ -13,6 +13,7 @@ from jsonschema import Draft7Validator
 from fake_usersnap.malformed import item_field, project_without_id
 from harness.singer_run import run_sync
 from tap_usersnap.client import needs_text_check
+from tap_usersnap.records import Shape, conform
 
 if t.TYPE_CHECKING:
     from fake_usersnap import FakeUsersnap
@@ -249,3 +250,19 @@ def assert_every_record_validates(result: t.Any) -> None:
             assert errors == [], (message["record"].get("feedback_id"), errors)
             assert "\x00" not in json.dumps(message["record"], ensure_ascii=False)
             json.dumps(message["record"], ensure_ascii=False).encode("utf-8")  # no lone surrogate
+
+
+@pytest.mark.parametrize("value", ["2024-01-01T10:00:00.000000Z", "2024-01-01T10:00:00Z"])
+def test_a_timestamp_in_a_date_time_field_that_takes_no_text_is_nulled_by_name(
+    value: str,
+) -> None:
+    """A hand-written catalog may say date-time of an integer field: a string fits no row."""
+    shape = Shape.of(
+        {"properties": {"closed_at": {"type": ["integer", "null"], "format": "date-time"}}}
+    )
+    record = {"closed_at": value}
+
+    changes = conform(record, shape)
+
+    assert record == {"closed_at": None}
+    assert changes == ["its closed_at was a str, not integer or null: emitted as null"]
