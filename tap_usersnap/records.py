@@ -48,21 +48,23 @@ def format_timestamp(moment: dt.datetime, timespec: str = "microseconds") -> str
 def is_canonical(value: t.Any) -> t.TypeGuard[str]:
     """Already in the bookmark format (Usersnap's own form), and a real instant: the fast path.
 
-    ``2024-02-30T10:00:00.000000Z`` has the form but names no day: it must not pass.
+    ``2024-02-30T10:00:00.000000Z`` has the form but names no day, and a week date or an
+    offset can have its length (``2024-01-01T10:00:00.0+0100Z``): neither may pass.
     """
     if not (
         type(value) is str
         and len(value) == len(TIMESTAMP_EXAMPLE)
+        and value[4] == value[7] == "-"
         and value[10] == "T"
+        and value[13] == value[16] == ":"
         and value[19] == "."
         and value[-1] == "Z"
     ):
         return False
     try:
-        dt.datetime.fromisoformat(value[:-1])
+        return dt.datetime.fromisoformat(value[:-1]).tzinfo is None
     except ValueError:
         return False
-    return True
 
 
 def is_timestamp(value: t.Any) -> t.TypeGuard[str]:

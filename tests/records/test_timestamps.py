@@ -29,3 +29,10 @@ def test_normalise_timestamp_forms() -> None:
     micro = normalise_timestamp("2024-01-02T03:04:05.000002Z")
     assert tenth == "2024-01-02T03:04:05.100000Z"
     assert micro < tenth
+
+
+def test_forms_of_the_api_length_are_normalised_not_passed_through() -> None:
+    """A week date is the API form's length: it must come out in the bookmark format."""
+    assert normalise_timestamp("2024-W01-1T10:00:00.000000Z") == "2024-01-01T10:00:00.000000Z"
+    with pytest.raises(ValueError, match="Invalid isoformat"):
+        normalise_timestamp("2024-01-01T10:00:00.0+0100Z")  # an offset and a Z: no instant
