@@ -137,9 +137,11 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
     def check_page(self, response: requests.Response) -> None:
         if not response.request.path_url.split("?")[0].endswith("/count"):
             super().check_page(response)
-        elif not isinstance(envelope_data(response).get("total_count"), int):
-            msg = f"Usersnap answered {describe(response)} without a total_count"
-            raise UsersnapError(msg)
+        else:
+            total = envelope_data(response).get("total_count")
+            if type(total) is not int or total < 0:  # true is no count; a count is never < 0
+                msg = f"Usersnap answered {describe(response)} without a usable total_count"
+                raise UsersnapError(msg)
 
     @override
     def parse_response(self, response: requests.Response) -> t.Iterator[dict[str, t.Any]]:

@@ -312,12 +312,20 @@ def test_a_project_missing_from_the_listing_and_refused_is_not_taken_for_deleted
     [
         ("status", {"status": 500}),
         ("status", {"status": 404}),
-        (
-            "mangle",
-            {"transform": lambda envelope, request: {**envelope, "data": {"total_count": "many"}}},
+        *(
+            (
+                "mangle",
+                {
+                    "transform": lambda envelope, request, n=n: {
+                        **envelope,
+                        "data": {"total_count": n},
+                    }
+                },
+            )
+            for n in ("many", -1, True)
         ),
     ],
-    ids=["500", "404", "not an integer"],
+    ids=["500", "404", "not an integer", "negative", "a boolean"],
 )
 def test_a_failing_count_skips_detection_and_new_items_still_load(
     fake: FakeUsersnap,
