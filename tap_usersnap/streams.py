@@ -6,6 +6,7 @@ version, activated at the run's end unless a project may be missing (see the tap
 
 from __future__ import annotations
 
+import collections
 import typing as t
 
 from singer_sdk.pagination import SinglePagePaginator
@@ -147,8 +148,8 @@ class ProjectAssigneesStream(FullTableStream):
     primary_keys = ("project_id", "user_id")
     records_key = "users"
     state_partitioning_keys: t.ClassVar[list[str]] = []
-    #: Whether a project's assignees could not all be read this run (deletions then wait).
-    incomplete = False
+    #: Why a project's assignees could not all be read this run (deletions then wait).
+    unread: list[str]
 
     @override
     def get_url(self, context: Context | None) -> str:
@@ -163,15 +164,18 @@ class ProjectAssigneesStream(FullTableStream):
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
         """Every listed project's assignees, in the listing's order."""
         self.start_version()
-        projects = []
+        self.unread, projects = [], []
+        keys = collections.Counter(p.get("api_key") for p in self.run.listing.projects)
         for project in self.run.listing.projects:
-            if project.get("api_key"):
-                projects.append(project)
-            else:
-                self.logger.info(
-                    "Project %s has no api_key: no assignees to read",
-                    project_label(project.get("name"), project["project_id"]),
+            label = project_label(project.get("name"), project["project_id"])
+            if not project.get("api_key") or keys[project["api_key"]] > 1:
+                why = "has no api_key" if not project.get("api_key") else "shares its api_key"
+                self.unread.append(f"project {label} {why}")
+                self.logger.warning(
+                    "Project %s %s in the listing: its assignees cannot be read", label, why
                 )
+            else:
+                projects.append(project)
         try:
             for records in self.at_once(self._assignees, projects):
                 yield from records
@@ -185,7 +189,7 @@ class ProjectAssigneesStream(FullTableStream):
         try:
             users = list(self.request_records(context))
         except ProjectRefusedError as error:
-            self.incomplete = True
+            self.unread.append("an assignees endpoint was refused")
             self.run.report.refused_endpoint(f"the assignees of project {label}", error)
             return []
         records, seen = [], set()
@@ -194,6 +198,7 @@ class ProjectAssigneesStream(FullTableStream):
             if not isinstance(user_id, str) or not user_id or user_id in seen:
                 problem = "its user_id is listed twice" if user_id in seen else "it has no user_id"
                 self.run.report.skipped_item(f"assignee {position} of project {label}", problem)
+                self.unread.append(f"an assignee of project {label} was skipped")
                 continue
             seen.add(user_id)
             user["project_id"] = project["project_id"]  # the key's other half
@@ -204,8 +209,11 @@ class ProjectAssigneesStream(FullTableStream):
 
     @override
     def parse_response(self, response: requests.Response) -> t.Iterator[dict[str, t.Any]]:
+        users = envelope_data(response)["users"]
+        if any(type(user) is not dict for user in users):  # skipped by name below
+            self.unread.append(f"an entry of {describe(response)} was skipped")
         if envelope_data(response).get("has_more"):
-            self.incomplete = True
+            self.unread.append(f"{describe(response)} said has_more")
             self.logger.warning(
                 "Usersnap said has_more for %s, which has no cursor: its first page was "
                 "read, and no assignee row is retired this run",

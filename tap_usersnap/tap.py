@@ -148,8 +148,8 @@ class TapUsersnap(TapHooks):
                 report.deletes_held(what, "; ".join(held))
             else:
                 projects.activate()
-                if assignees.incomplete:
-                    report.deletes_held(assignees.name, "an assignees endpoint was refused")
+                if assignees.selected and assignees.unread:
+                    report.deletes_held(assignees.name, "; ".join(dict.fromkeys(assignees.unread)))
                 else:
                     assignees.activate()
             projects.remember_listed(retired=not held)

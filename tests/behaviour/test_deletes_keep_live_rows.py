@@ -476,3 +476,82 @@ def test_a_failed_first_run_resumes_under_its_version_and_is_activated(
     assert {m.get("version") for m in record_messages(resumed)} == {version}
     assert len(fake.requests_to(FILTER)) < 3 * 4  # resumed from the bookmarks, not re-read
     run.assert_live_rows_are_usersnaps()
+
+
+def _no_api_key(project: dict[str, t.Any], fake: FakeUsersnap) -> None:
+    project.pop("api_key")
+
+
+def _another_projects_api_key(project: dict[str, t.Any], fake: FakeUsersnap) -> None:
+    others = [p for pid, p in fake.projects.items() if pid != project["project_id"]]
+    project["api_key"] = others[0]["api_key"]
+
+
+def _user_without_id(users: list[dict[str, t.Any]]) -> None:
+    users[0].pop("user_id")
+
+
+def _user_id_twice(users: list[dict[str, t.Any]]) -> None:
+    users[1]["user_id"] = users[0]["user_id"]
+
+
+def _user_not_an_object(users: list[t.Any]) -> None:
+    users[0] = None
+
+
+@pytest.mark.parametrize(
+    ("listing_fault", "users_fault", "why"),
+    [
+        (_no_api_key, None, "has no api_key"),
+        (_another_projects_api_key, None, "shares its api_key"),
+        (None, _user_without_id, "was skipped"),
+        (None, _user_id_twice, "was skipped"),
+        (None, _user_not_an_object, "was skipped"),
+    ],
+    ids=["no api_key", "a shared api_key", "no user_id", "a user_id twice", "not an object"],
+)
+def test_assignees_that_cannot_all_be_read_keep_their_rows(
+    fake: FakeUsersnap,
+    caplog: pytest.LogCaptureFixture,
+    listing_fault: t.Callable[..., None] | None,
+    users_fault: t.Callable[..., None] | None,
+    why: str,
+) -> None:
+    """An assignee the run could not read may still exist: no assignee row is retired."""
+    run = Run(fake)
+    run()
+    busiest = max(fake.projects, key=lambda p: len(fake.assignees[fake.projects[p]["api_key"]]))
+    api_key = fake.projects[busiest]["api_key"]
+    rows_before = {
+        key: {(r["project_id"], r["user_id"]) for r in w.tables["project_assignees"].rows.values()}
+        for key, w in enumerate(run.warehouses)
+    }
+
+    def listing(envelope: dict, request: t.Any) -> dict:
+        for project in envelope["data"]["projects"]:
+            if project["project_id"] == busiest and listing_fault is not None:
+                listing_fault(project, fake)
+        return envelope
+
+    def users(envelope: dict, request: t.Any) -> dict:
+        if users_fault is not None:
+            users_fault(envelope["data"]["users"])
+        return envelope
+
+    fake.inject("mangle", transform=listing, match="GET /projects$", times=FOREVER)
+    fake.inject("mangle", transform=users, match=rf"/{api_key}/assignees$", times=FOREVER)
+    with caplog.at_level(logging.WARNING):
+        second = run()
+
+    assert "project_assignees" not in activated(second)
+    for key, warehouse in enumerate(run.warehouses):
+        rows = {
+            (r["project_id"], r["user_id"])
+            for r in warehouse.tables["project_assignees"].rows.values()
+        }
+        assert rows >= rows_before[key]
+    held = [
+        w for w in warnings(caplog) if w.startswith("Deletions not applied to project_assignees")
+    ]
+    assert len(held) == 1
+    assert why in held[0]
