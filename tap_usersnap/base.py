@@ -464,10 +464,12 @@ class UsersnapStream(OwnRecordMessages, RESTStream[str | None]):
             self.check_page(response)
             return
         answer = f"{status} {api_error_text(response)}"
-        if status in (HTTPStatus.FORBIDDEN, HTTPStatus.NOT_FOUND) or "SITE_NOT_FOUND" in answer:
+        refusals = (HTTPStatus.FORBIDDEN, HTTPStatus.NOT_FOUND, HTTPStatus.REQUEST_URI_TOO_LONG)
+        if status in refusals or "SITE_NOT_FOUND" in answer:  # 414: an id too long to ask
             project = project_in_url(response.url, "feedbacks")
             msg = (
-                f"Usersnap project {project!r} does not exist or this JWT key cannot see it "
+                f"Usersnap project {project[:MAX_QUOTED]!r} does not exist or this JWT key "
+                "cannot see it "
                 f"({answer} on {where})"
                 if project
                 else f"Usersnap refused {where} ({answer})"

@@ -27,8 +27,23 @@ if t.TYPE_CHECKING:
     import requests
     from singer_sdk.helpers.types import Context
 
+#: The longest project id asked about (Usersnap's are UUIDs, 36 characters).
+MAX_PROJECT_ID = 1000
 #: Projects stream state key: the projects listed by the last run whose deletions applied.
 KNOWN_PROJECTS = "project_ids"
+
+
+def _project_id_problem(project_id: t.Any) -> str | None:
+    """Why no request can name this listed project (kept in state, it would hold deletions)."""
+    if project_id is None or project_id == "":
+        return "it has no project_id"
+    if not isinstance(project_id, str):
+        return "its project_id is not a string"
+    if project_id in {".", ".."}:
+        return f"its project_id {project_id!r} names no URL path segment"
+    if len(project_id) > MAX_PROJECT_ID:
+        return f"its project_id is {len(project_id)} characters long, more than a URL can carry"
+    return None
 
 
 class FullTableStream(UsersnapStream):
@@ -93,11 +108,12 @@ class ProjectsStream(FullTableStream):
             raise UsersnapError(msg) from error
         projects = []
         for position, project in enumerate(listed, start=1):
-            if not isinstance(project.get("project_id"), str) or not project["project_id"]:
+            problem = _project_id_problem(project.get("project_id"))
+            if problem:
                 name = project.get("name")
                 named = f" ({name[:MAX_QUOTED]!r})" if isinstance(name, str) else ""
                 self.run.report.skipped_item(
-                    f"project {position}{named} of the projects listing", "it has no project_id"
+                    f"project {position}{named} of the projects listing", problem
                 )
                 continue
             for change in conform(project, self.shape):

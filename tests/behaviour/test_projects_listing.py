@@ -56,3 +56,65 @@ def test_a_listing_that_says_has_more_keeps_the_projects_listed_and_retires_noth
 
 def _ids(fake: FakeUsersnap, project_id: str) -> list[str]:
     return [i["feedback_id"] for i in fake.feedback[project_id]]
+
+
+@pytest.mark.parametrize(
+    ("project_id", "why"),
+    [
+        (".", "its project_id '.' names no URL path segment"),
+        ("..", "its project_id '..' names no URL path segment"),
+        (12, "its project_id is not a string"),
+    ],
+)
+def test_a_listed_project_no_request_can_name_is_skipped_and_not_remembered(
+    fake: FakeUsersnap, caplog: pytest.LogCaptureFixture, project_id: t.Any, why: str
+) -> None:
+    """Kept in state, such a project would hold every later run's deletions."""
+
+    def add(envelope: dict[str, t.Any], request: t.Any) -> dict[str, t.Any]:
+        first = envelope["data"]["projects"][0]
+        envelope["data"]["projects"].append({**first, "project_id": project_id, "name": "Odd"})
+        return envelope
+
+    fake.inject("mangle", match="GET /projects$", transform=add)
+    with caplog.at_level(logging.WARNING):
+        first = run_sync(fake.config(), check=False)
+
+    assert first.error is None
+    assert f"Skipped project 4 ('Odd') of the projects listing: {why}" in messages_at(
+        caplog, logging.WARNING
+    )
+    assert sorted(first.ids("projects", "project_id")) == sorted(fake.projects)
+    assert first.final_state["bookmarks"]["projects"]["project_ids"] == sorted(fake.projects)
+    gone = next(iter(fake.projects))
+    fake.remove_project(gone)
+
+    second = run_sync(fake.config(), first.final_state, check=False)
+
+    assert second.error is None
+    assert {m["stream"] for m in second.messages if m["type"] == "ACTIVATE_VERSION"} >= {"projects"}
+
+
+def test_a_project_id_too_long_for_a_url_is_skipped_and_the_others_load(
+    fake: FakeUsersnap, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No request can carry it (the server would refuse the line, 414): skipped by name."""
+    huge = "x" * 70_000
+
+    def add(envelope: dict[str, t.Any], request: t.Any) -> dict[str, t.Any]:
+        first = envelope["data"]["projects"][0]
+        envelope["data"]["projects"].insert(0, {**first, "project_id": huge, "api_key": "k"})
+        return envelope
+
+    fake.inject("mangle", match="GET /projects$", transform=add)
+    with caplog.at_level(logging.WARNING):
+        result = run_sync(fake.config(concurrency=1), check=False)
+
+    assert sorted(result.ids()) == sorted(fake.all_feedback_ids())
+    assert result.error is None
+    assert (
+        "Skipped project 1 ('Web app') of the projects listing: its project_id is 70000 "
+        "characters long, "
+        "more than a URL can carry"
+    ) in messages_at(caplog, logging.WARNING)
+    assert [m[:120] for m in messages_at(caplog, logging.WARNING) if len(m) > 1000] == []
