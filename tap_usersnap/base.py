@@ -468,8 +468,7 @@ class UsersnapStream(OwnRecordMessages, RESTStream[str | None]):
         if status in refusals or "SITE_NOT_FOUND" in answer:  # 414: an id too long to ask
             project = project_in_url(response.url, "feedbacks")
             msg = (
-                f"Usersnap project {project[:MAX_QUOTED]!r} does not exist or this JWT key "
-                "cannot see it "
+                f"Usersnap project {project!r} does not exist or this JWT key cannot see it "
                 f"({answer} on {where})"
                 if project
                 else f"Usersnap refused {where} ({answer})"

@@ -60,7 +60,6 @@ MIN_RETRY_AFTER_SECONDS, MAX_RETRY_AFTER_SECONDS = 1.0, 3600.0
 MAX_BODY_DEPTH = 96
 TOO_DEEP = "[removed by tap-usersnap: nested too deep to store]"
 _TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
-_LONG_SEGMENT = re.compile(rf"[^/]{{{MAX_QUOTED + 4},}}")
 _API_KEY_IN_PATH = re.compile(r"(/projects/)[^/]+(/assignees)$")
 _NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
@@ -235,12 +234,8 @@ def new_session(api_url: str, request_timeout: float) -> requests.Session:
 
 
 def loggable_path(url: str) -> str:
-    """A URL's path as logs may show it: no query, a project's api_key hidden.
-
-    A segment is cut after :data:`MAX_QUOTED` characters: an id from outside may be any length.
-    """
-    path = _API_KEY_IN_PATH.sub(r"\1{api_key}\2", urlsplit(url).path)
-    return _LONG_SEGMENT.sub(lambda found: found[0][:MAX_QUOTED] + "...", path)
+    """A URL's path as logs may show it: no query, a project's api_key hidden."""
+    return _API_KEY_IN_PATH.sub(r"\1{api_key}\2", urlsplit(url).path)
 
 
 def project_url(api_url: str, key: str, endpoint: str) -> str:

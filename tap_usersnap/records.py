@@ -500,8 +500,7 @@ PROGRESS_SECONDS = 10.0
 
 def project_label(name: object, project_id: str) -> str:
     """How logs name a project: ``'Web app' (<id>)``, or its id alone when it has no name."""
-    project_id = str(project_id)[:MAX_QUOTED]  # an id from outside may be any length
-    return f"{name!r} ({project_id})" if name else project_id
+    return f"{name!r} ({project_id})" if name else str(project_id)
 
 
 class RunReport:
@@ -611,10 +610,8 @@ class RunReport:
             )
         failures = list(self.failures)
         if self.refused_projects:
-            names = ", ".join(repr(p[:MAX_QUOTED]) for p in self.refused_projects)
-            answers = "; ".join(
-                f"{p[:MAX_QUOTED]!r}: {a}" for p, a in self.refused_projects.items()
-            )
+            names = ", ".join(repr(p) for p in self.refused_projects)
+            answers = "; ".join(f"{p!r}: {a}" for p, a in self.refused_projects.items())
             failures.append(
                 f"Skipped {len(self.refused_projects)} Usersnap project(s) that Usersnap refused "
                 f"or does not know: {names}; every other project was synced, the skipped "
