@@ -531,8 +531,6 @@ class UsersnapStream(OwnRecordMessages, RESTStream[str | None]):
         return row
 
     def describe_record(self, record: dict[str, t.Any]) -> str:
-        """How a record is named in a warning (never by its content)."""
-        value = record.get(self.primary_keys[0]) if self.primary_keys else None
-        return (
-            f"{self.name} record {str(value)[:MAX_QUOTED]!r}" if value else f"a {self.name} record"
-        )
+        """How a record is named in a warning: by its key (never by its content)."""
+        key = " ".join(repr(str(record.get(k))[:MAX_QUOTED]) for k in self.primary_keys or ())
+        return f"{self.name} record {key}" if key else f"a {self.name} record"

@@ -72,6 +72,11 @@ def test_an_assignee_without_a_usable_user_id_is_skipped_by_name_the_others_kept
     assert (
         f"Skipped assignee 2 of project 'Web shop' ({project['project_id']}): {problem}" in warnings
     )
+    named = f"Changed project_assignees record {project['project_id']!r} {kept['user_id']!r}: "
+    assert [w for w in warnings if w.startswith("Changed")] == [
+        named + "its first_name held a NUL character or a lone surrogate: removed or replaced "
+        "by U+FFFD"
+    ]
 
 
 def test_the_state_a_run_writes_stays_within_the_size_of_its_records(
