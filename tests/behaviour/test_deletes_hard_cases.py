@@ -8,6 +8,7 @@ periodic sweep: a known limit).
 from __future__ import annotations
 
 import copy
+import logging
 import typing as t
 
 import pytest
@@ -21,6 +22,7 @@ from tests.behaviour.test_deletes_keep_live_rows import (
     activated,
     items_of,
     record_messages,
+    warnings,
 )
 
 if t.TYPE_CHECKING:
@@ -189,6 +191,34 @@ def test_a_count_above_the_list_ends_the_sweep_without_retiring_a_row(fake: Fake
     assert PENDING not in run.saved["bookmarks"]["feedback"]
     run()  # the Run clears the fake's requests first
     assert len(fake.filter_requests("created_at")) == len(fake.projects)  # new feedback only
+
+
+def test_a_late_item_re_read_that_the_list_never_matches_ends_with_a_warning(
+    fake: FakeUsersnap, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A count that rises 2 above the list after a first run looks like late items: the
+    re-read comes back short twice by the same number, and it stops, saying so."""
+    project_a = next(iter(fake.projects))
+    run = Run(fake)
+    run()
+
+    def plus_two(envelope: dict, request: t.Any) -> dict:
+        envelope["data"]["total_count"] += 2
+        return envelope
+
+    fake.inject(
+        "mangle", transform=plus_two, match=rf"/{project_a}/feedbacks/filter/count$", times=FOREVER
+    )
+    run()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        third = run()
+
+    assert third.returncode == 0
+    given_up = [w for w in warnings(caplog) if "Usersnap lists fewer items than it counts" in w]
+    assert len(given_up) == 1
+    assert f"the re-read of project {project_a} delivered" in given_up[0]
+    run.assert_no_live_row_lost()
 
 
 def test_a_new_item_in_the_bookmark_s_second_does_not_mask_a_deletion(fake: FakeUsersnap) -> None:
