@@ -15,6 +15,7 @@ import contextlib
 import datetime as dt
 import email.utils
 import errno
+import functools
 import io
 import json
 import logging
@@ -58,6 +59,8 @@ MAX_TRIES, BASE_BACKOFF_SECONDS, MAX_BACKOFF_SECONDS, MAX_RATE_LIMITED = 6, 1.0,
 MIN_RETRY_AFTER_SECONDS, MAX_RETRY_AFTER_SECONDS = 1.0, 3600.0
 #: Nesting deeper than this is cut when a body is too deep for any decoder to read.
 MAX_BODY_DEPTH = 96
+#: The longest integer Python reads from text (its default limit).
+MAX_INTEGER_DIGITS = 4300
 TOO_DEEP = "[removed by tap-usersnap: nested too deep to store]"
 _TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 _API_KEY_IN_PATH = re.compile(r"(/projects/)[^/]+(/assignees)$")
@@ -305,7 +308,7 @@ def _decode(content: bytes, response: requests.Response) -> t.Any:
     can take first (:func:`cut_deep_values`).
     """
     try:
-        return json.loads(content)
+        return json.loads(content, parse_int=functools.partial(_whole_number, response))
     except UnicodeDecodeError:  # one bad byte must not cost the page, nor stop every run
         LOGGER.warning(
             "Usersnap answered %s with bytes that are not UTF-8; each was read as U+FFFD",
@@ -313,11 +316,38 @@ def _decode(content: bytes, response: requests.Response) -> t.Any:
         )
         return _decode(content.decode("utf-8", "replace").encode(), response)
     except RecursionError:
+        LOGGER.warning(
+            "Usersnap answered %s with values nested deeper than %d levels: each was replaced "
+            "by %r",
+            describe(response),
+            MAX_BODY_DEPTH,
+            TOO_DEEP,
+        )
         with contextlib.suppress(ValueError):
-            return json.loads(cut_deep_values(content))
+            return json.loads(
+                cut_deep_values(content), parse_int=functools.partial(_whole_number, response)
+            )
     except ValueError:
         pass
     return None
+
+
+def _whole_number(response: requests.Response, digits: str) -> int | str:
+    """An integer of the body; one longer than Python reads (4300 digits) kept as its text."""
+    if len(digits) <= MAX_INTEGER_DIGITS:
+        return int(digits)
+    LOGGER.warning(
+        "Usersnap answered %s with an integer of %d digits: kept as its text",
+        describe(response),
+        len(digits),
+    )
+    return digits
+
+
+def said_more(data: dict[str, t.Any]) -> bool:
+    """Whether an answer's ``has_more`` says more follows (``"false"`` is text that says no)."""
+    more = data.get("has_more")
+    return more.strip().lower() in {"true", "1", "yes"} if isinstance(more, str) else bool(more)
 
 
 def cut_deep_values(content: bytes) -> bytes:
@@ -461,7 +491,7 @@ class CursorPaginator(BaseAPIPaginator[str | None]):
 
     @override
     def has_more(self, response: requests.Response) -> bool:
-        return bool(envelope_data(response).get("has_more"))
+        return said_more(envelope_data(response))
 
     @override
     def continue_if_empty(self, response: requests.Response) -> bool:

@@ -35,12 +35,14 @@ from tap_usersnap.client import (
 from tap_usersnap.deletes import Sweeps, scope_gaps
 from tap_usersnap.records import (
     FUTURE_TOLERANCE,
+    MAX_KEY_LENGTH,
     clean_text,
     conform,
     cut_deep_custom_data,
     derived_fields,
     describe_item,
     format_timestamp,
+    holds_bad_text,
     is_canonical,
     is_timestamp,
     normalise_timestamp,
@@ -160,7 +162,8 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
                 type(item) is dict
                 and is_canonical(item.get("created_at"))
                 and type(item.get("feedback_id")) is str
-                and item["feedback_id"]
+                and 0 < len(item["feedback_id"]) <= MAX_KEY_LENGTH
+                and not (check_text and holds_bad_text(item["feedback_id"]))
             ):
                 problem = unusable_reason(item)
                 if problem is not None:

@@ -31,11 +31,14 @@ FUTURE_TOLERANCE = dt.timedelta(minutes=5)
 MAX_CUSTOM_DATA_DEPTH = 64
 #: Longest part of a bad value (an id, a timestamp, a name) quoted in a warning.
 MAX_QUOTED = 40
+#: The longest key a record may have: PostgreSQL's index on a key column holds about 2,700
+#: bytes (Usersnap's ids are UUIDs, 36 characters).
+MAX_KEY_LENGTH = 1000
 
 
 def parse_timestamp(value: str) -> dt.datetime:
     """An ISO 8601 timestamp as an aware datetime; naive means UTC."""
-    parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    parsed = dt.datetime.fromisoformat(value.strip().upper().replace("Z", "+00:00"))
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
 
 
@@ -325,13 +328,13 @@ def clean_text(record: dict[str, t.Any]) -> list[str]:
     while stack:
         container, field = stack.pop()
         if type(container) is dict:
-            for key in [k for k in container if type(k) is str and _dirty(k)]:
+            for key in [k for k in container if type(k) is str and holds_bad_text(k)]:
                 container[_clean(key)] = container.pop(key)
                 fields.add(field or _clean(key))
         slots = container.items() if type(container) is dict else enumerate(container)
         for slot, child in list(slots):
             name = field or str(slot)
-            if type(child) is str and _dirty(child):
+            if type(child) is str and holds_bad_text(child):
                 container[slot] = _clean(child)
                 fields.add(name)
             elif type(child) in (dict, list):
@@ -342,7 +345,8 @@ def clean_text(record: dict[str, t.Any]) -> list[str]:
     ]
 
 
-def _dirty(text: str) -> bool:
+def holds_bad_text(text: str) -> bool:
+    """A NUL character or a lone surrogate, which PostgreSQL text cannot hold."""
     return "\x00" in text or _LONE_SURROGATE.search(text) is not None
 
 
@@ -350,13 +354,29 @@ def _clean(text: str) -> str:
     return _LONE_SURROGATE.sub("\ufffd", text.replace("\x00", ""))
 
 
+def key_problem(value: t.Any, name: str) -> str | None:
+    """Why ``value`` cannot key a row; None when it can.
+
+    Text PostgreSQL cannot hold is refused, not cleaned: cleaned, it could take another row's.
+    """
+    if value is None or value == "":
+        return f"it has no {name}"
+    if not isinstance(value, str):
+        return f"its {name} is not a string"
+    if len(value) > MAX_KEY_LENGTH:
+        return f"its {name} is {len(value)} characters long, more than a key column holds"
+    if holds_bad_text(value):
+        return f"its {name} holds a NUL character or a lone surrogate"
+    return None
+
+
 def unusable_reason(item: t.Any) -> str | None:
     """Why a feedback item can be neither keyed nor bookmarked; None when it is fine."""
     if not isinstance(item, dict):
         return f"the entry is {'null' if item is None else 'a ' + type(item).__name__}"
-    feedback_id = item.get("feedback_id")
-    if not isinstance(feedback_id, str) or not feedback_id:
-        return "it has no feedback_id"
+    problem = key_problem(item.get("feedback_id"), "feedback_id")
+    if problem:
+        return problem
     created_at = item.get("created_at")
     if not isinstance(created_at, str):
         if created_at is None:
@@ -391,7 +411,7 @@ def describe_item(item: t.Any, project: str) -> str:
         return f"an entry of project {project}"
     parts = []
     if isinstance(item.get("feedback_number"), int | str):
-        parts.append(f"#{item['feedback_number']}")
+        parts.append(f"#{str(item['feedback_number'])[:MAX_QUOTED]}".replace("\n", " "))
     if isinstance(item.get("feedback_id"), str) and item["feedback_id"]:
         parts.append(f"(id {item['feedback_id'][:MAX_QUOTED]})")
     return " ".join(["feedback", *parts, "of project", project])
@@ -466,7 +486,7 @@ def typed_value(text: str) -> int | float | str:
     ``"1.10"`` (a version?) and ``"007"`` (an id?) stay strings: the raw answer can always
     be read back from the derived one.
     """
-    if not _DECIMAL.fullmatch(text):
+    if len(text) > MAX_KEY_LENGTH or not _DECIMAL.fullmatch(text):  # Python reads 4300 digits
         return text
     number: int | float = float(text) if "." in text else int(text)
     return number if repr(number) == text else text

@@ -19,31 +19,17 @@ from tap_usersnap.client import (
     describe,
     envelope_data,
     project_url,
+    said_more,
 )
 from tap_usersnap.deletes import ACTIVE, new_version, state_version
-from tap_usersnap.records import MAX_QUOTED, conform, project_label
+from tap_usersnap.records import MAX_QUOTED, conform, key_problem, project_label
 
 if t.TYPE_CHECKING:
     import requests
     from singer_sdk.helpers.types import Context
 
-#: The longest project id asked about (Usersnap's are UUIDs, 36 characters).
-MAX_PROJECT_ID = 1000
 #: Projects stream state key: the projects listed by the last run whose deletions applied.
 KNOWN_PROJECTS = "project_ids"
-
-
-def _project_id_problem(project_id: t.Any) -> str | None:
-    """Why no request can name this listed project (kept in state, it would hold deletions)."""
-    if project_id is None or project_id == "":
-        return "it has no project_id"
-    if not isinstance(project_id, str):
-        return "its project_id is not a string"
-    if project_id in {".", ".."}:
-        return f"its project_id {project_id!r} names no URL path segment"
-    if len(project_id) > MAX_PROJECT_ID:
-        return f"its project_id is {len(project_id)} characters long, more than a URL can carry"
-    return None
 
 
 class FullTableStream(UsersnapStream):
@@ -92,7 +78,7 @@ class ProjectsStream(FullTableStream):
 
     @override
     def parse_response(self, response: requests.Response) -> t.Iterator[dict[str, t.Any]]:
-        count, more = (envelope_data(response).get(k) for k in ("count", "has_more"))
+        count, more = envelope_data(response).get("count"), said_more(envelope_data(response))
         self._listed_count, self._cut_short = count if type(count) is int else None, bool(more)
         yield from super().parse_response(response)
 
@@ -108,7 +94,10 @@ class ProjectsStream(FullTableStream):
             raise UsersnapError(msg) from error
         projects = []
         for position, project in enumerate(listed, start=1):
-            problem = _project_id_problem(project.get("project_id"))
+            project_id = project.get("project_id")
+            problem = key_problem(project_id, "project_id")
+            if project_id in {".", ".."}:
+                problem = f"its project_id {project_id!r} names no URL path segment"
             if problem:
                 name = project.get("name")
                 named = f" ({name[:MAX_QUOTED]!r})" if isinstance(name, str) else ""
@@ -211,8 +200,9 @@ class ProjectAssigneesStream(FullTableStream):
         records, seen = [], set()
         for position, user in enumerate(users, start=1):
             user_id = user.get("user_id")
-            if not isinstance(user_id, str) or not user_id or user_id in seen:
-                problem = "its user_id is listed twice" if user_id in seen else "it has no user_id"
+            problem = key_problem(user_id, "user_id")
+            if problem or user_id in seen:
+                problem = problem or "its user_id is listed twice"
                 self.run.report.skipped_item(f"assignee {position} of project {label}", problem)
                 self.unread.append(f"an assignee of project {label} was skipped")
                 continue
@@ -228,7 +218,7 @@ class ProjectAssigneesStream(FullTableStream):
         users = envelope_data(response)["users"]
         if any(type(user) is not dict for user in users):  # skipped by name below
             self.unread.append(f"an entry of {describe(response)} was skipped")
-        if envelope_data(response).get("has_more"):
+        if said_more(envelope_data(response)):
             self.unread.append(f"{describe(response)} said has_more")
             self.logger.warning(
                 "Usersnap said has_more for %s, which has no cursor: its first page was "

@@ -214,6 +214,9 @@ def test_custom_data_nested_thousands_deep_is_emitted_as_null(
     untouched = [i for i in items if i["feedback_id"] != deep["feedback_id"]]
     assert all(records[i["feedback_id"]]["custom_data"] == i["custom_data"] for i in untouched)
     assert messages_at(scenario.caplog, logging.WARNING) == [
+        f"Usersnap answered POST /v0.1/projects/{project_id}/feedbacks/filter with values "
+        "nested deeper than 96 levels: each was replaced by "
+        "'[removed by tap-usersnap: nested too deep to store]'",
         f"Changed feedback #{deep['feedback_number']} (id {deep['feedback_id']}) of project "
         f"{project_id}: its custom_data is nested too deep for any target to store; "
         "emitted as null",
@@ -279,3 +282,89 @@ def test_a_value_no_warehouse_could_store_is_mended_by_name(
     named = f"Changed feedback {number}(id {items[1]['feedback_id']})"
     assert changes == ([f"{named} of project {project_id}: {change}"] if change else [])
     assert second.error is None  # no bookmark or edit mark was made of the bad value
+
+
+@pytest.mark.parametrize(
+    ("bad_id", "reason"),
+    [
+        ("x" * 1001, "its feedback_id is 1001 characters long, more than a key column holds"),
+        ("{other}\x00", "its feedback_id holds a NUL character or a lone surrogate"),
+    ],
+    ids=["too long for a key column", "another's id once cleaned"],
+)
+def test_an_id_no_key_column_can_hold_is_skipped_and_takes_no_other_items_place(
+    fake: FakeUsersnap, caplog: pytest.LogCaptureFixture, bad_id: str, reason: str
+) -> None:
+    """PostgreSQL indexes about 2,700 bytes of a key; a NUL removed could make a twin."""
+    project_id = next(iter(fake.projects))
+    items = oldest_first(fake, project_id)
+    target, other = items[1], items[2]
+    bad = bad_id.format(other=other["feedback_id"])
+    fake.inject(
+        "mangle",
+        match=f"POST /projects/{project_id}/feedbacks/filter$",
+        times=FOREVER,
+        transform=corrupting(target["feedback_id"], set_field("feedback_id", bad)),
+    )
+
+    with caplog.at_level(logging.WARNING):
+        result = run_sync(fake.config(**SEQUENTIAL), check=False)
+
+    assert result.error is None
+    records = {r["feedback_id"]: r for r in result.records("feedback")}
+    assert sorted(records) == sorted(fake.all_feedback_ids() - {target["feedback_id"]})
+    assert records[other["feedback_id"]]["feedback_number"] == other["feedback_number"]
+    skipped = [w for w in messages_at(caplog, logging.WARNING) if w.startswith("Skipped")]
+    assert len(skipped) == 1
+    assert skipped[0].endswith(reason)
+    assert len(skipped[0]) < 300
+
+
+@pytest.mark.parametrize("said", ["false", "no", " False "])
+def test_has_more_as_text_that_says_no_ends_the_read(fake: FakeUsersnap, said: str) -> None:
+    """``bool("false")`` is true: read so, the last page would ask for a page after it."""
+
+    def text(envelope: dict[str, t.Any], request: RecordedRequest) -> dict[str, t.Any]:
+        if not envelope["data"]["has_more"]:
+            envelope["data"]["has_more"] = said
+        return envelope
+
+    fake.inject("mangle", match=r"POST .*/feedbacks/filter$", times=FOREVER, transform=text)
+
+    result = run_sync(fake.config(**SEQUENTIAL), check=False)
+
+    assert result.error is None
+    assert sorted(result.ids()) == sorted(fake.all_feedback_ids())
+
+
+def test_an_integer_longer_than_python_reads_is_kept_as_text(
+    fake: FakeUsersnap, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Python reads at most 4300 digits: the page must not be lost for one visitor's number."""
+    project_id = next(iter(fake.projects))
+    target = oldest_first(fake, project_id)[1]
+    digits = "7" * 5000
+
+    def huge(envelope: dict[str, t.Any], index: int) -> bytes:
+        envelope["data"]["feedbacks"][index]["custom_data"] = {"n": "HUGE"}
+        return json.dumps(envelope).replace('"HUGE"', digits).encode()
+
+    fake.inject(
+        "mangle",
+        match=f"POST /projects/{project_id}/feedbacks/filter$",
+        times=FOREVER,
+        transform=corrupting(target["feedback_id"], huge),
+    )
+
+    with caplog.at_level(logging.WARNING):
+        result = run_sync(fake.config(**SEQUENTIAL), check=False)
+
+    assert result.error is None
+    records = {r["feedback_id"]: r for r in result.records("feedback")}
+    assert sorted(records) == sorted(fake.all_feedback_ids())
+    assert records[target["feedback_id"]]["custom_data"] == {"n": digits}
+    assert any(
+        "with an integer of 5000 digits: kept as its text" in w
+        for w in messages_at(caplog, logging.WARNING)
+    )
+    assert_every_record_validates(result)

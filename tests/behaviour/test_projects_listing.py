@@ -114,7 +114,6 @@ def test_a_project_id_too_long_for_a_url_is_skipped_and_the_others_load(
     assert result.error is None
     assert (
         "Skipped project 1 ('Web app') of the projects listing: its project_id is 70000 "
-        "characters long, "
-        "more than a URL can carry"
+        "characters long, more than a key column holds"
     ) in messages_at(caplog, logging.WARNING)
     assert [m[:120] for m in messages_at(caplog, logging.WARNING) if len(m) > 1000] == []

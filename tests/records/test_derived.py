@@ -264,3 +264,14 @@ def test_an_item_whose_inputs_mix_order_types_is_delivered(empty_fake: FakeUsers
     result = run_sync(empty_fake.config(concurrency=1))
     assert odd["feedback_id"] in {r["feedback_id"] for r in result.records("feedback")}
     assert len(result.records("feedback")) == 2
+
+
+def test_an_answer_of_more_digits_than_python_reads_stays_text() -> None:
+    """``int()`` refuses more than 4300 digits: a visitor's answer must not end the run."""
+    digits = "9" * 5000
+    assert typed_value(digits) == digits
+    assert derived_fields({"ordered_inputs": [{"label": "n", "value": digits}]}) == {
+        "conversation": [],
+        "label_names": [],
+        "input_values": {"n": digits},
+    }

@@ -36,3 +36,8 @@ def test_forms_of_the_api_length_are_normalised_not_passed_through() -> None:
     assert normalise_timestamp("2024-W01-1T10:00:00.000000Z") == "2024-01-01T10:00:00.000000Z"
     with pytest.raises(ValueError, match="Invalid isoformat"):
         normalise_timestamp("2024-01-01T10:00:00.0+0100Z")  # an offset and a Z: no instant
+
+
+def test_lower_case_letters_and_spaces_around_are_read() -> None:
+    """RFC 3339 allows a lower-case t and z."""
+    assert normalise_timestamp(" 2024-01-01t10:00:00z ") == "2024-01-01T10:00:00.000000Z"
