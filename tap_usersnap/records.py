@@ -329,7 +329,10 @@ def clean_text(record: dict[str, t.Any]) -> list[str]:
         container, field = stack.pop()
         if type(container) is dict:
             for key in [k for k in container if type(k) is str and holds_bad_text(k)]:
-                container[_clean(key)] = container.pop(key)
+                clean = _clean(key)
+                while clean in container:  # a sibling has that name: both values stay
+                    clean += "\ufffd"
+                container[clean] = container.pop(key)
                 fields.add(field or _clean(key))
         slots = container.items() if type(container) is dict else enumerate(container)
         for slot, child in list(slots):

@@ -266,3 +266,14 @@ def test_a_timestamp_in_a_date_time_field_that_takes_no_text_is_nulled_by_name(
 
     assert record == {"closed_at": None}
     assert changes == ["its closed_at was a str, not integer or null: emitted as null"]
+
+
+def test_a_key_cleaned_into_a_siblings_name_keeps_both_values() -> None:
+    record = {"custom_data": {"plan\x00": "free", "plan": "enterprise"}}
+
+    changes = conform(record, Shape.of({"properties": {"custom_data": {"type": "object"}}}))
+
+    assert record == {"custom_data": {"plan": "enterprise", "plan\ufffd": "free"}}
+    assert changes == [
+        "its custom_data held a NUL character or a lone surrogate: removed or replaced by U+FFFD"
+    ]
