@@ -15,10 +15,10 @@ import contextlib
 import datetime as dt
 import email.utils
 import errno
-import functools
 import io
 import json
 import logging
+import math
 import re
 import socket
 import threading
@@ -308,7 +308,7 @@ def _decode(content: bytes, response: requests.Response) -> t.Any:
     can take first (:func:`cut_deep_values`).
     """
     try:
-        return json.loads(content, parse_int=functools.partial(_whole_number, response))
+        return _loads(content, response)
     except UnicodeDecodeError:  # one bad byte must not cost the page, nor stop every run
         LOGGER.warning(
             "Usersnap answered %s with bytes that are not UTF-8; each was read as U+FFFD",
@@ -324,24 +324,35 @@ def _decode(content: bytes, response: requests.Response) -> t.Any:
             TOO_DEEP,
         )
         with contextlib.suppress(ValueError):
-            return json.loads(
-                cut_deep_values(content), parse_int=functools.partial(_whole_number, response)
-            )
+            return _loads(cut_deep_values(content), response)
     except ValueError:
         pass
     return None
 
 
-def _whole_number(response: requests.Response, digits: str) -> int | str:
-    """An integer of the body; one longer than Python reads (4300 digits) kept as its text."""
-    if len(digits) <= MAX_INTEGER_DIGITS:
-        return int(digits)
-    LOGGER.warning(
-        "Usersnap answered %s with an integer of %d digits: kept as its text",
-        describe(response),
-        len(digits),
+def _loads(content: bytes, response: requests.Response) -> t.Any:
+    """``json.loads``, keeping as text, with a warning, what no target stores as a number.
+
+    An integer longer than Python reads (4300 digits), a number beyond a double, and NaN or
+    Infinity (which JSON does not have) would fail the page or become null unseen.
+    """
+
+    def as_text(text: str, what: str) -> str:
+        LOGGER.warning("Usersnap answered %s with %s: kept as its text", describe(response), what)
+        return text
+
+    def whole(digits: str) -> int | str:
+        if len(digits) <= MAX_INTEGER_DIGITS:
+            return int(digits)
+        return as_text(digits, f"an integer of {len(digits)} digits")
+
+    def real(text: str) -> float | str:
+        number = float(text)
+        return number if math.isfinite(number) else as_text(text, f"the number {text[:40]}")
+
+    return json.loads(
+        content, parse_int=whole, parse_float=real, parse_constant=lambda c: as_text(c, c)
     )
-    return digits
 
 
 def said_more(data: dict[str, t.Any]) -> bool:

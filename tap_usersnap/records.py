@@ -13,6 +13,7 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+import math
 import re
 import threading
 import time
@@ -303,8 +304,9 @@ def _lossless(value: t.Any, shape: Shape) -> t.Any:  # noqa: PLR0911 - one retur
         text = value.strip()
         if "integer" in names and _INTEGER.fullmatch(text):
             return int(text)
-        if "number" in names and _NUMBER.fullmatch(text):
-            return float(text) if any(c in text for c in ".eE") else int(text)
+        if "number" in names and len(text) <= MAX_KEY_LENGTH and _NUMBER.fullmatch(text):
+            number = float(text) if any(c in text for c in ".eE") else int(text)
+            return number if type(number) is int or math.isfinite(number) else None  # 1e400
         if "boolean" in names and text.lower() in {"true", "false"}:
             return text.lower() == "true"
         return None

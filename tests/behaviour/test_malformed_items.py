@@ -368,3 +368,42 @@ def test_an_integer_longer_than_python_reads_is_kept_as_text(
         for w in messages_at(caplog, logging.WARNING)
     )
     assert_every_record_validates(result)
+
+
+def test_numbers_no_target_stores_are_kept_as_text_or_nulled_by_name(
+    fake: FakeUsersnap, caplog: pytest.LogCaptureFixture
+) -> None:
+    """1e400 is valid JSON beyond a double; NaN is no JSON: never null unseen."""
+    project_id = next(iter(fake.projects))
+    target = oldest_first(fake, project_id)[1]
+
+    def odd(envelope: dict[str, t.Any], index: int) -> bytes:
+        item = envelope["data"]["feedbacks"][index]
+        item["custom_data"] = {"big": "BIG", "nan": "NAN"}
+        item["client"] = {"screen_width": "BIG"}
+        return json.dumps(envelope).replace('"BIG"', "1e400").replace('"NAN"', "NaN").encode()
+
+    fake.inject(
+        "mangle",
+        match=f"POST /projects/{project_id}/feedbacks/filter$",
+        times=FOREVER,
+        transform=corrupting(target["feedback_id"], odd),
+    )
+
+    with caplog.at_level(logging.WARNING):
+        result = run_sync(fake.config(**SEQUENTIAL), check=False)
+
+    assert result.error is None
+    record = next(
+        r for r in result.records("feedback") if r["feedback_id"] == target["feedback_id"]
+    )
+    assert record["custom_data"] == {"big": "1e400", "nan": "NaN"}
+    assert record["client"]["screen_width"] is None
+    warnings = messages_at(caplog, logging.WARNING)
+    assert sum("with the number 1e400: kept as its text" in w for w in warnings) == 2
+    assert any("with NaN: kept as its text" in w for w in warnings)
+    assert any(
+        "its client.screen_width was a str, not integer or null: emitted as null" in w
+        for w in warnings
+    )
+    assert_every_record_validates(result)
