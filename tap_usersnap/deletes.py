@@ -355,13 +355,13 @@ class Sweeps:
             project.save()
         state = self.state
         pending = state_version(state, PENDING, self.stream.logger)
-        if self.given_up and (pending is None or not self.settings.capture_deletes):
-            self.stream.logger.warning(
-                "%s: Usersnap lists fewer items than it counts; the re-read stops there, "
-                "no row was retired",
-                "; ".join(self.given_up),
-            )
         if pending is None or not self.settings.capture_deletes:
+            if self.given_up:
+                self.stream.logger.warning(
+                    "%s: Usersnap lists fewer items than it counts; the re-read stops there, "
+                    "no row was retired",
+                    "; ".join(self.given_up),
+                )
             return None
         if self.given_up:
             self.report.deletes_held(
