@@ -78,8 +78,9 @@ class ProjectsStream(FullTableStream):
 
     @override
     def parse_response(self, response: requests.Response) -> t.Iterator[dict[str, t.Any]]:
-        count, more = envelope_data(response).get("count"), said_more(envelope_data(response))
-        self._listed_count, self._cut_short = count if type(count) is int else None, bool(more)
+        data = envelope_data(response)
+        count = data.get("count")
+        self._listed_count, self._cut_short = count if type(count) is int else None, said_more(data)
         yield from super().parse_response(response)
 
     def list_all(self) -> Listing:
@@ -215,10 +216,10 @@ class ProjectAssigneesStream(FullTableStream):
 
     @override
     def parse_response(self, response: requests.Response) -> t.Iterator[dict[str, t.Any]]:
-        users = envelope_data(response)["users"]
-        if any(type(user) is not dict for user in users):  # skipped by name below
+        data = envelope_data(response)
+        if any(type(user) is not dict for user in data["users"]):  # skipped by name below
             self.unread.append(f"an entry of {describe(response)} was skipped")
-        if said_more(envelope_data(response)):
+        if said_more(data):
             self.unread.append(f"{describe(response)} said has_more")
             self.logger.warning(
                 "Usersnap said has_more for %s, which has no cursor: its first page was "
