@@ -348,7 +348,7 @@ def _loads(content: bytes, response: requests.Response) -> t.Any:
 
     def real(text: str) -> float | str:
         number = float(text)
-        return number if math.isfinite(number) else as_text(text, f"the number {text[:40]}")
+        return number if math.isfinite(number) else as_text(text, f"the number {text[:MAX_QUOTED]}")
 
     return json.loads(
         content, parse_int=whole, parse_float=real, parse_constant=lambda c: as_text(c, c)

@@ -35,6 +35,9 @@ MAX_QUOTED = 40
 #: The longest key a record may have: PostgreSQL's index on a key column holds about 2,700
 #: bytes (Usersnap's ids are UUIDs, 36 characters).
 MAX_KEY_LENGTH = 1000
+#: The longest text read as a number (Python reads at most 4300 digits; a form's answer or a
+#: count needs far fewer).
+MAX_NUMBER_TEXT = 1000
 
 
 def parse_timestamp(value: str) -> dt.datetime:
@@ -304,7 +307,7 @@ def _lossless(value: t.Any, shape: Shape) -> t.Any:  # noqa: PLR0911 - one retur
         text = value.strip()
         if "integer" in names and _INTEGER.fullmatch(text):
             return int(text)
-        if "number" in names and len(text) <= MAX_KEY_LENGTH and _NUMBER.fullmatch(text):
+        if "number" in names and len(text) <= MAX_NUMBER_TEXT and _NUMBER.fullmatch(text):
             number = float(text) if any(c in text for c in ".eE") else int(text)
             return number if type(number) is int or math.isfinite(number) else None  # 1e400
         if "boolean" in names and text.lower() in {"true", "false"}:
@@ -491,7 +494,7 @@ def typed_value(text: str) -> int | float | str:
     ``"1.10"`` (a version?) and ``"007"`` (an id?) stay strings: the raw answer can always
     be read back from the derived one.
     """
-    if len(text) > MAX_KEY_LENGTH or not _DECIMAL.fullmatch(text):  # Python reads 4300 digits
+    if len(text) > MAX_NUMBER_TEXT or not _DECIMAL.fullmatch(text):
         return text
     number: int | float = float(text) if "." in text else int(text)
     return number if repr(number) == text else text
