@@ -205,6 +205,9 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
         """Every project's records; a project's bookmark moves once its records are out."""
         settings, state, listing = self.run.settings, self.stream_state, self.run.listing
+        if self.ABORT_AT_RECORD_COUNT is not None:  # the SDK's connection test (``--test``)
+            for project_id in settings.project_ids:  # it may end before a refusal is read
+                self.count(project_id, None)  # a project Usersnap refuses fails the test
         full_table = self.replication_method == "FULL_TABLE"
         self._scope_start = pinned_scope(state, settings, self.logger)
         saved = saved_partitions(state, self.logger)

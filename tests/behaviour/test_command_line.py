@@ -169,6 +169,28 @@ def test_connection_test_passes_without_error_lines(fake: FakeUsersnap) -> None:
     assert sorted(m["stream"] for m in records) == ["feedback", "project_assignees", "projects"]
 
 
+@pytest.mark.parametrize("readable_first", [False, True], ids=["alone", "after-a-readable-one"])
+def test_connection_test_fails_naming_a_project_usersnap_refuses(
+    fake: FakeUsersnap, readable_first: bool
+) -> None:
+    """A mistyped project_ids entry must fail the test, as it fails a sync (at its end).
+
+    The test ends at a first record: the refused project fails it even when another
+    project's record comes first.
+    """
+    wanted = [next(iter(fake.projects))] if readable_first else []
+    config = fake.config(project_ids=[*wanted, "no-such-project"])
+    result = run_cli("--test", config=config)
+    assert result.returncode == 1, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if "ERROR" in line]
+    assert len(errors) == 1, errors
+    assert (
+        "Connection test failed: Usersnap project 'no-such-project' does not exist or this JWT "
+        "key cannot see it (400 SITE_NOT_FOUND" in errors[0]
+    )
+    assert "Traceback" not in result.stderr
+
+
 def test_connection_test_with_bad_credentials_is_one_line(fake: FakeUsersnap) -> None:
     config = fake.config(jwt_secret=secrets.token_urlsafe(32))
     result = run_cli("--test", config=config)
