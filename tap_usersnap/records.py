@@ -383,15 +383,13 @@ def unusable_reason(item: t.Any) -> str | None:
     if not isinstance(item, dict):
         return f"the entry is {'null' if item is None else 'a ' + type(item).__name__}"
     problem = key_problem(item.get("feedback_id"), "feedback_id")
-    if problem:
-        return problem
     created_at = item.get("created_at")
+    if problem is not None or is_timestamp(created_at):
+        return problem
+    if created_at is None:
+        return "its created_at is missing or null"
     if not isinstance(created_at, str):
-        if created_at is None:
-            return "its created_at is missing or null"
         return f"its created_at is a {type(created_at).__name__}, not a timestamp"
-    if is_timestamp(created_at):
-        return None
     return f"its created_at {created_at[:MAX_QUOTED]!r} is not an ISO 8601 timestamp"
 
 
