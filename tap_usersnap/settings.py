@@ -79,10 +79,10 @@ class Settings:
 
 
 def config_problems(config: dict[str, t.Any], schema: dict[str, t.Any]) -> list[str]:
-    """Every problem with ``config`` (filling in defaults), each naming its setting.
+    """Every problem with ``config``, each naming its setting; a secret's value is never quoted.
 
-    A secret setting's value is never quoted; numbers given as text (the environment's
-    only type) are read as numbers first.
+    Two slips are mended in place first: a number given as text (the environment's only
+    type) is read as a number, and whitespace around a credential is removed.
     """
     properties = schema.get("properties", {})
     _read_numbers(config, properties)
