@@ -136,6 +136,22 @@ def shape_problem(document: t.Any, shape: dict[str, t.Any]) -> str | None:
     return f"{where} is {_KINDS.get(type(error.instance), 'another value')}, not {expected}"
 
 
+def schema_problem(schema: dict[str, t.Any]) -> str | None:
+    """Where a schema from outside (a catalog's) is no JSON schema: ``"type": 5``, say.
+
+    Checked against the metaschema its ``$schema`` names (2020-12 if none), so a schema of
+    an older draft passes as that draft allows.
+    """
+    declared = schema.get("$schema")
+    known = {"$schema": declared} if isinstance(declared, str) else {}
+    validator = jsonschema.validators.validator_for(known, default=jsonschema.Draft202012Validator)
+    error = jsonschema.exceptions.best_match(validator(validator.META_SCHEMA).iter_errors(schema))
+    if error is None:
+        return None
+    path = "".join(f"[{p}]" if type(p) is int else f".{p}" for p in error.absolute_path)
+    return f"{path.lstrip('.') or 'the schema'}: {error.message[:200]}"
+
+
 def schema_of(stream: str) -> dict[str, t.Any]:
     """A stream's JSON schema, from its file."""
     text = resources.files("tap_usersnap.schemas").joinpath(f"{stream}.json").read_text("utf-8")

@@ -24,7 +24,7 @@ from tap_usersnap.client import (
 )
 from tap_usersnap.deletes import scope_gaps
 from tap_usersnap.feedback import FeedbackStream
-from tap_usersnap.records import schema_of, shape_problem
+from tap_usersnap.records import MAX_QUOTED, schema_of, schema_problem, shape_problem
 from tap_usersnap.sdk_private import TapHooks
 from tap_usersnap.settings import SETTINGS, Settings, config_problems, environment_problems
 from tap_usersnap.state import check_state_file
@@ -227,6 +227,11 @@ def _checked_json_file(file: t.IO[str] | None, what: str) -> t.IO[str] | None:
     if what == "catalog" and (problem := shape_problem(value, schema_of("singer_catalog"))):
         msg = f"The catalog file {name} is not a Singer catalog: {problem}"
         raise UsersnapError(msg)
+    for number, entry in enumerate(value["streams"] if what == "catalog" else []):
+        if problem := schema_problem(entry["schema"]):
+            stream = str(entry["tap_stream_id"])[:MAX_QUOTED]
+            msg = f"The catalog file {name} holds no JSON schema for stream {stream!r}: {problem}"
+            raise UsersnapError(f"{msg} (streams[{number}].schema)")
     return io.StringIO(text)
 
 

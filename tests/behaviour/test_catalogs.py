@@ -228,3 +228,32 @@ def test_a_catalog_file_of_the_wrong_shape_fails_in_one_line(
     assert len(errors) == 1, result.stderr
     assert errors[0].endswith(f"The catalog file {path} is not a Singer catalog: {problem}")
     assert fake.requests == []
+
+
+@pytest.mark.parametrize(
+    ("column", "problem"),
+    [
+        ({"allOf": [{"type": None}]}, "properties.labels.allOf[0].type: None is not valid"),
+        ({"type": 5}, "properties.labels.type: 5 is not valid"),
+        ({"type": "object", "properties": []}, "properties.labels.properties: [] is not of type"),
+    ],
+)
+def test_a_catalog_schema_that_is_no_json_schema_fails_in_one_line_before_any_request(
+    fake: FakeUsersnap, tmp_path: Path, column: dict[str, t.Any], problem: str
+) -> None:
+    """A hand-edited column (a ``type`` of null, say) is named, not a traceback mid-run."""
+    catalog = discovered(fake)
+    entry_of(catalog, "feedback")["schema"]["properties"]["labels"] = column
+    path = tmp_path / "catalog.json"
+    path.write_text(json.dumps(catalog))
+
+    result = run_cli("--catalog", str(path), config=fake.config())
+
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    errors = error_lines(result.stderr)
+    assert len(errors) == 1, result.stderr
+    number = [e["tap_stream_id"] for e in catalog["streams"]].index("feedback")
+    assert f"holds no JSON schema for stream 'feedback': {problem}" in errors[0]
+    assert errors[0].endswith(f"(streams[{number}].schema)")
+    assert fake.requests == []
