@@ -95,13 +95,32 @@ class PaginationError(UsersnapError):
     """The API's paging answers make no sense; stopping beats looping or losing data."""
 
 
+class InterruptedRunError(UsersnapError):
+    """SIGTERM or SIGINT: the run stops between records; the last STATE is a resume point."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(
+            f"Interrupted by signal {signum}: stopped; the next run resumes from the last STATE"
+        )
+        self.signum = signum
+
+
 class RateLimitedError(RetriableAPIError):
     """A 429: wait what ``Retry-After`` says (``retry_after`` None: it names no wait), retry."""
 
     def __init__(self, message: str, response: requests.Response) -> None:
         super().__init__(message, response)
+        #: The header as sent, and the seconds it asks to wait (in seconds or as an HTTP date).
         self.said = response.headers.get("Retry-After")
-        self.retry_after = retry_after(self.said)
+        self.retry_after: float | None = None
+        if self.said:
+            try:
+                seconds = float(self.said)
+            except ValueError:
+                when = _http_date(self.said)
+                seconds = math.nan if when is None else max(when - time.time(), 0.0)
+            if seconds >= 0:  # "0" and a date passed: now; nan >= 0 is False
+                self.retry_after = seconds
 
 
 class TokenRejectedError(RetriableAPIError):
@@ -109,7 +128,27 @@ class TokenRejectedError(RetriableAPIError):
 
     def __init__(self, message: str, response: requests.Response) -> None:
         super().__init__(message, response)
-        self.hint = clock_skew_hint(response)
+        #: Why a token looks invalid when the server's ``Date`` is far from this machine's clock.
+        self.hint: str | None = None
+        server = _http_date(response.headers.get("Date") or "")
+        skew = 0.0 if server is None else server - time.time()
+        if abs(skew) > CLOCK_SKEW_SECONDS:
+            side, looks = (
+                ("behind", "issued in the future") if skew < 0 else ("ahead of", "expired")
+            )
+            self.hint = (
+                f"but the server's clock (its Date header) is {abs(skew):.0f} s {side} this "
+                f"machine's, so the token looks {looks} there: set this machine's clock right (NTP)"
+            )
+
+
+def _http_date(value: str) -> float | None:
+    """An HTTP date in seconds since 1970 (UTC if it names no zone); None if it is none."""
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)).timestamp()
 
 
 def backoff_seconds(tries: int) -> float:
@@ -400,42 +439,6 @@ def api_error_text(response: requests.Response) -> str:
     return f"{errortype}: {message}" if message else errortype
 
 
-def _http_date(value: str) -> float | None:
-    """An HTTP date in seconds since 1970 (UTC if it names no zone); None if it is none."""
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return (when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)).timestamp()
-
-
-def retry_after(value: str | None) -> float | None:
-    """Seconds a ``Retry-After`` asks to wait (seconds or an HTTP date); None: no wait named."""
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        when = _http_date(value)
-        if when is None:
-            return None
-        seconds = max(when - time.time(), 0.0)
-    return seconds if seconds >= 0 else None  # "0" and a date passed: now; nan >= 0 is False
-
-
-def clock_skew_hint(response: requests.Response) -> str | None:
-    """Why a token looks invalid when the server's ``Date`` is far from this machine's clock."""
-    server = _http_date(response.headers.get("Date") or "")
-    skew = 0.0 if server is None else server - time.time()
-    if abs(skew) <= CLOCK_SKEW_SECONDS:
-        return None
-    side, looks = ("behind", "issued in the future") if skew < 0 else ("ahead of", "expired")
-    return (
-        f"but the server's clock (its Date header) is {abs(skew):.0f} s {side} this machine's, "
-        f"so the token looks {looks} there: set this machine's clock right (NTP)"
-    )
-
-
 #: What a failed connection's cause means to a person, first match wins.
 _CAUSES: tuple[tuple[tuple[type[BaseException], ...], str], ...] = (
     (
@@ -532,13 +535,3 @@ class CursorPaginator(BaseAPIPaginator[str | None]):
             raise PaginationError(msg)
         self._seen.add(cursor)
         return cursor
-
-
-class InterruptedRunError(UsersnapError):
-    """SIGTERM or SIGINT: the run stops between records; the last STATE is a resume point."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(
-            f"Interrupted by signal {signum}: stopped; the next run resumes from the last STATE"
-        )
-        self.signum = signum
