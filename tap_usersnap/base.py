@@ -223,6 +223,9 @@ class UsersnapStream(OwnRecordMessages, RESTStream[str | None]):
     #: The field of an item the ``after`` cursor names.
     cursor_key: t.ClassVar[str]
     payload_as_json = True
+    #: False, whatever the setting: the SDK's ACTIVATE_VERSION would go out before the
+    #: records; the tap sends it after a complete read (:mod:`~tap_usersnap.deletes`).
+    emit_activate_version_messages = False
 
     def __init__(self, tap: Tap, run: Run) -> None:
         self.run = run
@@ -289,15 +292,6 @@ class UsersnapStream(OwnRecordMessages, RESTStream[str | None]):
 
     @property
     @override
-    def emit_activate_version_messages(self) -> bool:
-        """False, whatever the setting: the SDK's would go out before the records.
-
-        The tap sends ACTIVATE_VERSION after a complete read (:mod:`~tap_usersnap.deletes`).
-        """
-        return False
-
-    @property
-    @override
     def url_base(self) -> str:
         return self.run.settings.api_url
 
@@ -353,10 +347,9 @@ class UsersnapStream(OwnRecordMessages, RESTStream[str | None]):
         :data:`MAX_TRIES` tries in all. Waits pass on the run's clock (tests use a fake one).
         """
         tries = {"transient": 0, "rate_limited": 0, "token": 0}
-        failure = yield 0.0
         while True:
-            self.pause(self._wait_after(failure, tries))
             failure = yield 0.0
+            self.pause(self._wait_after(failure, tries))
 
     def pause(self, seconds: float) -> None:
         """Wait ``seconds`` on the run's clock, then out the run's 429 pause; a signal ends it.
@@ -374,6 +367,7 @@ class UsersnapStream(OwnRecordMessages, RESTStream[str | None]):
             clock.sleep(min(remaining, 1.0) if clock is time else remaining)
 
     def _wait_after(self, failure: BaseException, tries: dict[str, int]) -> float:
+        """The seconds to wait before the next try (the 429 pause aside); raise to give up."""
         if isinstance(failure, TokenRejectedError):
             tries["token"] += 1
             if tries["token"] > 1:
