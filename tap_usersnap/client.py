@@ -328,6 +328,29 @@ def read_envelope(response: requests.Response) -> dict[str, t.Any]:
     return envelope
 
 
+def envelope_data(response: requests.Response) -> dict[str, t.Any]:
+    """The envelope's ``data`` object (empty when absent)."""
+    data = read_envelope(response).get("data")
+    return data if isinstance(data, dict) else {}
+
+
+def api_error_text(response: requests.Response) -> str:
+    """The ``errortype: msg`` of Usersnap's error envelope, if the body is one."""
+    try:
+        envelope = read_envelope(response)
+    except RetriableAPIError:
+        return "no error details"
+    errortype = str(envelope.get("errortype") or "UNKNOWN")[:MAX_QUOTED]
+    message = str(envelope.get("msg") or "")[:200]
+    return f"{errortype}: {message}" if message else errortype
+
+
+def said_more(data: dict[str, t.Any]) -> bool:
+    """Whether an answer's ``has_more`` says more follows (``"false"`` is text that says no)."""
+    more = data.get("has_more")
+    return more.strip().lower() in {"true", "1", "yes"} if isinstance(more, str) else bool(more)
+
+
 def needs_text_check(response: requests.Response) -> bool:
     r"""The page may hold a NUL or a lone surrogate: read leniently, or a ``\u0000`` in it.
 
@@ -394,12 +417,6 @@ def _loads(content: bytes, response: requests.Response) -> t.Any:
     )
 
 
-def said_more(data: dict[str, t.Any]) -> bool:
-    """Whether an answer's ``has_more`` says more follows (``"false"`` is text that says no)."""
-    more = data.get("has_more")
-    return more.strip().lower() in {"true", "1", "yes"} if isinstance(more, str) else bool(more)
-
-
 def cut_deep_values(content: bytes) -> bytes:
     """The body with every value nested deeper than :data:`MAX_BODY_DEPTH` made :data:`TOO_DEEP`.
 
@@ -420,23 +437,6 @@ def cut_deep_values(content: bytes) -> bytes:
                 out += content[kept_to:cut_from] + msgspec.json.encode(TOO_DEEP)
                 kept_to, cut_from = token.end(), -1
     return bytes(out + content[kept_to:])
-
-
-def envelope_data(response: requests.Response) -> dict[str, t.Any]:
-    """The envelope's ``data`` object (empty when absent)."""
-    data = read_envelope(response).get("data")
-    return data if isinstance(data, dict) else {}
-
-
-def api_error_text(response: requests.Response) -> str:
-    """The ``errortype: msg`` of Usersnap's error envelope, if the body is one."""
-    try:
-        envelope = read_envelope(response)
-    except RetriableAPIError:
-        return "no error details"
-    errortype = str(envelope.get("errortype") or "UNKNOWN")[:MAX_QUOTED]
-    message = str(envelope.get("msg") or "")[:200]
-    return f"{errortype}: {message}" if message else errortype
 
 
 #: What a failed connection's cause means to a person, first match wins.
