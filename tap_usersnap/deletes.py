@@ -138,8 +138,6 @@ class Sweeps:
         self.held: tuple[str, ...] = ()
         #: The whole second the run began: a re-read that ends must have reached it.
         self.started = format_timestamp(dt.datetime.now(dt.timezone.utc))[:19]
-        #: What Usersnap counts of each project whose re-read ended, created before the run.
-        self.before_run: dict[str, int] = {}
         #: Re-reads short by the same number twice: the sweep ends without retiring a row.
         self.given_up: list[str] = []
 
@@ -407,16 +405,18 @@ class Sweeps:
         return pending
 
     def _recount(self, project: ProjectState) -> int:
-        """The project's count at its new cut, the second after its bookmark's."""
+        """The project's count moved to its new cut, the second after its bookmark's.
+
+        Returns the least a re-read that ended must have delivered: the new count, or, if
+        more, the count of all created before the run began (a read that ended early, on an
+        empty page or has_more false too soon, would agree with a count up to its own end).
+        """
+        before_run = 0
         if project.reread_ended:
-            # A read that ended early (an empty page, has_more false too soon) would agree
-            # with a count up to its own end: what it must match is all before the run began.
-            self.before_run[project.project_id] = self.count(
-                project.project_id, self.scope_start, self.started
-            )
+            before_run = self.count(project.project_id, self.scope_start, self.started)
         if project.bookmark is None:
             project.counted = project.counted_before = None
-            return 0
+            return before_run
         cut = next_second(project.bookmark)
         counted, before = project.counted, project.counted_before
         if counted is None or before is None or cut < before or project.reread_ended:
@@ -424,19 +424,17 @@ class Sweeps:
         elif cut != before:  # at least the items delivered there, if some left meanwhile
             counted += max(self.count(project.project_id, before, cut), project.new_after_cut)
         project.counted, project.counted_before = counted, cut  # kept as they were on a failure
-        return counted
+        return max(counted, before_run)
 
     def _check_reread(self, project: ProjectState, expected: int | None) -> None:
         """A re-read that ended: done, unless it delivered fewer items than Usersnap counts.
 
-        ``expected``: the count up to the bookmark (None: the count failed). Short once, it
-        starts again; short by the same number twice, the sweep ends without retiring a row
-        (which items are gone cannot be told).
+        ``expected``: from :meth:`_recount` (None: the count failed). Short once, it starts
+        again; short by the same number twice, the sweep ends without retiring a row (which
+        items are gone cannot be told).
         """
         reread = project.reread
         assert reread is not None  # noqa: S101 - called for a re-read only
-        if expected is not None:
-            expected = max(expected, self.before_run.get(project.project_id, 0))
         short = None if expected is None else expected - reread.delivered
         if short is not None and short <= 0:
             project.reread = None
