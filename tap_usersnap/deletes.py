@@ -168,10 +168,7 @@ class Sweeps:
             for project, outcome in fewer:
                 project.counted = outcome
             if pending is not None:  # without versions, a sweep under way means nothing
-                state.pop(PENDING, None)
-                state.pop(SWEEP_STARTED, None)
-                for project in projects:
-                    project.reread = None
+                self._end_sweep(projects)
             return None
         now = format_timestamp(dt.datetime.now(dt.timezone.utc))
         state.setdefault(SWEPT_AT, now)
@@ -325,6 +322,13 @@ class Sweeps:
             project.save()
         self.stream.write_state()
 
+    def _end_sweep(self, projects: list[ProjectState]) -> t.Any:
+        """No sweep pending, no project re-read: returns when the sweep that ended began."""
+        self.state.pop(PENDING, None)
+        for project in projects:
+            project.reread = None
+        return self.state.pop(SWEEP_STARTED, None)
+
     def _sweep_due(self, swept_at: t.Any, now: str) -> bool:
         days = self.settings.sweep_days
         if not days:
@@ -368,11 +372,9 @@ class Sweeps:
                 "which are gone cannot be told; the sweep ends without retiring a row, and the "
                 "next one is due in sweep_days",
             )
-            state.pop(PENDING)
-            state.pop(SWEEP_STARTED, None)
+            self._end_sweep(projects)
             state[SWEPT_AT] = format_timestamp(dt.datetime.now(dt.timezone.utc))
             for project in projects:
-                project.reread = None
                 project.save()
             return None
         refused = [f"project {p} was refused" for p in self.report.refused_projects]
@@ -396,8 +398,7 @@ class Sweeps:
                 "; ".join(unread),
             )
             return None
-        state[ACTIVE], state[SWEPT_AT] = pending, state.pop(SWEEP_STARTED, None)
-        state.pop(PENDING)
+        state[ACTIVE], state[SWEPT_AT] = pending, self._end_sweep(projects)
         ids = {p.project_id for p in projects}  # the state of projects gone is dropped
         state["partitions"] = [
             p for p in state["partitions"] if (p.get("context") or {}).get("project_id") in ids
