@@ -178,7 +178,7 @@ class Sweeps:
         if first_run or (pending is not None and SWEEP_STARTED not in state):
             # A first read, a full refresh, or a read begun by an older tap: all from the
             # start, under a new version (rows of the old one may be gone from Usersnap).
-            version = new_version(self.table_version, max(active or 0, pending or 0) or None)
+            version = new_version(self.table_version, max(active or 0, pending or 0))
             if active is None:
                 state[ACTIVE] = version
             self._start_sweep(projects, version, now)
@@ -357,33 +357,31 @@ class Sweeps:
             project.save()
         state = self.state
         pending = state_version(state, PENDING, self.stream.logger)
+        given_up = f"{'; '.join(self.given_up)}: Usersnap lists fewer items than it counts"
         if pending is None or not self.settings.capture_deletes:
             if self.given_up:
                 self.stream.logger.warning(
-                    "%s: Usersnap lists fewer items than it counts; the re-read stops there, "
-                    "no row was retired",
-                    "; ".join(self.given_up),
+                    "%s; the re-read stops there, no row was retired", given_up
                 )
             return None
         if self.given_up:
             self.report.deletes_held(
                 "feedback",
-                f"{'; '.join(self.given_up)}: Usersnap lists fewer items than it counts, so "
-                "which are gone cannot be told; the sweep ends without retiring a row, and the "
-                "next one is due in sweep_days",
+                f"{given_up}, so which are gone cannot be told; the sweep ends without "
+                "retiring a row, and the next one is due in sweep_days",
             )
             self._end_sweep(projects)
             state[SWEPT_AT] = format_timestamp(dt.datetime.now(dt.timezone.utc))
             for project in projects:
                 project.save()
             return None
-        refused = [f"project {p} was refused" for p in self.report.refused_projects]
+        held = [f"project {p} was refused" for p in self.report.refused_projects]
+        held += self.held
         unread = [
             f"project {p.project_id} is not re-read to its end yet"
             for p in projects
             if p.reread is not None
         ]
-        held = [*refused, *self.held]
         what = "first read" if state.get(ACTIVE) == pending else "sweep"
         if held:
             self.report.deletes_held(
