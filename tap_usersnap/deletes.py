@@ -24,7 +24,8 @@ if t.TYPE_CHECKING:
     from tap_usersnap.settings import Settings
 
 #: Stream state keys: the version the rows carry, a sweep's not yet activated, when that
-#: sweep began, and when the last activated one began (the next is due ``sweep_days`` on).
+#: sweep began, when the last activated one began (the next is due ``sweep_days`` on), and
+#: that a deletion the pending sweep may have passed calls for one more.
 ACTIVE, PENDING, SWEEP_STARTED, SWEPT_AT, SWEEP_AGAIN = (
     "table_version",
     "deletes_pending_version",
@@ -330,6 +331,7 @@ class Sweeps:
         return self.state.pop(SWEEP_STARTED, None)
 
     def _sweep_due(self, swept_at: t.Any, now: str) -> bool:
+        """The last sweep began ``sweep_days`` ago or more, or its time is unreadable or ahead."""
         days = self.settings.sweep_days
         if not days:
             return False
