@@ -341,11 +341,7 @@ class Sweeps:
         return not dt.timedelta(days=-1) < elapsed < dt.timedelta(days=days)  # or in the future
 
     def finish(self, projects: list[ProjectState]) -> int | None:
-        """Each read project's count moved to its new cut; a sweep activated once complete.
-
-        The count grows by the items created between the old cut and the new, counted
-        apart, so a deletion among the older items during this run shows at the next.
-        """
+        """Each read project's count moved to its new cut; a sweep activated once complete."""
         read = [p for p in projects if p.finished]
         counts = self._each(read, self._recount)
         for project in read:
@@ -408,9 +404,11 @@ class Sweeps:
     def _recount(self, project: ProjectState) -> int:
         """The project's count moved to its new cut, the second after its bookmark's.
 
-        Returns the least a re-read that ended must have delivered: the new count, or, if
-        more, the count of all created before the run began (a read that ended early, on an
-        empty page or has_more false too soon, would agree with a count up to its own end).
+        It grows by the items created between the old cut and the new, counted apart, so a
+        deletion among the older items during this run shows at the next. Returns the least
+        a re-read that ended must have delivered: the new count, or, if more, the count of
+        all created before the run began (a read that ended early, on an empty page or
+        has_more false too soon, would agree with a count up to its own end).
         """
         before_run = 0
         if project.reread_ended:
