@@ -55,6 +55,7 @@ from tap_usersnap.client import (
     new_session,
     project_in_url,
     read_envelope,
+    says_project_gone,
 )
 from tap_usersnap.records import (
     MAX_QUOTED,
@@ -457,9 +458,9 @@ class UsersnapStream(OwnRecordMessages, RESTStream[str | None]):
                 raise UsersnapError(msg)
             self.check_page(response)
             return
-        answer = f"{status} {api_error_text(response)}"
+        answer, gone = f"{status} {api_error_text(response)}", says_project_gone(response)
         refusals = (HTTPStatus.FORBIDDEN, HTTPStatus.NOT_FOUND, HTTPStatus.REQUEST_URI_TOO_LONG)
-        if status in refusals or "SITE_NOT_FOUND" in answer:  # 414: an id too long to ask
+        if status in refusals or gone:  # 414: an id too long to ask
             project = project_in_url(response.url, "feedbacks")
             msg = (
                 f"Usersnap project {project!r} does not exist or this JWT key cannot see it "
@@ -467,7 +468,7 @@ class UsersnapStream(OwnRecordMessages, RESTStream[str | None]):
                 if project
                 else f"Usersnap refused {where} ({answer})"
             )
-            raise ProjectRefusedError(msg, answer, gone="SITE_NOT_FOUND" in answer)
+            raise ProjectRefusedError(msg, answer, gone=gone)
         if "after" in parse_qs(urlsplit(response.request.url or "").query):
             msg = (
                 f"Usersnap rejected the page cursor of {where} ({answer}); the item it names "

@@ -345,6 +345,17 @@ def api_error_text(response: requests.Response) -> str:
     return f"{errortype}: {message}" if message else errortype
 
 
+def says_project_gone(response: requests.Response) -> bool:
+    """Usersnap's errortype SITE_NOT_FOUND: its word that a project does not exist.
+
+    Only the errortype says it; a message that mentions it does not.
+    """
+    try:
+        return read_envelope(response).get("errortype") == "SITE_NOT_FOUND"
+    except RetriableAPIError:  # a body that is no envelope says nothing
+        return False
+
+
 def said_more(data: dict[str, t.Any]) -> bool:
     """Whether an answer's ``has_more`` says more follows (``"false"`` is text that says no)."""
     more = data.get("has_more")

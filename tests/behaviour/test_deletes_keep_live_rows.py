@@ -8,6 +8,7 @@ only). After every run, each must hold exactly Usersnap's items, whatever the AP
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import typing as t
 
@@ -277,12 +278,13 @@ def test_a_project_left_out_of_the_listing_for_a_run_keeps_its_rows(
     run.assert_live_rows_are_usersnaps()
 
 
-@pytest.mark.parametrize("status", [403, 404])
+@pytest.mark.parametrize("status", [403, 404, "SITE_NOT_FOUND in a 403's msg"])
 def test_a_project_missing_from_the_listing_and_refused_is_not_taken_for_deleted(
-    fake: FakeUsersnap, caplog: pytest.LogCaptureFixture, status: int
+    fake: FakeUsersnap, caplog: pytest.LogCaptureFixture, status: int | str
 ) -> None:
     """Only the spec's SITE_NOT_FOUND says a project is gone: a key that lost access to it
-    (403), or a 404 from anything on the way, keeps its rows."""
+    (403), or a 404 from anything on the way, keeps its rows; so does a message that merely
+    mentions it (only the errortype says it)."""
     run = Run(fake)
     run()
     hidden = next(iter(fake.projects))
@@ -293,7 +295,12 @@ def test_a_project_missing_from_the_listing_and_refused_is_not_taken_for_deleted
         return envelope
 
     fake.inject("mangle", transform=leave_out, match="GET /projects$", times=FOREVER)
-    fake.refuse_project(hidden, status)
+    if isinstance(status, int):
+        fake.refuse_project(hidden, status)
+    else:
+        body = {"status": False, "msg": f"not SITE_NOT_FOUND: {status}", "errortype": "FORBIDDEN"}
+        answer = json.dumps(body).encode()
+        fake.inject("status", status=403, body=answer, match=f"/{hidden}/feedbacks", times=FOREVER)
     with caplog.at_level(logging.WARNING):
         second = run()
 
