@@ -165,8 +165,8 @@ class Sweeps:
         self.held = (*gaps.held, *guards)
         active = state_version(state, ACTIVE, self.stream.logger)
         pending = state_version(state, PENDING, self.stream.logger)
-        if not self.settings.capture_deletes:
-            for project, outcome in fewer:
+        if not self.settings.capture_deletes:  # no deletion to guard: every count is taken
+            for project, outcome in fewer + guarded:
                 project.counted = outcome
             if pending is not None:  # without versions, a sweep under way means nothing
                 self._end_sweep(projects)
@@ -369,6 +369,7 @@ class Sweeps:
                 "retiring a row, and the next one is due in sweep_days",
             )
             self._end_sweep(projects)
+            state.pop(SWEEP_AGAIN, None)  # the next sweep is due in sweep_days, as said
             state[SWEPT_AT] = format_timestamp(dt.datetime.now(dt.timezone.utc))
             for project in projects:
                 project.save()

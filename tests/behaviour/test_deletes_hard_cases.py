@@ -13,7 +13,7 @@ import typing as t
 
 import pytest
 
-from tap_usersnap.deletes import ACTIVE, PENDING
+from tap_usersnap.deletes import ACTIVE, PENDING, SWEEP_AGAIN
 from tap_usersnap.tap import TapUsersnap
 from tests.behaviour.test_deletes_and_late_arrivals import feedback_state, shifted
 from tests.behaviour.test_deletes_keep_live_rows import (
@@ -191,6 +191,35 @@ def test_a_count_above_the_list_ends_the_sweep_without_retiring_a_row(fake: Fake
     assert PENDING not in run.saved["bookmarks"]["feedback"]
     run()  # the Run clears the fake's requests first
     assert len(fake.filter_requests("created_at")) == len(fake.projects)  # new feedback only
+
+
+def test_a_sweep_given_up_asks_for_no_other_before_sweep_days(fake: FakeUsersnap) -> None:
+    """A sweep that ends without retiring a row says the next is due in sweep_days: a
+    request for one more sweep (a deletion during it) ends with it, or every run would
+    start one at once and give it up again."""
+    project_a, project_b, _ = list(fake.projects)
+
+    def plus_two(envelope: dict, request: t.Any) -> dict:
+        envelope["data"]["total_count"] += 2
+        return envelope
+
+    run = Run(fake)
+    run()
+    fake.inject(
+        "mangle", transform=plus_two, match=rf"/{project_a}/feedbacks/filter/count$", times=FOREVER
+    )
+    fake.delete_feedback(items_of(fake, project_b)[4]["feedback_id"])
+    run()  # a sweep begins; project a's re-read is short once
+    assert PENDING in run.saved["bookmarks"]["feedback"]
+    run.saved["bookmarks"]["feedback"][SWEEP_AGAIN] = True  # as a deletion during it would
+    run()  # short twice: given up
+    feedback = run.saved["bookmarks"]["feedback"]
+    assert PENDING not in feedback
+    assert SWEEP_AGAIN not in feedback
+    quiet = run()
+    assert "feedback" not in activated(quiet)
+    assert len(fake.filter_requests("created_at")) == len(fake.projects)  # new feedback only
+    run.assert_no_live_row_lost()
 
 
 def test_a_late_item_re_read_that_the_list_never_matches_ends_with_a_warning(
@@ -455,6 +484,25 @@ def test_capture_deletes_off_still_delivers_late_items(fake: FakeUsersnap) -> No
     assert late["feedback_id"] in second.ids()
     assert not activated(second) or "feedback" not in activated(second)
     assert {m.get("version") for m in record_messages(second)} == {None}
+
+
+def test_capture_deletes_off_finds_late_items_after_a_mass_deletion(
+    empty_fake: FakeUsersnap,
+) -> None:
+    """Without deletes the guard holds nothing back: the lower count is taken, so a late
+    item after it still shows in the count (kept at the old count, it stayed hidden)."""
+    fake = empty_fake
+    fake.seed(projects=1, per_project=30)
+    run = Run(fake, capture_deletes=False)
+    run()
+    project = next(iter(fake.projects))
+    items = items_of(fake, project)
+    for item in items[:20]:  # two thirds: more than max_delete_percent
+        fake.delete_feedback(item["feedback_id"])
+    run()
+    late = fake.add_feedback(project, created_at=shifted(items[-1]["created_at"], -3))
+    third = run()
+    assert late["feedback_id"] in third.ids()
 
 
 def test_a_project_ids_shard_sweeps_only_its_projects(fake: FakeUsersnap) -> None:
