@@ -119,7 +119,7 @@ class RateLimitedError(RetriableAPIError):
             except ValueError:
                 when = _http_date(self.said)
                 seconds = math.nan if when is None else max(when - time.time(), 0.0)
-            if seconds >= 0:  # "0" and a date passed: now; nan >= 0 is False
+            if 0 <= seconds < math.inf:  # "0" and a date passed: now; nan and inf: no wait
                 self.retry_after = seconds
 
 

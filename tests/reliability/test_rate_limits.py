@@ -72,6 +72,7 @@ def test_429_without_retry_after_backs_off(scenario: FaultScenario, sleeps: list
     [
         ("-5", "Retry-After '-5' names no wait"),
         ("nan", "Retry-After 'nan' names no wait"),
+        ("inf", "Retry-After 'inf' names no wait"),
         ("soon", "Retry-After 'soon' names no wait"),
     ],
 )
