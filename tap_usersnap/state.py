@@ -267,7 +267,12 @@ def saved_partitions(state: dict[str, t.Any], logger: logging.Logger) -> dict[st
 
 
 class StateError(UsersnapError):
-    """A value in the state cannot be used; the user must correct or clear it."""
+    """A value in the state cannot be used; the message tells the user to correct or clear it."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(
+            f"{problem}. Correct it or clear the state (meltano state clear <state id>)"
+        )
 
 
 def load_projects(
@@ -361,7 +366,7 @@ def timestamp_from_state(value: t.Any, where: str, key: str) -> str | None:
     if not is_timestamp(value):
         msg = (
             f"The state of {where} holds an unusable {key}: {str(value)[:60]!r} is not an ISO "
-            "8601 timestamp. Correct it or clear the state (meltano state clear <state id>)"
+            "8601 timestamp"
         )
         raise StateError(msg)
     return normalise_timestamp(value)
@@ -387,8 +392,7 @@ def pinned_scope(state: dict[str, t.Any], settings: Settings, logger: logging.Lo
     if pinned and parse_timestamp(pinned) > dt.datetime.now(dt.timezone.utc) + START_DATE_TOLERANCE:
         msg = (
             f"The state of the feedback stream holds a {SCOPE_START} in the future, {pinned}: "
-            "no feedback could be read, and every loaded row would look deleted. Correct it "
-            "or clear the state (meltano state clear <state id>)"
+            "no feedback could be read, and every loaded row would look deleted"
         )
         raise StateError(msg)
     if state.get(SCOPE_SETTING) != setting:
@@ -427,8 +431,4 @@ def check_state_file(state: dict[str, t.Any], name: str) -> None:
     """
     problem = shape_problem(state, schema_of("singer_state"))
     if problem:
-        msg = (
-            f"The state file {name} is not Singer state: {problem}. Correct it or clear the "
-            "state (meltano state clear <state id>)"
-        )
-        raise StateError(msg)
+        raise StateError(f"The state file {name} is not Singer state: {problem}")
