@@ -72,7 +72,8 @@ SKIPPED = "__usersnap_skipped__"
 ANOTHER_READER_AFTER_SECONDS = 0.02
 #: A read is stopped past its count plus this many pages: ``has_more`` never ends.
 RUNAWAY_PAGES = 10
-EDITS, MARK, COUNT_KIND = "edits", "mark", "count"
+#: Event kinds besides a read's items (``end``: the read ended), and the count request's.
+EDITS, MARK, END, COUNT_KIND = "edits", "mark", "end", "count"
 #: What a read hands the emitter: its project, the kind of event, and the item or value.
 Event = tuple[ProjectState, str, t.Any]
 
@@ -230,7 +231,7 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
             partition_for=lambda pid: self.get_context_state({"project_id": pid}),
             logger=self.logger,
         )
-        projects = list(loaded.values())
+        projects = list(loaded.values())  # a project listed twice is read once
         # Each STATE holds every project's partition: one every max(100, projects) records
         # keeps the STATE a run writes within the size of its records, however many projects.
         self.STATE_MSG_FREQUENCY = max(type(self).STATE_MSG_FREQUENCY, len(projects))
@@ -281,7 +282,7 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
         An item created in the future is emitted, not bookmarked; one out of ``created_at``
         order holds the saved bookmark back until the read's end.
         """
-        if kind == "end":
+        if kind == END:
             self._end(project, *value)
             return
         if kind == MARK:
@@ -467,7 +468,7 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
                         started += 1
                     continue
                 for event in chunk:
-                    remaining -= event[1] == "end"
+                    remaining -= event[1] == END
                     yield event
         finally:
             stop.set()
@@ -477,12 +478,12 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
 
         A reader never raises: the emitter decides what ends the run.
         """
+        error = None
         try:
             yield from self._read(project, read, scan)
-        except Exception as error:
-            yield project, "end", (read, error)
-        else:
-            yield project, "end", (read, None)
+        except Exception as failure:
+            error = failure
+        yield project, END, (read, error)
 
     def _read(self, project: ProjectState, read: str, scan: bool) -> t.Iterator[Event]:
         """One read's events: the edit scan's and new feedback, or the project's re-read.
