@@ -305,7 +305,7 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
         if created > self._ceiling:
             project.unbookmarked += 1
             return
-        if created < project.newest and project.ordered:
+        if project.ordered and created < (project.bookmark or ""):  # the newest taken
             project.ordered = False
             self.logger.warning(
                 "Usersnap answered project %s out of created_at order (the tap asks oldest "
@@ -313,7 +313,6 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
                 "to its end, so a run stopped before then reads it again from there",
                 project.project_id,
             )
-        project.newest = max(created, project.newest)
         project.took(created)
         if project.ordered:
             project.save_position()

@@ -134,8 +134,7 @@ class ProjectState:
     #: Items the API sent though its filter excludes them: before the scope, or the start.
     outside: int = 0
     stale: int = 0
-    #: Newest ``created_at`` taken; False once the API answered out of order.
-    newest: str = ""
+    #: False once the API answered out of order (the bookmark is then saved at the read's end).
     ordered: bool = True
     #: The reads that ended, not refused ("new", "reread").
     finished: set[str] = dataclasses.field(default_factory=set)
