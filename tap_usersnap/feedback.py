@@ -565,7 +565,8 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
     def _check_runaway(self, project: ProjectState) -> None:
         """Stop a read that goes on far beyond what the project holds (``has_more`` forever)."""
         limit = RUNAWAY_PAGES * self.run.settings.page_size
-        if project.received <= limit:
+        received = project.read + project.unbookmarked  # delivered or skipped
+        if received <= limit:
             return
         if project.total is None:
             try:
@@ -573,10 +574,10 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
             except UsersnapError as error:
                 self.logger.warning("Could not count project %s: %s", project.label, error)
                 project.total = -1
-        if project.total >= 0 and project.received > project.total + limit:
+        if project.total >= 0 and received > project.total + limit:
             msg = (
                 f"Usersnap kept answering has_more for project {project.project_id}: "
-                f"{project.received} items read where it counts {project.total}; stopped (the "
+                f"{received} items read where it counts {project.total}; stopped (the "
                 "state keeps the last bookmark reached, so the next run goes on from there)"
             )
             raise PaginationError(msg)

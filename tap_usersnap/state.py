@@ -151,11 +151,6 @@ class ProjectState:
         """How logs name the project: its name and id."""
         return project_label(self.name, self.project_id)
 
-    @property
-    def received(self) -> int:
-        """Entries this run's read received, delivered or skipped."""
-        return self.read + self.unbookmarked
-
     def advance(self, created: str) -> None:
         """One item taken, created at ``created``: the bookmark moves to the newest."""
         self.read += 1
