@@ -293,6 +293,16 @@ class UsersnapStream(OwnRecordMessages, RESTStream[str | None]):
 
     @property
     @override
+    def partitions(self) -> None:
+        """None: each stream reads in one pass, whatever partitions a state names.
+
+        The feedback stream keeps a partition a project itself; the SDK would read each
+        context a state names as one more pass (a hand-edited state: a read per entry).
+        """
+        return None
+
+    @property
+    @override
     def url_base(self) -> str:
         return self.run.settings.api_url
 

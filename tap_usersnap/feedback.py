@@ -188,12 +188,6 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
         context = {"project_id": project_id, "kind": COUNT_KIND, "from": start, "before": before}
         return int(next(iter(self.request_records(context)))["total_count"])
 
-    @property
-    @override
-    def partitions(self) -> None:
-        """None: one pass, the projects read some at once; state keeps a partition each."""
-        return None
-
     @override
     def post_process(
         self, row: dict[str, t.Any], context: Context | None = None

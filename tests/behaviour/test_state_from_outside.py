@@ -207,6 +207,18 @@ def test_a_state_catalog_or_config_file_that_is_not_a_json_object_fails_in_one_l
             {"bookmarks": {"feedback": {"partitions": [{"context": 5}]}}},
             "bookmarks.feedback.partitions[0].context is an integer, not an object",
         ),
+        (
+            {"bookmarks": {"projects": {"partitions": [{}]}}},
+            "bookmarks.projects.partitions[0] has no context",
+        ),
+        (
+            {"bookmarks": {"feedback": {"progress_markers": None}}},
+            "bookmarks.feedback.progress_markers is null, not an object",
+        ),
+        (
+            {"bookmarks": {"other": {"partitions": [{"context": {}, "progress_markers": 5}]}}},
+            "bookmarks.other.partitions[0].progress_markers is an integer, not an object",
+        ),
     ],
 )
 def test_a_state_file_of_the_wrong_shape_fails_in_one_line_naming_the_part(
@@ -293,3 +305,18 @@ def test_an_unusable_table_version_is_dropped_with_a_warning_naming_it(
     assert result.final_state["bookmarks"]["feedback"].get("table_version") != value
     versions = [m.get("version") for m in result.messages if m["type"] == "RECORD"]
     assert value not in versions
+
+
+@pytest.mark.parametrize("stream", ["projects", "project_assignees"])
+def test_partitions_a_state_gives_a_full_table_stream_read_it_once(
+    fake: FakeUsersnap, stream: str
+) -> None:
+    """Each context a state names would be one more read of the whole stream (each row
+    emitted again, every assignee asked again): the stream reads once, whatever it names."""
+    state = {"bookmarks": {stream: {"partitions": [{"context": {"n": n}} for n in range(5)]}}}
+
+    result = run_sync(fake.config(), state)
+
+    assert len(result.records(stream)) == len({str(r) for r in result.records(stream)})
+    assert len(fake.requests_to(r"GET /projects$")) == 1
+    assert len(fake.requests_to(r"/assignees$")) == len(fake.projects)
