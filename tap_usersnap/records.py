@@ -394,6 +394,13 @@ def key_problem(value: t.Any, name: str) -> str | None:
     return None
 
 
+def project_id_problem(value: t.Any) -> str | None:
+    """Why ``value`` names no project the API can be asked about; None when it names one."""
+    if isinstance(value, str) and value in {".", ".."}:
+        return f"its project_id {value!r} names no URL path segment"
+    return key_problem(value, "project_id")
+
+
 def unusable_reason(item: t.Any) -> str | None:
     """Why a feedback item can be neither keyed nor bookmarked; None when it is fine."""
     if not isinstance(item, dict):

@@ -22,6 +22,7 @@ from tap_usersnap.records import (
     is_timestamp,
     normalise_timestamp,
     parse_timestamp,
+    project_id_problem,
     project_label,
     schema_of,
     shape_problem,
@@ -245,7 +246,10 @@ def saved_partitions(state: dict[str, t.Any], logger: logging.Logger) -> dict[st
     saved: dict[str, dict[str, t.Any]] = {}
     for entry in state.get("partitions") or []:
         pid = (entry.get("context") or {}).get("project_id") if isinstance(entry, dict) else None
-        if not isinstance(pid, str):
+        problem = None if pid is None else project_id_problem(pid)
+        if problem:  # no request can name it: it would hold back every deletion for ever
+            logger.warning("The state's feedback partition of a project was dropped: %s", problem)
+        if pid is None or problem:
             continue
         if pid in saved:
             saved[pid] = max(saved[pid], entry, key=lambda e: str(e.get(BOOKMARK) or ""))

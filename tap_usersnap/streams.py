@@ -22,7 +22,13 @@ from tap_usersnap.client import (
     said_more,
 )
 from tap_usersnap.deletes import ACTIVE, new_version, state_version
-from tap_usersnap.records import MAX_QUOTED, conform, key_problem, project_label
+from tap_usersnap.records import (
+    MAX_QUOTED,
+    conform,
+    key_problem,
+    project_id_problem,
+    project_label,
+)
 
 if t.TYPE_CHECKING:
     import requests
@@ -95,10 +101,7 @@ class ProjectsStream(FullTableStream):
             raise UsersnapError(msg) from error
         projects = []
         for position, project in enumerate(listed, start=1):
-            project_id = project.get("project_id")
-            problem = key_problem(project_id, "project_id")
-            if project_id in {".", ".."}:
-                problem = f"its project_id {project_id!r} names no URL path segment"
+            problem = project_id_problem(project.get("project_id"))
             if problem:
                 name = project.get("name")
                 named = f" ({name[:MAX_QUOTED]!r})" if isinstance(name, str) else ""
@@ -126,7 +129,7 @@ class ProjectsStream(FullTableStream):
     def known_project_ids(self) -> set[str]:
         """The projects whose rows (and assignees) the warehouse holds, as the state says."""
         known = self.stream_state.get(KNOWN_PROJECTS)
-        return {p for p in known if isinstance(p, str)} if isinstance(known, list) else set()
+        return {p for p in known if not project_id_problem(p)} if isinstance(known, list) else set()
 
     def remember_listed(self, *, retired: bool) -> None:
         """Keep the listed projects in state; with ``retired``, the others' rows are gone."""

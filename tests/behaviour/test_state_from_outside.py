@@ -19,6 +19,7 @@ from harness.reliability import (
     FaultScenario,
 )
 from harness.singer_run import bookmarks, run_cli, run_sync
+from harness.warehouse import Warehouse
 from tap_usersnap.records import format_timestamp
 from tap_usersnap.state import StateError
 
@@ -320,3 +321,30 @@ def test_partitions_a_state_gives_a_full_table_stream_read_it_once(
     assert len(result.records(stream)) == len({str(r) for r in result.records(stream)})
     assert len(fake.requests_to(r"GET /projects$")) == 1
     assert len(fake.requests_to(r"/assignees$")) == len(fake.projects)
+
+
+@pytest.mark.parametrize("junk", ["..", ".", "", ["a list"]])
+def test_a_project_id_no_request_can_name_in_the_state_holds_back_no_deletion(
+    fake: FakeUsersnap, caplog: pytest.LogCaptureFixture, junk: t.Any
+) -> None:
+    """Asked about, it could never answer, so every deletion would wait for ever: its
+    partition is dropped, named in a warning, and the deletion applies."""
+    warehouse = Warehouse()
+    first = run_sync(fake.config())
+    warehouse.apply(first.messages)
+    state = first.final_state
+    state["bookmarks"]["feedback"]["partitions"].append({"context": {"project_id": junk}})
+    state["bookmarks"]["projects"]["project_ids"].append(junk)
+    gone = fake.feedback[next(iter(fake.projects))][2]["feedback_id"]
+    fake.delete_feedback(gone)
+
+    with caplog.at_level(logging.WARNING):
+        second = run_sync(fake.config(), state)
+    warehouse.apply(second.messages)
+
+    assert warehouse.ids("feedback", "feedback_id") == fake.all_feedback_ids()
+    assert any(
+        "The state's feedback partition of a project was dropped" in r.message
+        for r in caplog.records
+    )
+    assert not [r for r in caplog.records if "Deletions not applied" in r.message]
