@@ -35,6 +35,8 @@ ACTIVE, PENDING, SWEEP_STARTED, SWEPT_AT, SWEEP_AGAIN = (
 )
 #: A project of fewer items may lose any share of them at once (a small project emptied).
 MIN_GUARDED_ITEMS = 20
+#: How many skipped items the line that holds a sweep back names (each has its own warning).
+NAMED_ITEMS = 3
 
 
 def new_version(now: int, active: int | None) -> int:
@@ -362,11 +364,20 @@ class Sweeps:
                     "%s; the re-read stops there, no row was retired", given_up
                 )
             return None
-        if self.given_up:
+        unread = [
+            f"feedback {i} of project {p.project_id}" for p in projects for i in p.unread_rows
+        ]
+        if self.given_up or unread:
+            why = [f"{given_up}, so which are gone cannot be told"] if self.given_up else []
+            if unread:  # Usersnap still has them: their rows must not be retired
+                more = len(unread) - NAMED_ITEMS
+                named = ", ".join(unread[:NAMED_ITEMS]) + (f" and {more} more" if more > 0 else "")
+                why.append(f"{named} could not be read (skipped above)")
+            what = "first read" if state.get(ACTIVE) == pending else "sweep"
             self.report.deletes_held(
                 "feedback",
-                f"{given_up}, so which are gone cannot be told; the sweep ends without "
-                "retiring a row, and the next one is due in sweep_days",
+                f"{'; '.join(why)}; the {what} ends without retiring a row, and the next sweep "
+                "is due in sweep_days",
             )
             self._end_sweep(projects)
             state.pop(SWEEP_AGAIN, None)  # the next sweep is due in sweep_days, as said

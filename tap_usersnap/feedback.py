@@ -45,6 +45,7 @@ from tap_usersnap.records import (
     holds_bad_text,
     is_canonical,
     is_timestamp,
+    key_problem,
     normalise_timestamp,
     now_ceiling,
     unusable_reason,
@@ -169,8 +170,14 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
                 problem = unusable_reason(item)
                 if problem is not None:
                     self.run.report.skipped_item(describe_item(item, project), problem)
-                    created = item.get("created_at") if isinstance(item, dict) else None
-                    yield {SKIPPED: normalise_timestamp(created) if is_timestamp(created) else None}
+                    entry = item if isinstance(item, dict) else {}
+                    created, key = entry.get("created_at"), entry.get("feedback_id")
+                    stand_in = {
+                        SKIPPED: normalise_timestamp(created) if is_timestamp(created) else None
+                    }
+                    if not key_problem(key, "feedback_id"):
+                        stand_in["feedback_id"] = key  # an item with a row, maybe
+                    yield stand_in
                     continue
                 item["created_at"] = normalise_timestamp(item["created_at"])  # a valid other form
             if item.get("custom_data") and cut_deep_custom_data(item):
@@ -288,6 +295,8 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
         created = value[SKIPPED] if SKIPPED in value else value["created_at"]
         verdict = "new"
         if kind == REREAD:
+            if SKIPPED in value and "feedback_id" in value:
+                project.unread_rows.append(value["feedback_id"])
             takes = project.project_id not in self._reads_new or NEW in project.finished
             verdict = project.place_reread(created, self._scope_start, takes=takes)
         if verdict == "new":

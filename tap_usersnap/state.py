@@ -132,6 +132,8 @@ class ProjectState:
     read: int = 0
     #: Entries received without a usable ``created_at``, or created in the future.
     unbookmarked: int = 0
+    #: The ids of items a re-read had to skip: rows of theirs may be live, so no sweep retires.
+    unread_rows: list[str] = dataclasses.field(default_factory=list)
     #: Items the API sent though its filter excludes them: before the scope, or the start.
     outside: int = 0
     stale: int = 0

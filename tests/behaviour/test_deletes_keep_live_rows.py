@@ -562,3 +562,33 @@ def test_assignees_that_cannot_all_be_read_keep_their_rows(
     ]
     assert len(held) == 1
     assert why in held[0]
+
+
+def test_an_item_a_sweep_had_to_skip_keeps_its_row(
+    fake: FakeUsersnap, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Usersnap still has an item the sweep could not use (its created_at broke): the
+    sweep ends without retiring a row, naming it, rather than retire it with the deleted."""
+    run = Run(fake)
+    run()
+    project = next(iter(fake.projects))
+    items = sorted(fake.feedback[project], key=lambda i: i["created_at"])
+    spoiled = items[2]["feedback_id"]
+
+    def spoil(envelope: dict, request: t.Any) -> dict:
+        for item in envelope["data"]["feedbacks"]:
+            if item.get("feedback_id") == spoiled:
+                item["created_at"] = "not a time"
+        return envelope
+
+    fake.inject("mangle", transform=spoil, match=FILTER, times=FOREVER)
+    fake.delete_feedback(items[5]["feedback_id"])
+    with caplog.at_level(logging.WARNING):
+        swept = run()
+
+    assert "feedback" not in activated(swept)
+    run.assert_no_live_row_lost()
+    held = [w for w in warnings(caplog) if w.startswith("Deletions not applied to feedback")]
+    assert len(held) == 1, warnings(caplog)
+    assert f"feedback {spoiled} of project {project} could not be read (skipped" in held[0]
+    assert PENDING not in run.saved["bookmarks"]["feedback"]  # the next is due in sweep_days
