@@ -57,6 +57,9 @@ MAX_TRIES, BASE_BACKOFF_SECONDS, MAX_BACKOFF_SECONDS, MAX_RATE_LIMITED = 6, 1.0,
 #: longest one the run waits out: a longer one ends the run (the next resumes), rather than
 #: retrying before the server asked or waiting for days.
 MIN_RETRY_AFTER_SECONDS, MAX_RETRY_AFTER_SECONDS = 1.0, 3600.0
+#: Pages in a row with no item but ``has_more`` before a read stops (a server that pages
+#: for ever with fresh cursors).
+MAX_EMPTY_PAGES = 10
 #: Nesting deeper than this is cut when a body is too deep for any decoder to read.
 MAX_BODY_DEPTH = 96
 #: The longest integer Python reads from text (its default limit).
@@ -513,6 +516,8 @@ class CursorPaginator(BaseAPIPaginator[str | None]):
         super().__init__(None)
         self._records_key, self._fallback_key = records_key, fallback_key
         self._seen: set[str] = set()
+        #: Pages in a row that held no entry but said ``has_more``.
+        self._empty = 0
 
     @override
     def has_more(self, response: requests.Response) -> bool:
@@ -535,6 +540,13 @@ class CursorPaginator(BaseAPIPaginator[str | None]):
             msg = (
                 f"Usersnap said has_more for {describe(response)} but gave no next.after cursor "
                 f"({self.count + 1} page(s) read); stopping rather than dropping the rest"
+            )
+            raise PaginationError(msg)
+        self._empty = 0 if data.get(self._records_key) else self._empty + 1
+        if self._empty > MAX_EMPTY_PAGES:
+            msg = (
+                f"Usersnap answered {self._empty} pages of {describe(response)} in a row with no "
+                "item, each saying has_more; stopping rather than asking for ever"
             )
             raise PaginationError(msg)
         if cursor in self._seen:

@@ -320,7 +320,6 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
         if project.ordered:
             project.save_position()
         if project.read % self.run.settings.page_size == 0:
-            self._check_runaway(project)
             self.run.report.progress(project.label, project.read, project.counted)
 
     def _end(self, project: ProjectState, read: str, error: Exception | None) -> None:
@@ -519,7 +518,7 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
         The last 1000 ids are remembered, so memory stays flat however large the project.
         """
         recent: collections.OrderedDict[str, None] = collections.OrderedDict()
-        for item in self.request_records(context):
+        for item in self._items(project, context):
             key = None if SKIPPED in item else item["feedback_id"]
             if key in recent:
                 self.logger.info(
@@ -546,7 +545,7 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
         first = since is None or before is None
         context = {"project_id": project.project_id, "kind": MARK if first else EDITS}
         mark, seen = None, set()
-        for item in self.request_records(context):
+        for item in self._items(project, context):
             if SKIPPED in item or item["feedback_id"] in seen:
                 continue
             seen.add(item["feedback_id"])
@@ -565,10 +564,19 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
         if mark or project.edit_mark:
             yield project, MARK, mark or project.edit_mark
 
-    def _check_runaway(self, project: ProjectState) -> None:
-        """Stop a read that goes on far beyond what the project holds (``has_more`` forever)."""
+    def _items(self, project: ProjectState, context: dict[str, t.Any]) -> t.Iterator[dict]:
+        """One read's entries, as the API sends them, repeats and skipped ones included."""
+        for received, item in enumerate(self.request_records(context), start=1):
+            if received % self.run.settings.page_size == 0:
+                self._check_runaway(project, received)
+            yield item
+
+    def _check_runaway(self, project: ProjectState, received: int) -> None:
+        """Stop a read that goes on far beyond what the project holds (``has_more`` forever).
+
+        ``received``: the read's entries so far, whether taken, repeated or skipped.
+        """
         limit = RUNAWAY_PAGES * self.run.settings.page_size
-        received = project.read + project.unbookmarked  # delivered or skipped
         if received <= limit:
             return
         if project.total is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import typing as t
+import uuid
 
 import pytest
 
@@ -420,3 +421,42 @@ def test_has_more_forever_with_fresh_items_stops_naming_the_project(
     # What was read is safe to resume from: the bookmark is an item that was emitted.
     bookmark = bookmarks(result.final_state)[project_a]
     assert bookmark in {r["created_at"] for r in result.records("feedback")}
+
+
+@pytest.mark.parametrize(
+    ("order_by", "pages"),
+    [
+        *(("created_at", pages) for pages in ("empty", "unusable", "repeated")),
+        # Repeated items end the edit scan anyway: the first one older than its mark stops it.
+        *(("updated_at", pages) for pages in ("empty", "unusable")),
+    ],
+)
+def test_has_more_forever_with_nothing_new_stops_in_one_line(
+    fake: FakeUsersnap, pages: str, order_by: str
+) -> None:
+    """Fresh cursors and has_more on every page, but no item to take: no page may go
+    unchecked (the read asked for ever)."""
+    project_a = next(iter(fake.projects))
+    first = run_sync(config(fake))
+    fake.filter_ignores_after = True  # any cursor answers the same page
+
+    def endless(envelope: dict, request: RecordedRequest) -> dict:
+        if ((request.body or {}).get("order_by") or {}).get("order_by_type") == order_by:
+            data = envelope["data"]
+            if pages == "empty":
+                data["feedbacks"] = []
+            elif pages == "unusable":
+                data["feedbacks"] = [{"feedback_id": None, "created_at": None}] * PAGE_SIZE
+            data["has_more"], data["next"] = True, {"after": str(uuid.uuid4())}
+        return envelope
+
+    fake.inject(
+        "mangle", transform=endless, match=rf"/{project_a}/feedbacks/filter$", times=FOREVER
+    )
+    fake.requests.clear()
+    result = run_sync(config(fake, capture_edits=True), first.final_state, check=False)
+
+    assert isinstance(result.error, PaginationError)
+    assert "has_more" in str(result.error)
+    # Entries up to the count plus RUNAWAY_PAGES pages of them: a bound, not for ever.
+    assert len(fake.requests_to(rf"/{project_a}/feedbacks/filter$")) < 150
