@@ -39,7 +39,7 @@ from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 from singer_sdk.pagination import BaseAPIPaginator
 from typing_extensions import override
 
-from tap_usersnap.records import MAX_QUOTED
+from tap_usersnap.records import MAX_QUOTED, one_line
 
 LOGGER = logging.getLogger("tap-usersnap")
 #: Seconds to wait for a connection.
@@ -343,8 +343,8 @@ def api_error_text(response: requests.Response) -> str:
         envelope = read_envelope(response)
     except RetriableAPIError:
         return "no error details"
-    errortype = str(envelope.get("errortype") or "UNKNOWN")[:MAX_QUOTED]
-    message = str(envelope.get("msg") or "")[:200]
+    errortype = one_line(str(envelope.get("errortype") or "UNKNOWN")[:MAX_QUOTED])
+    message = one_line(str(envelope.get("msg") or "")[:200])
     return f"{errortype}: {message}" if message else errortype
 
 

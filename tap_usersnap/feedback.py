@@ -42,12 +42,12 @@ from tap_usersnap.records import (
     derived_fields,
     describe_item,
     format_timestamp,
-    holds_bad_text,
     is_canonical,
     is_timestamp,
     key_problem,
     normalise_timestamp,
     now_ceiling,
+    unfit_for_key,
     unusable_reason,
     whole_second,
 )
@@ -165,7 +165,7 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
                 and is_canonical(item.get("created_at"))
                 and type(item.get("feedback_id")) is str
                 and 0 < len(item["feedback_id"]) <= MAX_KEY_LENGTH
-                and not (check_text and holds_bad_text(item["feedback_id"]))
+                and not unfit_for_key(item["feedback_id"])
             ):
                 problem = unusable_reason(item)
                 if problem is not None:

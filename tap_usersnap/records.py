@@ -159,6 +159,10 @@ def schema_of(stream: str) -> dict[str, t.Any]:
 
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+#: Control characters: a line break in text a log line quotes would forge another line.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+#: What no key may hold: control characters, and lone surrogates.
+_UNFIT_FOR_KEY = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 _INTEGER = re.compile(r"-?(?:0|[1-9][0-9]{0,17})")
 _NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 _DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?")
@@ -391,7 +395,19 @@ def key_problem(value: t.Any, name: str) -> str | None:
         return f"its {name} is {len(value)} characters long, more than a key column holds"
     if holds_bad_text(value):
         return f"its {name} holds a NUL character or a lone surrogate"
+    if unfit_for_key(value):
+        return f"its {name} holds a control character (a line break, say)"
     return None
+
+
+def unfit_for_key(text: str) -> bool:
+    """A control character or a lone surrogate: no id of Usersnap's holds one."""
+    return _UNFIT_FOR_KEY.search(text) is not None
+
+
+def one_line(text: str) -> str:
+    """``text`` from the API with its control characters as spaces, for a log line to quote."""
+    return _CONTROL.sub(" ", text)
 
 
 def project_id_problem(value: t.Any) -> str | None:
@@ -440,9 +456,9 @@ def describe_item(item: t.Any, project: str) -> str:
         return f"an entry of project {project}"
     parts = []
     if isinstance(item.get("feedback_number"), int | str):
-        parts.append(f"#{str(item['feedback_number'])[:MAX_QUOTED]}".replace("\n", " "))
+        parts.append(f"#{one_line(str(item['feedback_number'])[:MAX_QUOTED])}")
     if isinstance(item.get("feedback_id"), str) and item["feedback_id"]:
-        parts.append(f"(id {item['feedback_id'][:MAX_QUOTED]})")
+        parts.append(f"(id {one_line(item['feedback_id'][:MAX_QUOTED])})")
     return " ".join(["feedback", *parts, "of project", project])
 
 

@@ -387,3 +387,41 @@ def test_a_number_no_target_stores_is_kept_as_text_or_nulled_in_a_column_by_name
         for w in warnings
     )
     assert_every_record_validates(result)
+
+
+FORGED = "\n2026-01-01 00:00:00,000 | INFO     | tap-usersnap | Run completed fine"
+
+
+def test_a_line_break_in_an_id_or_an_error_never_forges_a_log_line(
+    fake: FakeUsersnap, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No Usersnap id holds a control character: such an item is skipped by name, and an
+    error's text is quoted on one line."""
+    project_id = next(iter(fake.projects))
+    bad = oldest_first(fake, project_id)[3]
+    fake.inject(
+        "mangle",
+        match=f"POST /projects/{project_id}/feedbacks/filter$",
+        times=FOREVER,
+        transform=corrupting(bad["feedback_id"], set_field("feedback_id", "abc" + FORGED)),
+    )
+    with caplog.at_level(logging.WARNING):
+        first = run_sync(fake.config(), check=False)
+
+    assert bad["feedback_id"] not in first.ids()
+    skipped = [m for m in messages_at(caplog, logging.WARNING) if m.startswith("Skipped")]
+    assert skipped == [
+        f"Skipped feedback #{bad['feedback_number']} (id abc {FORGED[1:37]}) of project "
+        f"{project_id}: its feedback_id holds a control character (a line break, say)"
+    ]
+
+    caplog.clear()
+    body = {"status": False, "msg": "first" + FORGED, "errortype": "BAD\nREQUEST"}
+    fake.inject("status", status=400, body=json.dumps(body).encode(), match="GET /projects$")
+    with caplog.at_level(logging.WARNING):
+        failed = run_sync(fake.config(), check=False)
+
+    assert failed.error is not None
+    assert "\n" not in str(failed.error)
+    assert f"(400 BAD REQUEST: first {FORGED[1:]})" in str(failed.error)
+    assert not [r for r in caplog.records if "\n" in r.getMessage()]
