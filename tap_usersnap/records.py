@@ -147,9 +147,27 @@ def schema_problem(schema: dict[str, t.Any]) -> str | None:
     validator = jsonschema.validators.validator_for(known, default=jsonschema.Draft202012Validator)
     error = jsonschema.exceptions.best_match(validator(validator.META_SCHEMA).iter_errors(schema))
     if error is None:
-        return None
+        return _unreadable_part(schema, "")
     path = "".join(f"[{p}]" if type(p) is int else f".{p}" for p in error.absolute_path)
     return f"{path.lstrip('.') or 'the schema'}: {error.message[:200]}"
+
+
+def _unreadable_part(schema: dict[str, t.Any], path: str) -> str | None:
+    """Where a property's or the items' schema is no object, which the SDK cannot read.
+
+    JSON Schema allows ``true`` and ``false`` there (and draft 7 a list of items).
+    """
+    parts = [(f"{path}.properties.{k}", v) for k, v in (schema.get("properties") or {}).items()]
+    parts += [(f"{path}.items", schema["items"])] if "items" in schema else []
+    for where, part in parts:
+        if type(part) is not dict:
+            quoted = json.dumps(part)[:MAX_QUOTED]
+            return (
+                f"{where.lstrip('.')}: {quoted} is no object (the SDK reads only an object there)"
+            )
+        if problem := _unreadable_part(part, where):
+            return problem
+    return None
 
 
 def schema_of(stream: str) -> dict[str, t.Any]:
@@ -177,6 +195,9 @@ class Shape:
     timestamp: bool = False
     properties: dict[str, Shape] | None = None
     items: Shape | None = None
+    #: ``additionalProperties: false``: an undeclared key is left out (a target validating
+    #: the record against its SCHEMA would fail on it).
+    closed: bool = False
     #: A value of one of :attr:`types` needs nothing more (no timestamp, no parts declared).
     plain: bool = True
 
@@ -188,15 +209,19 @@ class Shape:
         properties = schema.get("properties")
         items = schema.get("items")
         timestamp = schema.get("format") == "date-time" and "string" in names  # else moot
+        closed = schema.get("additionalProperties") is False
         return cls(
             types=frozenset(
                 p for name in names if name in _JSON_TYPES for p in _JSON_TYPES[name][0]
             ),
             names=names,
             timestamp=timestamp,
-            properties={k: cls.of(v) for k, v in properties.items()} if properties else None,
+            properties={k: cls.of(v) for k, v in (properties or {}).items()}
+            if properties or closed
+            else None,
+            closed=closed,
             items=cls.of(items) if isinstance(items, dict) else None,
-            plain=not (timestamp or properties or isinstance(items, dict)),
+            plain=not (timestamp or properties or closed or isinstance(items, dict)),
         )
 
 
@@ -250,23 +275,27 @@ def conform(record: dict[str, t.Any], shape: Shape, *, check_text: bool = True) 
     """
     changes: list[str] = []
     if shape.properties is not None:
-        _conform(record, shape.properties, changes)
+        _conform(record, shape, changes)
     if check_text:
         changes += clean_text(record)
     return changes
 
 
-def _conform(record: dict[str, t.Any], properties: dict[str, Shape], changes: list[str]) -> None:
+def _conform(record: dict[str, t.Any], shape: Shape, changes: list[str]) -> None:
+    properties, undeclared = shape.properties or {}, []
     for key, value in record.items():
-        shape = properties.get(key)
-        if shape is None:
-            continue  # not declared: any JSON value will do
-        if shape.plain and type(value) in shape.types:
-            if type(value) is int and not _fits_bigint(value, shape):
+        child = properties.get(key)
+        if child is None:  # not declared: any JSON value will do, unless the shape is closed
+            if shape.closed:
+                undeclared.append(key)
+        elif child.plain and type(value) in child.types:
+            if type(value) is int and not _fits_bigint(value, child):
                 changes.append(f"its {key} is beyond a 64-bit integer: emitted as null")
                 record[key] = None
-        elif not (shape.timestamp and is_canonical(value)):
-            record[key] = _mended(value, shape, key, changes, None)
+        elif not (child.timestamp and is_canonical(value)):
+            record[key] = _mended(value, child, key, changes, None)
+    for key in undeclared:
+        del record[key]
 
 
 def _conform_items(values: list[t.Any], shape: Shape, changes: list[str]) -> None:
@@ -295,7 +324,7 @@ def _mended(value: t.Any, shape: Shape, field: str, changes: list[str], lost: t.
     elif type(value) in shape.types:
         start = len(changes)
         if shape.properties is not None and type(value) is dict:
-            _conform(value, shape.properties, changes)
+            _conform(value, shape, changes)
             field += "."
         elif shape.items is not None and type(value) is list:
             _conform_items(value, shape.items, changes)

@@ -99,9 +99,11 @@ class ProjectsStream(FullTableStream):
                 "Enterprise plan), or this API key may not list projects"
             )
             raise UsersnapError(msg) from error
-        projects = []
+        projects, seen = [], set()
         for position, project in enumerate(listed, start=1):
             problem = project_id_problem(project.get("project_id"))
+            if not problem and project["project_id"] in seen:  # its first listing is read
+                problem = "its project_id is listed twice"
             if problem:
                 name = project.get("name")
                 named = f" ({name[:MAX_QUOTED]!r})" if isinstance(name, str) else ""
@@ -111,6 +113,7 @@ class ProjectsStream(FullTableStream):
                 continue
             for change in conform(project, self.shape):
                 self.run.report.altered_item(f"project {project['project_id']}", change)
+            seen.add(project["project_id"])
             projects.append(project)
         if self._cut_short:
             short = (

@@ -36,6 +36,8 @@ if t.TYPE_CHECKING:
     from singer_sdk.singerlib import Catalog
 
 AUTOMATIC = Metadata.InclusionType.AUTOMATIC
+#: The feedback fields the tap builds (from the project read, and derived), not the API.
+FEEDBACK_BUILT = ["project_id", "project_name", "conversation", "label_names", "input_values"]
 #: What a stream_maps setting the SDK cannot use raises.
 MAP_ERRORS = (MapExpressionError, StreamMapConfigError)
 
@@ -83,16 +85,17 @@ class TapUsersnap(TapHooks):
         """The catalog given, each stream's keys named, typed as the tap's and always selected.
 
         A hand-written catalog may leave out the keys, retype or deselect one; records
-        without their key cannot be loaded, nor bookmarked without ``created_at``. An entry
+        without their key cannot be loaded, nor bookmarked without ``created_at``. The
+        fields the tap builds keep its types too (it makes them after conforming). An entry
         without stream-level metadata is selected, as one without any metadata is. The SDK
         builds the SCHEMA messages from this catalog, so the entry itself is corrected
         (idempotent); the records are conformed to its schema (other types it names too).
         """
         catalog = super().input_catalog
-        for name, keys, replication_key in (
-            ("projects", ["project_id"], None),
-            ("feedback", ["feedback_id"], "created_at"),
-            ("project_assignees", ["project_id", "user_id"], None),
+        for name, keys, replication_key, built in (
+            ("projects", ["project_id"], None, []),
+            ("feedback", ["feedback_id"], "created_at", FEEDBACK_BUILT),
+            ("project_assignees", ["project_id", "user_id"], None, []),
         ):
             entry = catalog.get_stream(name) if catalog is not None else None
             if entry is None:
@@ -101,8 +104,11 @@ class TapUsersnap(TapHooks):
             if () not in entry.metadata:
                 entry.metadata[()] = StreamMetadata(selected=True)
             own = schema_of(name)["properties"]
+            entry.schema.properties = entry.schema.properties or {}
+            for field in built:  # the tap's own values, of its own types
+                if field in entry.schema.properties:
+                    entry.schema.properties[field] = Schema.from_dict(own[field])
             for key in [*keys, *([replication_key] if replication_key else [])]:
-                entry.schema.properties = entry.schema.properties or {}
                 entry.schema.properties[key] = Schema.from_dict(own[key])
                 metadata = entry.metadata.get(("properties", key))
                 if metadata is None:

@@ -240,10 +240,15 @@ def test_a_catalog_file_of_the_wrong_shape_fails_in_one_line(
         ({"allOf": [{"type": None}]}, "properties.labels.allOf[0].type: None is not valid"),
         ({"type": 5}, "properties.labels.type: 5 is not valid"),
         ({"type": "object", "properties": []}, "properties.labels.properties: [] is not of type"),
+        (False, "properties.labels: false is no object (the SDK reads only an object there)"),
+        (
+            {"type": "array", "items": True},
+            "properties.labels.items: true is no object (the SDK reads only an object there)",
+        ),
     ],
 )
 def test_a_catalog_schema_that_is_no_json_schema_fails_in_one_line_before_any_request(
-    fake: FakeUsersnap, tmp_path: Path, column: dict[str, t.Any], problem: str
+    fake: FakeUsersnap, tmp_path: Path, column: t.Any, problem: str
 ) -> None:
     """A hand-edited column (a ``type`` of null, say) is named, not a traceback mid-run."""
     catalog = discovered(fake)
@@ -261,3 +266,53 @@ def test_a_catalog_schema_that_is_no_json_schema_fails_in_one_line_before_any_re
     assert f"holds no JSON schema for stream 'feedback': {problem}" in errors[0]
     assert errors[0].endswith(f"(streams[{number}].schema)")
     assert fake.requests == []
+
+
+def test_a_catalog_that_retypes_the_fields_the_tap_builds_gets_the_tap_s_types(
+    fake: FakeUsersnap,
+) -> None:
+    """project_id, project_name and the derived fields are the tap's values, made after
+    conforming: the SCHEMA sent names the types they have, and none is nulled."""
+    catalog = discovered(fake)
+    properties = entry_of(catalog, "feedback")["schema"]["properties"]
+    own = dict(properties)
+    for field in ("project_id", "project_name", "conversation", "label_names", "input_values"):
+        properties[field] = {"type": ["integer", "null"]}
+
+    result = run_sync(fake.config(), catalog=catalog)
+
+    assert_every_record_validates(result)
+    sent = result.schema("feedback")["schema"]["properties"]
+    assert sent["input_values"] == own["input_values"]
+    assert sent["project_id"] == own["project_id"]
+    records = result.records("feedback")
+    assert {r["project_id"] for r in records} == set(fake.projects)
+    assert all(type(r["conversation"]) is list for r in records)
+
+
+def test_a_closed_catalog_schema_gets_records_without_fields_it_does_not_declare(
+    fake: FakeUsersnap,
+) -> None:
+    """``additionalProperties: false`` (a strict hand-written catalog): a field the API added
+    is left out, at the top and inside an object, or a target validating would fail."""
+    catalog = discovered(fake)
+    for entry in catalog["streams"]:
+        entry["schema"]["additionalProperties"] = False
+    client = entry_of(catalog, "feedback")["schema"]["properties"]["client"]
+    client["additionalProperties"] = False
+
+    def add_fields(envelope: dict[str, t.Any], request: t.Any) -> dict[str, t.Any]:
+        for item in envelope["data"]["feedbacks"]:
+            item["new_api_field"] = 1
+            if isinstance(item.get("client"), dict):
+                item["client"]["device_pixel_ratio"] = 2
+        return envelope
+
+    fake.inject("mangle", match="POST .*/feedbacks/filter$", transform=add_fields, times=10**6)
+    result = run_sync(fake.config(), catalog=catalog)
+
+    assert_every_record_validates(result)
+    records = result.records("feedback")
+    assert sorted(result.ids()) == sorted(fake.all_feedback_ids())
+    assert not any("new_api_field" in r for r in records)
+    assert not any("device_pixel_ratio" in (r.get("client") or {}) for r in records)

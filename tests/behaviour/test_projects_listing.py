@@ -117,3 +117,30 @@ def test_a_project_id_too_long_for_a_url_is_skipped_and_the_others_load(
         "characters long, more than a key column holds"
     ) in messages_at(caplog, logging.WARNING)
     assert [m[:120] for m in messages_at(caplog, logging.WARNING) if len(m) > 1000] == []
+
+
+def test_a_project_listed_twice_is_read_once_with_its_assignees(
+    fake: FakeUsersnap, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A repeat is skipped by name: taken for a shared api_key, it cost the assignees."""
+
+    def repeat(envelope: dict[str, t.Any], request: t.Any) -> dict[str, t.Any]:
+        envelope["data"]["projects"].append(dict(envelope["data"]["projects"][0]))
+        return envelope
+
+    plain = run_sync(fake.config())
+    fake.inject("mangle", match="GET /projects$", transform=repeat)
+    with caplog.at_level(logging.WARNING):
+        result = run_sync(fake.config(), check=False)
+
+    assert result.error is None
+    assert sorted(result.ids("projects", "project_id")) == sorted(fake.projects)
+    assert any(
+        m.startswith("Skipped project 4 (")
+        and m.endswith("of the projects listing: its project_id is listed twice")
+        for m in messages_at(caplog, logging.WARNING)
+    )
+    assert result.records("project_assignees") == plain.records("project_assignees")
+    assert "project_assignees" in {
+        m["stream"] for m in result.messages if m["type"] == "ACTIVATE_VERSION"
+    }
