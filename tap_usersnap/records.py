@@ -136,40 +136,6 @@ def shape_problem(document: t.Any, shape: dict[str, t.Any]) -> str | None:
     return f"{where} is {_KINDS.get(type(error.instance), 'another value')}, not {expected}"
 
 
-def schema_problem(schema: dict[str, t.Any]) -> str | None:
-    """Where a schema from outside (a catalog's) is no JSON schema: ``"type": 5``, say.
-
-    Checked against the metaschema its ``$schema`` names (2020-12 if none), so a schema of
-    an older draft passes as that draft allows.
-    """
-    declared = schema.get("$schema")
-    known = {"$schema": declared} if isinstance(declared, str) else {}
-    validator = jsonschema.validators.validator_for(known, default=jsonschema.Draft202012Validator)
-    error = jsonschema.exceptions.best_match(validator(validator.META_SCHEMA).iter_errors(schema))
-    if error is None:
-        return _unreadable_part(schema, "")
-    path = "".join(f"[{p}]" if type(p) is int else f".{p}" for p in error.absolute_path)
-    return f"{path.lstrip('.') or 'the schema'}: {error.message[:200]}"
-
-
-def _unreadable_part(schema: dict[str, t.Any], path: str) -> str | None:
-    """Where a property's or the items' schema is no object, which the SDK cannot read.
-
-    JSON Schema allows ``true`` and ``false`` there (and draft 7 a list of items).
-    """
-    parts = [(f"{path}.properties.{k}", v) for k, v in (schema.get("properties") or {}).items()]
-    parts += [(f"{path}.items", schema["items"])] if "items" in schema else []
-    for where, part in parts:
-        if type(part) is not dict:
-            quoted = json.dumps(part)[:MAX_QUOTED]
-            return (
-                f"{where.lstrip('.')}: {quoted} is no object (the SDK reads only an object there)"
-            )
-        if problem := _unreadable_part(part, where):
-            return problem
-    return None
-
-
 def schema_of(stream: str) -> dict[str, t.Any]:
     """A stream's JSON schema, from its file."""
     text = resources.files("tap_usersnap.schemas").joinpath(f"{stream}.json").read_text("utf-8")

@@ -10,6 +10,7 @@ import sys
 import time
 import typing as t
 
+import jsonschema
 from singer_sdk.exceptions import ConfigValidationError, MapExpressionError, StreamMapConfigError
 from singer_sdk.helpers.capabilities import PluginCapabilities
 from singer_sdk.singerlib import Metadata, Schema, StreamMetadata
@@ -24,7 +25,7 @@ from tap_usersnap.client import (
 )
 from tap_usersnap.deletes import scope_gaps
 from tap_usersnap.feedback import FeedbackStream
-from tap_usersnap.records import MAX_QUOTED, schema_of, schema_problem, shape_problem
+from tap_usersnap.records import MAX_QUOTED, schema_of, shape_problem
 from tap_usersnap.sdk_private import TapHooks
 from tap_usersnap.settings import SETTINGS, Settings, config_problems, environment_problems
 from tap_usersnap.state import check_state_file
@@ -234,11 +235,45 @@ def _checked_json_file(file: t.IO[str] | None, what: str) -> t.IO[str] | None:
         msg = f"The catalog file {name} is not a Singer catalog: {problem}"
         raise UsersnapError(msg)
     for number, entry in enumerate(value["streams"] if what == "catalog" else []):
-        if problem := schema_problem(entry["schema"]):
+        if problem := _schema_problem(entry["schema"]):
             stream = str(entry["tap_stream_id"])[:MAX_QUOTED]
             msg = f"The catalog file {name} holds no JSON schema for stream {stream!r}: {problem}"
             raise UsersnapError(f"{msg} (streams[{number}].schema)")
     return io.StringIO(text)
+
+
+def _schema_problem(schema: dict[str, t.Any]) -> str | None:
+    """Where a schema from outside (a catalog's) is no JSON schema: ``"type": 5``, say.
+
+    Checked against the metaschema its ``$schema`` names (2020-12 if none), so a schema of
+    an older draft passes as that draft allows.
+    """
+    declared = schema.get("$schema")
+    known = {"$schema": declared} if isinstance(declared, str) else {}
+    validator = jsonschema.validators.validator_for(known, default=jsonschema.Draft202012Validator)
+    error = jsonschema.exceptions.best_match(validator(validator.META_SCHEMA).iter_errors(schema))
+    if error is None:
+        return _unreadable_part(schema, "")
+    path = "".join(f"[{p}]" if type(p) is int else f".{p}" for p in error.absolute_path)
+    return f"{path.lstrip('.') or 'the schema'}: {error.message[:200]}"
+
+
+def _unreadable_part(schema: dict[str, t.Any], path: str) -> str | None:
+    """Where a property's or the items' schema is no object, which the SDK cannot read.
+
+    JSON Schema allows ``true`` and ``false`` there (and draft 7 a list of items).
+    """
+    parts = [(f"{path}.properties.{k}", v) for k, v in (schema.get("properties") or {}).items()]
+    parts += [(f"{path}.items", schema["items"])] if "items" in schema else []
+    for where, part in parts:
+        if type(part) is not dict:
+            quoted = json.dumps(part)[:MAX_QUOTED]
+            return (
+                f"{where.lstrip('.')}: {quoted} is no object (the SDK reads only an object there)"
+            )
+        if problem := _unreadable_part(part, where):
+            return problem
+    return None
 
 
 def _no_constant(name: str) -> t.NoReturn:
