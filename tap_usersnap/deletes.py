@@ -172,7 +172,9 @@ class Sweeps:
                 project.counted = outcome
             if pending is not None:  # without versions, a sweep under way means nothing
                 self._end_sweep(projects)
-            return None
+            # Rows keep the active version (if deletes were on): an SDK SQL sink never
+            # retires a row whose version a record without one set to null.
+            return active
         now = format_timestamp(dt.datetime.now(dt.timezone.utc))
         state.setdefault(SWEPT_AT, now)
         first_run = full_table or (

@@ -126,6 +126,31 @@ def config_problems(config: dict[str, t.Any], schema: dict[str, t.Any]) -> list[
     return problems
 
 
+def stream_map_problems(stream_maps: t.Any, streams: dict[str, set[str]]) -> list[str]:
+    """A ``stream_maps`` entry naming no stream of the tap (the SDK ignores it silently).
+
+    A typo in a map meant to hash or drop personal data would load that data in clear.
+    ``streams``: each stream's properties; removing one it does not have is warned about.
+    """
+    problems = []
+    for name, spec in stream_maps.items() if isinstance(stream_maps, dict) else ():
+        source = spec.get("__source__") if isinstance(spec, dict) else None
+        stream = name if source is None else source
+        if name != "__else__" and stream not in streams:
+            problems.append(
+                f"stream_maps names stream {str(stream)[:MAX_QUOTED]!r}, which tap-usersnap "
+                f"does not have (its streams: {', '.join(streams)}), in config['stream_maps']"
+            )
+        elif isinstance(spec, dict) and stream in streams:
+            for field in [f for f, e in spec.items() if e is None and f not in streams[stream]]:
+                LOGGER.warning(
+                    "stream_maps removes %r from %s, which has no such property (a typo?)",
+                    str(field)[:MAX_QUOTED],
+                    stream,
+                )
+    return problems
+
+
 def _start_date_problems(start_date: t.Any) -> list[str]:
     """A start_date that is no date-time, or so far ahead that no feedback can match yet."""
     if start_date is None:

@@ -46,12 +46,16 @@ class FullTableStream(UsersnapStream):
     version: int | None = None
 
     def start_version(self) -> None:
-        """With ``capture_deletes``, RECORDs carry a version later than the active one."""
-        if self.run.settings.capture_deletes and self.version is None:
-            self.version = new_version(
-                self.run.table_version,
-                state_version(self.stream_state, ACTIVE, self.logger, self.name),
-            )
+        """With ``capture_deletes``, RECORDs carry a version later than the active one.
+
+        Without, they carry the active one, if deletes were on before: an SDK SQL sink
+        never retires a row whose version a record without one set to null.
+        """
+        active = state_version(self.stream_state, ACTIVE, self.logger, self.name)
+        if not self.run.settings.capture_deletes:
+            self.use_table_version(active)
+        elif self.version is None:
+            self.version = new_version(self.run.table_version, active)
             self.use_table_version(self.version)
 
     @override

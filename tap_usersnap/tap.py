@@ -27,7 +27,13 @@ from tap_usersnap.deletes import scope_gaps
 from tap_usersnap.feedback import FeedbackStream
 from tap_usersnap.records import MAX_QUOTED, schema_of, shape_problem
 from tap_usersnap.sdk_private import TapHooks
-from tap_usersnap.settings import SETTINGS, Settings, config_problems, environment_problems
+from tap_usersnap.settings import (
+    SETTINGS,
+    Settings,
+    config_problems,
+    environment_problems,
+    stream_map_problems,
+)
 from tap_usersnap.state import check_state_file
 from tap_usersnap.streams import ProjectAssigneesStream, ProjectsStream
 
@@ -37,6 +43,8 @@ if t.TYPE_CHECKING:
     from singer_sdk.singerlib import Catalog
 
 AUTOMATIC = Metadata.InclusionType.AUTOMATIC
+#: The tap's streams, in the order they are synced.
+STREAMS = ("projects", "feedback", "project_assignees")
 #: The feedback fields the tap builds (from the project read, and derived), not the API.
 FEEDBACK_BUILT = ["project_id", "project_name", "conversation", "label_names", "input_values"]
 #: What a stream_maps setting the SDK cannot use raises.
@@ -122,7 +130,9 @@ class TapUsersnap(TapHooks):
     def config_errors(self, config: dict[str, t.Any]) -> list[str]:
         """The settings' problems, the SDK's built-in ones too, none quoting a secret."""
         self.append_builtin_config(self.config_jsonschema)
-        return config_problems(config, self.config_jsonschema)
+        streams = {name: set(schema_of(name)["properties"]) for name in STREAMS}
+        problems = config_problems(config, self.config_jsonschema)
+        return problems + stream_map_problems(config.get("stream_maps"), streams)
 
     @override
     def on_termination(self, signum: int) -> None:

@@ -486,6 +486,28 @@ def test_capture_deletes_off_still_delivers_late_items(fake: FakeUsersnap) -> No
     assert {m.get("version") for m in record_messages(second)} == {None}
 
 
+def test_a_run_with_capture_deletes_off_keeps_rows_retirable_by_a_later_sweep(
+    fake: FakeUsersnap,
+) -> None:
+    """Rows it sends keep the active version: an SDK SQL sink never retires a row whose
+    version a record without one set to null (target-postgres does)."""
+    run = Run(fake)
+    run()
+    project_a, project_b, _ = list(fake.projects)
+    edited = items_of(fake, project_a)[3]["feedback_id"]
+    fake.update_feedback(edited, status_type="closed")
+    added = fake.add_feedback(project_b)["feedback_id"]
+    off = run(capture_deletes=False)
+    active = feedback_state(run)[ACTIVE]
+    assert {m.get("version") for m in record_messages(off)} == {active}
+    assert {m.get("version") for m in record_messages(off, "projects")} == {active}
+    fake.delete_feedback(edited)
+    fake.delete_feedback(added)
+    run()
+    run()
+    run.assert_live_rows_are_usersnaps()
+
+
 def test_capture_deletes_off_finds_late_items_after_a_mass_deletion(
     empty_fake: FakeUsersnap,
 ) -> None:

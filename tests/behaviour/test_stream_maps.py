@@ -14,8 +14,9 @@ import typing as t
 import pytest
 import yaml
 
+from harness.expect import error_lines
 from harness.meltano_project import REPO
-from harness.singer_run import run_sync
+from harness.singer_run import run_cli, run_sync
 
 if t.TYPE_CHECKING:
     from fake_usersnap import FakeUsersnap
@@ -78,3 +79,31 @@ def test_the_examples_change_no_other_stream(fake: FakeUsersnap, example: int) -
     mapped = run_sync(fake.config(**EXAMPLES[example]))
     for stream in ("projects", "project_assignees"):
         assert mapped.records(stream) == plain.records(stream)
+
+
+@pytest.mark.parametrize(
+    ("stream_maps", "named"),
+    [
+        ({"feedbacks": {"email": "md5(email) if email else None"}}, "'feedbacks'"),
+        ({"fb": {"__source__": "feedbak", "email": None}}, "'feedbak'"),
+    ],
+)
+def test_a_map_naming_no_stream_fails_before_any_request(
+    fake: FakeUsersnap, stream_maps: dict[str, t.Any], named: str
+) -> None:
+    """The SDK ignores it: a typo in a map meant to hash personal data loaded it in clear."""
+    result = run_cli(config=fake.config(stream_maps=stream_maps))
+
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert any(f"stream_maps names stream {named}" in line for line in error_lines(result.stderr))
+    assert fake.requests == []
+
+
+def test_a_map_removing_a_property_the_stream_lacks_is_warned_about(fake: FakeUsersnap) -> None:
+    result = run_cli(config=fake.config(stream_maps={"feedback": {"emial": None}}))
+
+    assert result.returncode == 0
+    assert "stream_maps removes 'emial' from feedback, which has no such property" in (
+        result.stderr
+    )
