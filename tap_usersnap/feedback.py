@@ -221,7 +221,13 @@ class FeedbackStream(OwnBookmarks, UsersnapStream):
             exists=self.project_exists,
         )
         ids = list(settings.project_ids) or [p["project_id"] for p in listing.projects]
-        ids += [p for p in gaps.answering if p not in ids]
+        for project_id in [p for p in ids if p in gaps.gone]:  # read, it would fail every run
+            self.logger.warning(
+                "project_ids names project %s, which Usersnap says no longer exists: it is "
+                "not read, and its rows leave with the next sweep; remove it from project_ids",
+                project_id,
+            )
+        ids = [p for p in ids if p not in gaps.gone] + [p for p in gaps.answering if p not in ids]
         loaded = load_projects(
             state,
             saved,

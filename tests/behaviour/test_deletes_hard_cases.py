@@ -527,6 +527,34 @@ def test_capture_deletes_off_finds_late_items_after_a_mass_deletion(
     assert late["feedback_id"] in third.ids()
 
 
+def test_a_project_in_project_ids_that_usersnap_deleted_leaves_the_warehouse(
+    fake: FakeUsersnap, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Read, it was refused in every run (exit 1) and held every deletion back; Usersnap
+    says it does not exist, so its rows go with the sweep that follows, and the user is
+    told to drop it from project_ids."""
+    project_ids = list(fake.projects)
+    run = Run(fake, project_ids=project_ids)
+    run()
+    fake.remove_project(project_ids[2])
+    with caplog.at_level(logging.WARNING):
+        second = run()
+
+    assert second.error is None
+    assert "feedback" in activated(second)
+    run.assert_live_rows_are_usersnaps()
+    assert any(
+        w.startswith(f"project_ids names project {project_ids[2]}, which Usersnap says no")
+        for w in warnings(caplog)
+    )
+    third = run(project_ids=project_ids[:2])
+    assert third.error is None
+    assert "feedback" not in activated(third)
+    fake.delete_feedback(items_of(fake, project_ids[0])[0]["feedback_id"])
+    assert "feedback" in activated(run(project_ids=project_ids[:2]))
+    run.assert_live_rows_are_usersnaps()
+
+
 def test_a_project_ids_shard_sweeps_only_its_projects(fake: FakeUsersnap) -> None:
     shard = list(fake.projects)[:2]
     run = Run(fake, project_ids=shard)
