@@ -25,13 +25,15 @@ if t.TYPE_CHECKING:
 
 #: Stream state keys: the version the rows carry, a sweep's not yet activated, when that
 #: sweep began, when the last activated one began (the next is due ``sweep_days`` on), and
-#: that a deletion the pending sweep may have passed calls for one more.
-ACTIVE, PENDING, SWEEP_STARTED, SWEPT_AT, SWEEP_AGAIN = (
+#: that a deletion the pending sweep may have passed calls for one more, and since when
+#: ``capture_deletes`` has been off (deletions then went unseen: a sweep follows).
+ACTIVE, PENDING, SWEEP_STARTED, SWEPT_AT, SWEEP_AGAIN, DELETES_OFF = (
     "table_version",
     "deletes_pending_version",
     "sweep_started_at",
     "swept_at",
     "sweep_again",
+    "deletes_off_since",
 )
 #: A project of fewer items may lose any share of them at once (a small project emptied).
 MIN_GUARDED_ITEMS = 20
@@ -167,15 +169,16 @@ class Sweeps:
         self.held = (*gaps.held, *guards)
         active = state_version(state, ACTIVE, self.stream.logger)
         pending = state_version(state, PENDING, self.stream.logger)
+        now = format_timestamp(dt.datetime.now(dt.timezone.utc))
         if not self.settings.capture_deletes:  # no deletion to guard: every count is taken
             for project, outcome in fewer + guarded:
                 project.counted = outcome
             if pending is not None:  # without versions, a sweep under way means nothing
                 self._end_sweep(projects)
+            state.setdefault(DELETES_OFF, now)
             # Rows keep the active version (if deletes were on): an SDK SQL sink never
             # retires a row whose version a record without one set to null.
             return active
-        now = format_timestamp(dt.datetime.now(dt.timezone.utc))
         state.setdefault(SWEPT_AT, now)
         first_run = full_table or (
             active is None and pending is None and not any(p.bookmark for p in projects)
@@ -199,6 +202,8 @@ class Sweeps:
         ]
         if state.get(SWEEP_AGAIN):
             reasons.append("an item the last sweep had re-read was deleted during it")
+        if off_since := state.get(DELETES_OFF):
+            reasons.append(f"capture_deletes was off from {off_since}, looking for none")
         if self._sweep_due(state[SWEPT_AT], now):
             reasons.append(f"the last full sweep began at {state[SWEPT_AT]}")
         if reasons and self.held:
@@ -322,6 +327,7 @@ class Sweeps:
                 )
         self.state[PENDING], self.state[SWEEP_STARTED] = version, now
         self.state.pop(SWEEP_AGAIN, None)  # this sweep reads every item again
+        self.state.pop(DELETES_OFF, None)
         for project in projects:
             project.reread = Reread()
             project.save()

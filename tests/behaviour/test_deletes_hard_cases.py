@@ -508,6 +508,21 @@ def test_a_run_with_capture_deletes_off_keeps_rows_retirable_by_a_later_sweep(
     run.assert_live_rows_are_usersnaps()
 
 
+def test_deletions_while_capture_deletes_was_off_apply_once_it_is_on_again(
+    fake: FakeUsersnap,
+) -> None:
+    """Counts taken while it was off absorbed the deletion: turned on again, a sweep runs."""
+    run = Run(fake)
+    run()
+    fake.delete_feedback(items_of(fake, next(iter(fake.projects)))[2]["feedback_id"])
+    run(capture_deletes=False)
+    run.assert_no_live_row_lost()
+    back_on = run()
+    assert "feedback" in activated(back_on)
+    run.assert_live_rows_are_usersnaps()
+    assert "feedback" not in activated(run())
+
+
 def test_capture_deletes_off_finds_late_items_after_a_mass_deletion(
     empty_fake: FakeUsersnap,
 ) -> None:
