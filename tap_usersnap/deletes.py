@@ -372,16 +372,16 @@ class Sweeps:
                     "%s; the re-read stops there, no row was retired", given_up
                 )
             return None
-        unread = [
+        skipped = [
             f"feedback {i} of project {p.project_id}" for p in projects for i in p.unread_rows
         ]
-        if self.given_up or unread:
+        what = "first read" if state.get(ACTIVE) == pending else "sweep"
+        if self.given_up or skipped:
             why = [f"{given_up}, so which are gone cannot be told"] if self.given_up else []
-            if unread:  # Usersnap still has them: their rows must not be retired
-                more = len(unread) - NAMED_ITEMS
-                named = ", ".join(unread[:NAMED_ITEMS]) + (f" and {more} more" if more > 0 else "")
+            if skipped:  # Usersnap still has them: their rows must not be retired
+                more = len(skipped) - NAMED_ITEMS
+                named = ", ".join(skipped[:NAMED_ITEMS]) + (f" and {more} more" if more > 0 else "")
                 why.append(f"{named} could not be read (skipped above)")
-            what = "first read" if state.get(ACTIVE) == pending else "sweep"
             self.report.deletes_held(
                 "feedback",
                 f"{'; '.join(why)}; the {what} ends without retiring a row, and the next sweep "
@@ -400,7 +400,6 @@ class Sweeps:
             for p in projects
             if p.reread is not None
         ]
-        what = "first read" if state.get(ACTIVE) == pending else "sweep"
         if held:
             self.report.deletes_held(
                 "feedback", f"the {what} is not complete: {'; '.join(held + unread)}"

@@ -126,14 +126,18 @@ def shape_problem(document: t.Any, shape: dict[str, t.Any]) -> str | None:
     error = jsonschema.exceptions.best_match(errors)
     if error is None:
         return None
-    path = "".join(f"[{p}]" if type(p) is int else f".{p}" for p in error.absolute_path)
-    where = path.lstrip(".") or "the document"
+    where = json_path(error.absolute_path) or "the document"
     if error.validator == "required":
         missing = next(k for k in error.validator_value if k not in error.instance)
         return f"{where} has no {missing}"
     expected = error.validator_value
     expected = _JSON_TYPES[expected][1] if expected in _JSON_TYPES else str(expected)
     return f"{where} is {_KINDS.get(type(error.instance), 'another value')}, not {expected}"
+
+
+def json_path(parts: t.Iterable[str | int]) -> str:
+    """Where in a JSON document a value is, as a person reads it: ``streams[0].schema``."""
+    return "".join(f"[{p}]" if type(p) is int else f".{p}" for p in parts).lstrip(".")
 
 
 def schema_of(stream: str) -> dict[str, t.Any]:
@@ -144,9 +148,10 @@ def schema_of(stream: str) -> dict[str, t.Any]:
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 #: Control characters: a line break in text a log line quotes would forge another line.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_CONTROL_CHARACTERS = "\x00-\x1f\x7f-\x9f\u2028\u2029"
+_CONTROL = re.compile(f"[{_CONTROL_CHARACTERS}]")
 #: What no key may hold: control characters, and lone surrogates.
-_UNFIT_FOR_KEY = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+_UNFIT_FOR_KEY = re.compile(f"[{_CONTROL_CHARACTERS}\ud800-\udfff]")
 _INTEGER = re.compile(r"-?(?:0|[1-9][0-9]{0,17})")
 _NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 _DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?")

@@ -25,7 +25,7 @@ from tap_usersnap.client import (
 )
 from tap_usersnap.deletes import scope_gaps
 from tap_usersnap.feedback import FeedbackStream
-from tap_usersnap.records import MAX_QUOTED, schema_of, shape_problem
+from tap_usersnap.records import MAX_QUOTED, json_path, schema_of, shape_problem
 from tap_usersnap.sdk_private import TapHooks
 from tap_usersnap.settings import (
     SETTINGS,
@@ -130,9 +130,11 @@ class TapUsersnap(TapHooks):
     def config_errors(self, config: dict[str, t.Any]) -> list[str]:
         """The settings' problems, the SDK's built-in ones too, none quoting a secret."""
         self.append_builtin_config(self.config_jsonschema)
-        streams = {name: set(schema_of(name)["properties"]) for name in STREAMS}
         problems = config_problems(config, self.config_jsonschema)
-        return problems + stream_map_problems(config.get("stream_maps"), streams)
+        if stream_maps := config.get("stream_maps"):  # the schema files read only then
+            streams = {name: set(schema_of(name)["properties"]) for name in STREAMS}
+            problems += stream_map_problems(stream_maps, streams)
+        return problems
 
     @override
     def on_termination(self, signum: int) -> None:
@@ -264,8 +266,7 @@ def _schema_problem(schema: dict[str, t.Any]) -> str | None:
     error = jsonschema.exceptions.best_match(validator(validator.META_SCHEMA).iter_errors(schema))
     if error is None:
         return _unreadable_part(schema, "")
-    path = "".join(f"[{p}]" if type(p) is int else f".{p}" for p in error.absolute_path)
-    return f"{path.lstrip('.') or 'the schema'}: {error.message[:200]}"
+    return f"{json_path(error.absolute_path) or 'the schema'}: {error.message[:200]}"
 
 
 def _unreadable_part(schema: dict[str, t.Any], path: str) -> str | None:
